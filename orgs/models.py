@@ -1,0 +1,241 @@
+from __future__ import annotations
+
+import zoneinfo
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
+from django.db import models
+from django.db.models.functions import Lower
+from django.utils.timezone import now
+from guardian.models import UserObjectPermissionBase
+
+if TYPE_CHECKING:
+    from django.db.models.query import QuerySet
+
+
+class UserManager(BaseUserManager["User"]):
+    use_in_migrations = True
+
+    def get_by_natural_key(self, username: str | None) -> User:
+        return self.get(email__iexact=username)
+
+    def _create_user(self, email: str, password: str | None, **extra_fields: Any) -> User:
+        if not email:
+            raise ValueError("An email address is required.")
+        user = self.model(email=self.normalize_email(email).lower(), **extra_fields)
+        user.set_password(password)
+        user.save(using=self._db)
+        return user
+
+    def create_user(self, email: str, password: str | None = None, **extra_fields: Any) -> User:
+        extra_fields.setdefault("is_staff", False)
+        extra_fields.setdefault("is_superuser", False)
+        return self._create_user(email, password, **extra_fields)
+
+    def create_superuser(self, email: str, password: str | None = None, **extra_fields: Any) -> User:
+        extra_fields.update(is_staff=True, is_superuser=True)
+        return self._create_user(email, password, **extra_fields)
+
+
+class User(AbstractBaseUser, PermissionsMixin):
+    """A person. The email address is the identity (unique whatever its case)."""
+
+    email = models.EmailField("email address", max_length=254, unique=True)
+    name = models.CharField(max_length=150, blank=True)
+    is_staff = models.BooleanField(default=False, help_text="Can log into the Django admin.")
+    is_active = models.BooleanField(default=True)
+    date_joined = models.DateTimeField(default=now)
+
+    objects = UserManager()
+
+    USERNAME_FIELD = "email"
+    EMAIL_FIELD = "email"
+    REQUIRED_FIELDS: list[str] = []
+
+    class Meta:
+        constraints = [models.UniqueConstraint(Lower("email"), name="user_email_ci_unique")]
+
+    def __str__(self) -> str:
+        return self.email
+
+    def clean(self) -> None:
+        super().clean()
+        self.email = self.__class__.objects.normalize_email(self.email).lower()
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        self.email = self.email.lower()
+        super().save(*args, **kwargs)
+
+    @property
+    def display_name(self) -> str:
+        return self.name or self.email.split("@", 1)[0]
+
+    @property
+    def initials(self) -> str:
+        parts = self.display_name.replace(".", " ").replace("_", " ").split()
+        return "".join(part[0] for part in parts[:2]).upper() or "?"
+
+
+@cache
+def timezone_choices() -> list[tuple[str, str]]:
+    return [(name, name.replace("_", " ")) for name in sorted(zoneinfo.available_timezones())]
+
+
+class CreditMode(models.TextChoices):
+    SHARED = "shared", "Shared pool"
+    BUDGET = "budget", "Workspace budgets"
+
+
+class OrganizationQuerySet(models.QuerySet["Organization"]):
+    def alive(self) -> OrganizationQuerySet:
+        return self.filter(deleted_at__isnull=True)
+
+    def for_user(self, user: Any) -> OrganizationQuerySet:
+        """Organizations the user may open: permission rows are the single source of access."""
+        if not user.is_authenticated or not user.is_active:
+            return self.none()
+        return self.alive().filter(
+            user_permissions__user=user,
+            user_permissions__permission__codename="view_organization",
+        )
+
+
+class Organization(models.Model):
+    name = models.CharField(max_length=100)
+    slug = models.SlugField(max_length=60, unique=True)
+    logo = models.ImageField(upload_to="org-logos/%Y/%m/", blank=True)
+    timezone = models.CharField(max_length=64, default="UTC", choices=timezone_choices)
+    credit_mode = models.CharField(max_length=10, choices=CreditMode.choices, default=CreditMode.SHARED)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=now)
+    deleted_at = models.DateTimeField(null=True, blank=True, db_index=True)
+
+    objects = OrganizationQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+        permissions = [
+            ("view_organization", "Open the organization and its Overview"),
+            ("manage_members", "Invite and remove members, change roles"),
+            ("manage_workspaces", "Create, edit and delete workspaces"),
+            ("view_all_usage", "Monitor the credit usage of everyone"),
+            ("manage_credits", "Buy and move credits, switch the credit mode"),
+            ("manage_billing", "Change the subscription"),
+            ("edit_profile", "Edit the organization profile"),
+            ("transfer_ownership", "Transfer ownership"),
+            ("delete_organization", "Delete the organization"),
+        ]
+        default_permissions = ()
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_deleted(self) -> bool:
+        return self.deleted_at is not None
+
+
+class OrganizationRole(models.IntegerChoices):
+    """Spaced levels so a role can be slotted in later without renumbering (as PostHog does)."""
+
+    MEMBER = 1, "Member"
+    ADMIN = 8, "Admin"
+    OWNER = 15, "Owner"
+
+
+class MembershipStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    REMOVED = "removed", "Removed"
+
+
+class MembershipQuerySet(models.QuerySet["Membership"]):
+    def active(self) -> MembershipQuerySet:
+        return self.filter(status=MembershipStatus.ACTIVE)
+
+
+class Membership(models.Model):
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="memberships")
+    role = models.PositiveSmallIntegerField(choices=OrganizationRole.choices, default=OrganizationRole.MEMBER)
+    status = models.CharField(max_length=10, choices=MembershipStatus.choices, default=MembershipStatus.ACTIVE)
+    joined_at = models.DateTimeField(default=now)
+    removed_at = models.DateTimeField(null=True, blank=True)
+
+    objects = MembershipQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "user"], name="membership_unique_user_per_org"),
+            models.UniqueConstraint(
+                fields=["organization"],
+                condition=models.Q(role=OrganizationRole.OWNER, status=MembershipStatus.ACTIVE),
+                name="membership_one_owner_per_org",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(role__in=OrganizationRole.values), name="membership_role_valid"
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(role=OrganizationRole.OWNER, status=MembershipStatus.REMOVED),
+                name="membership_owner_not_removed",
+            ),
+        ]
+        indexes = [models.Index(fields=["user", "status"])]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.organization} ({self.get_role_display()})"
+
+    @property
+    def is_admin(self) -> bool:
+        """Owners and Admins manage the organization."""
+        return self.status == MembershipStatus.ACTIVE and self.role >= OrganizationRole.ADMIN
+
+    @property
+    def is_owner(self) -> bool:
+        return self.status == MembershipStatus.ACTIVE and self.role == OrganizationRole.OWNER
+
+
+class OrganizationUserObjectPermission(UserObjectPermissionBase):
+    """Guardian's direct foreign-key table for organizations (joins instead of generic lookups)."""
+
+    content_object = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="user_permissions")
+
+    class Meta(UserObjectPermissionBase.Meta):
+        indexes = [models.Index(fields=["user", "content_object"])]
+
+
+class AuditEventQuerySet(models.QuerySet["AuditEvent"]):
+    def for_organization(self, organization: Organization) -> QuerySet[AuditEvent]:
+        return self.filter(organization=organization)
+
+
+class AuditEvent(models.Model):
+    """An append-only record of a change: who did what to which object, before and after."""
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="audit_events", null=True, blank=True
+    )
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    actor_email = models.EmailField(blank=True)
+    action = models.CharField(max_length=64, db_index=True)
+    target_type = models.CharField(max_length=64)
+    target_id = models.CharField(max_length=64, blank=True)
+    target_repr = models.CharField(max_length=200, blank=True)
+    before = models.JSONField(default=dict, blank=True)
+    after = models.JSONField(default=dict, blank=True)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    created_at = models.DateTimeField(default=now, db_index=True)
+
+    objects = AuditEventQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["organization", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.target_repr} by {self.actor_email or 'system'}"

@@ -1,0 +1,196 @@
+"""The one way views reach organizations and workspaces.
+
+Each decorator resolves the object named in the URL *through the user's django-guardian permission rows*
+(the rows `orgs.roles.permissions_apply` writes from the roles), checks the permission the view needs, and
+answers 404 for anything the user may not see or do, so that existence never leaks. The resolved objects
+and the user's permission codenames are put on `request.tenant`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import wraps
+from typing import Any, Concatenate, ParamSpec, cast
+
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django_htmx.middleware import HtmxDetails
+
+from orgs.models import Membership, MembershipStatus, Organization, OrganizationUserObjectPermission, User
+from workspaces.models import Workspace, WorkspaceUserObjectPermission
+
+P = ParamSpec("P")
+
+SESSION_ORGANIZATION = "current_organization_id"
+SESSION_WORKSPACES = "current_workspace_by_organization"
+
+
+@dataclass(frozen=True)
+class Tenant:
+    """Where the request is: the organization and what the user may do there."""
+
+    organization: Organization
+    membership: Membership
+    organization_permissions: frozenset[str]
+
+    def can(self, permission: str) -> bool:
+        """`permission` is a codename of Organization, e.g. manage_members."""
+        return permission in self.organization_permissions
+
+
+@dataclass(frozen=True)
+class WorkspaceTenant(Tenant):
+    """A request inside one workspace, with the user's permissions on it."""
+
+    workspace: Workspace
+    workspace_permissions: frozenset[str]
+
+    def can(self, permission: str) -> bool:
+        """`permission` is a codename of Organization (manage_members) or Workspace (use_workspace)."""
+        return permission in self.workspace_permissions or super().can(permission)
+
+
+class TenantRequest(HttpRequest):
+    """The request a view under /o/<org_slug>/ receives (for type checking)."""
+
+    user: User
+    htmx: HtmxDetails
+    tenant: Tenant
+
+
+class WorkspaceRequest(TenantRequest):
+    tenant: WorkspaceTenant
+
+
+def organization_permissions(user: Any, organization: Organization) -> frozenset[str]:
+    rows = OrganizationUserObjectPermission.objects.filter(user=user, content_object=organization)
+    return frozenset(rows.values_list("permission__codename", flat=True))
+
+
+def _active_membership(user: Any, organization: Organization) -> Membership:
+    membership = Membership.objects.filter(
+        user=user, organization=organization, status=MembershipStatus.ACTIVE
+    ).first()
+    if membership is None:
+        raise Http404
+    return membership
+
+
+def resolve_organization(request: HttpRequest, org_slug: str, permission: str) -> Tenant:
+    rows = list(
+        OrganizationUserObjectPermission.objects.filter(
+            user=request.user, content_object__slug=org_slug, content_object__deleted_at__isnull=True
+        ).select_related("content_object", "permission")
+    )
+    permissions = frozenset(row.permission.codename for row in rows)
+    if "view_organization" not in permissions or permission not in permissions:
+        raise Http404
+    organization = rows[0].content_object
+    return Tenant(
+        organization=organization,
+        membership=_active_membership(request.user, organization),
+        organization_permissions=permissions,
+    )
+
+
+def resolve_workspace(request: HttpRequest, org_slug: str, ws_slug: str, permission: str) -> WorkspaceTenant:
+    rows = list(
+        WorkspaceUserObjectPermission.objects.filter(
+            user=request.user,
+            content_object__slug=ws_slug,
+            content_object__organization__slug=org_slug,
+            content_object__archived_at__isnull=True,
+            content_object__organization__deleted_at__isnull=True,
+        ).select_related("content_object__organization", "permission")
+    )
+    permissions = frozenset(row.permission.codename for row in rows)
+    if "view_workspace" not in permissions or permission not in permissions:
+        raise Http404
+    workspace = rows[0].content_object
+    organization = workspace.organization
+    return WorkspaceTenant(
+        organization=organization,
+        membership=_active_membership(request.user, organization),
+        organization_permissions=organization_permissions(request.user, organization),
+        workspace=workspace,
+        workspace_permissions=permissions,
+    )
+
+
+def remember(request: HttpRequest, tenant: Tenant) -> None:
+    """Remember the choice of organization (and of workspace within it) for the next visit."""
+    session = request.session
+    org_id = tenant.organization.pk
+    if session.get(SESSION_ORGANIZATION) != org_id:
+        session[SESSION_ORGANIZATION] = org_id
+    if isinstance(tenant, WorkspaceTenant):
+        by_org = dict(session.get(SESSION_WORKSPACES, {}))
+        if by_org.get(str(org_id)) != tenant.workspace.pk:
+            by_org[str(org_id)] = tenant.workspace.pk
+            session[SESSION_WORKSPACES] = by_org
+
+
+def organization_view(
+    permission: str = "view_organization",
+) -> Callable[[Callable[Concatenate[TenantRequest, P], HttpResponse]], Callable[Concatenate[HttpRequest, P], HttpResponse]]:
+    """For views under /o/<org_slug>/: the user must hold `permission` on that organization."""
+
+    def decorator(
+        view: Callable[Concatenate[TenantRequest, P], HttpResponse],
+    ) -> Callable[Concatenate[HttpRequest, P], HttpResponse]:
+        @login_required
+        @wraps(view)
+        def wrapper(request: HttpRequest, *args: P.args, **kwargs: P.kwargs) -> HttpResponse:
+            tenant_request = cast(TenantRequest, request)
+            tenant_request.tenant = resolve_organization(request, str(kwargs["org_slug"]), permission)
+            remember(request, tenant_request.tenant)
+            return view(tenant_request, *args, **kwargs)
+
+        return wrapper
+
+    return decorator
+
+
+def workspace_view(
+    permission: str = "view_workspace",
+) -> Callable[[Callable[Concatenate[WorkspaceRequest, P], HttpResponse]], Callable[Concatenate[HttpRequest, P], HttpResponse]]:
+    """For views under /o/<org_slug>/w/<ws_slug>/: the user must hold `permission` on that workspace."""
+
+    def decorator(
+        view: Callable[Concatenate[WorkspaceRequest, P], HttpResponse],
+    ) -> Callable[Concatenate[HttpRequest, P], HttpResponse]:
+        @login_required
+        @wraps(view)
+        def wrapper(request: HttpRequest, *args: P.args, **kwargs: P.kwargs) -> HttpResponse:
+            workspace_request = cast(WorkspaceRequest, request)
+            workspace_request.tenant = resolve_workspace(
+                request, str(kwargs["org_slug"]), str(kwargs["ws_slug"]), permission
+            )
+            remember(request, workspace_request.tenant)
+            return view(workspace_request, *args, **kwargs)
+
+        return wrapper
+
+    return decorator
+
+
+def remembered_workspace(request: HttpRequest, organization: Organization) -> Workspace | None:
+    """The workspace to open in `organization`: the remembered one, else the Primary, else the first reachable."""
+    remembered_id = request.session.get(SESSION_WORKSPACES, {}).get(str(organization.pk))
+    candidates = Workspace.objects.for_user(request.user).filter(organization=organization)
+    if remembered_id is not None:
+        remembered = candidates.filter(pk=remembered_id).first()
+        if remembered is not None:
+            return remembered
+    return candidates.order_by("-is_primary", "name").first()
+
+
+def remembered_organization(request: HttpRequest) -> Organization | None:
+    organizations = Organization.objects.for_user(request.user)
+    remembered_id = request.session.get(SESSION_ORGANIZATION)
+    if remembered_id is not None:
+        organization = organizations.filter(pk=remembered_id).first()
+        if organization is not None:
+            return organization
+    return organizations.order_by("name").first()

@@ -1,0 +1,1 @@
+"""Models arrive with the credits (billing) and AI activity (usage) issues."""

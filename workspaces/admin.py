@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin
+from django.http import HttpRequest
+
+from workspaces.models import Workspace, WorkspaceMembership
+from workspaces.services import workspace_create
+
+
+class WorkspaceAddForm(forms.ModelForm):
+    class Meta:
+        model = Workspace
+        fields = ["organization", "name", "description"]
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        organization, name = cleaned.get("organization"), (cleaned.get("name") or "").strip()
+        if organization and name and Workspace.objects.live().filter(organization=organization, name__iexact=name).exists():
+            self.add_error("name", "A workspace with this name already exists in the organization.")
+        return cleaned
+
+
+class WorkspaceMembershipInline(admin.TabularInline):
+    """Read-only here: assignments go through the services, which keep permissions in step."""
+
+    model = WorkspaceMembership
+    extra = 0
+    fields = ["user", "role", "created_at"]
+    readonly_fields = fields
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Workspace)
+class WorkspaceAdmin(admin.ModelAdmin):
+    list_display = ["name", "organization", "is_primary", "created_by", "created_at", "archived_at"]
+    list_filter = ["is_primary", ("archived_at", admin.EmptyFieldListFilter)]
+    search_fields = ["name", "slug", "organization__name", "organization__slug", "memberships__user__email"]
+    list_select_related = ["organization", "created_by"]
+    autocomplete_fields = ["organization"]
+    inlines = [WorkspaceMembershipInline]
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
+        if obj is None:
+            kwargs["form"] = WorkspaceAddForm
+        return super().get_form(request, obj, change=change, **kwargs)
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        if obj is None:
+            return ["organization", "name", "description"]
+        return ["organization", "name", "slug", "description", "is_primary", "created_by", "created_at", "archived_at"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        if obj is None:
+            return []
+        return ["organization", "slug", "is_primary", "created_by", "created_at", "archived_at"]
+
+    def save_model(self, request: HttpRequest, obj: Workspace, form: Any, change: bool) -> None:
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        created = workspace_create(
+            organization=obj.organization,
+            name=obj.name,
+            description=obj.description,
+            created_by=request.user,  # type: ignore[arg-type]
+        )
+        obj.pk = created.pk
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Workspaces are archived (and restored) through the app; the Primary Workspace never goes away.
+        return False
