@@ -34,7 +34,7 @@ class MembershipInline(admin.TabularInline):
     model = Membership
     extra = 0
     fields = ["user", "role", "status", "joined_at", "removed_at"]
-    readonly_fields = fields
+    readonly_fields = ["user", "role", "status", "joined_at", "removed_at"]
     can_delete = False
     show_change_link = False
 

@@ -8,7 +8,9 @@ from orgs.models import Organization, timezone_choices
 class OrganizationCreateForm(forms.Form):
     name = forms.CharField(
         max_length=Organization._meta.get_field("name").max_length,
-        widget=forms.TextInput(attrs={"autofocus": True, "placeholder": "e.g. Northwind Creative", "autocomplete": "organization"}),
+        widget=forms.TextInput(
+            attrs={"autofocus": True, "placeholder": "e.g. Northwind Creative", "autocomplete": "organization"}
+        ),
         help_text="Your company, agency or team. You can change it later.",
     )
     timezone = forms.ChoiceField(

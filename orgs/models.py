@@ -52,7 +52,7 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     USERNAME_FIELD = "email"
     EMAIL_FIELD = "email"
-    REQUIRED_FIELDS: list[str] = []
+    REQUIRED_FIELDS = []
 
     class Meta:
         constraints = [models.UniqueConstraint(Lower("email"), name="user_email_ci_unique")]
@@ -175,9 +175,7 @@ class Membership(models.Model):
                 condition=models.Q(role=OrganizationRole.OWNER, status=MembershipStatus.ACTIVE),
                 name="membership_one_owner_per_org",
             ),
-            models.CheckConstraint(
-                condition=models.Q(role__in=OrganizationRole.values), name="membership_role_valid"
-            ),
+            models.CheckConstraint(condition=models.Q(role__in=OrganizationRole.values), name="membership_role_valid"),
             models.CheckConstraint(
                 condition=~models.Q(role=OrganizationRole.OWNER, status=MembershipStatus.REMOVED),
                 name="membership_owner_not_removed",

@@ -117,7 +117,9 @@ def permissions_apply(*, organization: Organization, users: Iterable[User] | Non
                 )
             )
         for ws_id in live_workspace_ids:
-            role = effective_workspace_role(organization_role=org_role, workspace_role=workspace_roles.get((user_id, ws_id)))
+            role = effective_workspace_role(
+                organization_role=org_role, workspace_role=workspace_roles.get((user_id, ws_id))
+            )
             if role is None:
                 continue
             for codename in WORKSPACE_ROLE_PERMISSIONS[role]:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from functools import partial
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
@@ -21,7 +23,9 @@ def _validate_timezone(tz: str) -> None:
 
 
 @transaction.atomic
-def organization_create(*, name: str, owner: User, timezone: str = "UTC") -> Organization:
+def organization_create(
+    *, name: str, owner: User, timezone: str = "UTC", primary_workspace_name: str = PRIMARY_WORKSPACE_NAME
+) -> Organization:
     """Create an organization with its Owner membership and Primary Workspace, all or nothing."""
     from orgs.tasks import organization_welcome_email_send
     from workspaces.services import workspace_create
@@ -44,15 +48,13 @@ def organization_create(*, name: str, owner: User, timezone: str = "UTC") -> Org
         target=organization,
         after={"name": organization.name, "slug": organization.slug, "timezone": timezone},
     )
-    workspace_create(organization=organization, name=PRIMARY_WORKSPACE_NAME, created_by=owner, is_primary=True)
-    organization_welcome_email_send.delay_on_commit(organization.pk)
+    workspace_create(organization=organization, name=primary_workspace_name, created_by=owner, is_primary=True)
+    transaction.on_commit(partial(organization_welcome_email_send.delay, organization.pk))
     return organization
 
 
 @transaction.atomic
-def membership_add(
-    *, organization: Organization, user: User, role: OrganizationRole, actor: User | None
-) -> Membership:
+def membership_add(*, organization: Organization, user: User, role: OrganizationRole, actor: User | None) -> Membership:
     """Make `user` an active member with `role` (Admin or Member: an organization has one Owner)."""
     if role == OrganizationRole.OWNER:
         raise ValidationError({"role": "An organization has exactly one Owner; transfer ownership instead."})

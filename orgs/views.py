@@ -10,7 +10,14 @@ from django.views.decorators.http import require_GET, require_http_methods
 from orgs.forms import OrganizationCreateForm
 from orgs.selectors import memberships_for_menu
 from orgs.services import organization_create
-from qolaba.access import SESSION_ORGANIZATION, TenantRequest, organization_view, remembered_organization, remembered_workspace
+from qolaba.access import (
+    SESSION_ORGANIZATION,
+    AuthenticatedRequest,
+    TenantRequest,
+    organization_view,
+    remembered_organization,
+    remembered_workspace,
+)
 
 
 @require_GET
@@ -26,7 +33,7 @@ def home(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 @login_required
-def organization_list(request: HttpRequest) -> HttpResponse:
+def organization_list(request: AuthenticatedRequest) -> HttpResponse:
     context = {
         "memberships": memberships_for_menu(user=request.user),
         "current_organization_id": request.session.get(SESSION_ORGANIZATION),
@@ -38,7 +45,7 @@ def organization_list(request: HttpRequest) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 @login_required
-def organization_create_view(request: HttpRequest) -> HttpResponse:
+def organization_create_view(request: AuthenticatedRequest) -> HttpResponse:
     form = OrganizationCreateForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import wraps
-from typing import Any, Concatenate, ParamSpec, cast
+from typing import Concatenate, ParamSpec, cast
 
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
@@ -51,11 +51,16 @@ class WorkspaceTenant(Tenant):
         return permission in self.workspace_permissions or super().can(permission)
 
 
-class TenantRequest(HttpRequest):
-    """The request a view under /o/<org_slug>/ receives (for type checking)."""
+class AuthenticatedRequest(HttpRequest):
+    """The request a login-required view receives (for type checking)."""
 
     user: User
     htmx: HtmxDetails
+
+
+class TenantRequest(AuthenticatedRequest):
+    """The request a view under /o/<org_slug>/ receives."""
+
     tenant: Tenant
 
 
@@ -63,24 +68,23 @@ class WorkspaceRequest(TenantRequest):
     tenant: WorkspaceTenant
 
 
-def organization_permissions(user: Any, organization: Organization) -> frozenset[str]:
+def organization_permissions(user: User, organization: Organization) -> frozenset[str]:
     rows = OrganizationUserObjectPermission.objects.filter(user=user, content_object=organization)
     return frozenset(rows.values_list("permission__codename", flat=True))
 
 
-def _active_membership(user: Any, organization: Organization) -> Membership:
-    membership = Membership.objects.filter(
-        user=user, organization=organization, status=MembershipStatus.ACTIVE
-    ).first()
+def _active_membership(user: User, organization: Organization) -> Membership:
+    membership = Membership.objects.filter(user=user, organization=organization, status=MembershipStatus.ACTIVE).first()
     if membership is None:
         raise Http404
     return membership
 
 
 def resolve_organization(request: HttpRequest, org_slug: str, permission: str) -> Tenant:
+    user = cast(User, request.user)
     rows = list(
         OrganizationUserObjectPermission.objects.filter(
-            user=request.user, content_object__slug=org_slug, content_object__deleted_at__isnull=True
+            user=user, content_object__slug=org_slug, content_object__deleted_at__isnull=True
         ).select_related("content_object", "permission")
     )
     permissions = frozenset(row.permission.codename for row in rows)
@@ -89,15 +93,16 @@ def resolve_organization(request: HttpRequest, org_slug: str, permission: str) -
     organization = rows[0].content_object
     return Tenant(
         organization=organization,
-        membership=_active_membership(request.user, organization),
+        membership=_active_membership(user, organization),
         organization_permissions=permissions,
     )
 
 
 def resolve_workspace(request: HttpRequest, org_slug: str, ws_slug: str, permission: str) -> WorkspaceTenant:
+    user = cast(User, request.user)
     rows = list(
         WorkspaceUserObjectPermission.objects.filter(
-            user=request.user,
+            user=user,
             content_object__slug=ws_slug,
             content_object__organization__slug=org_slug,
             content_object__archived_at__isnull=True,
@@ -111,8 +116,8 @@ def resolve_workspace(request: HttpRequest, org_slug: str, ws_slug: str, permiss
     organization = workspace.organization
     return WorkspaceTenant(
         organization=organization,
-        membership=_active_membership(request.user, organization),
-        organization_permissions=organization_permissions(request.user, organization),
+        membership=_active_membership(user, organization),
+        organization_permissions=organization_permissions(user, organization),
         workspace=workspace,
         workspace_permissions=permissions,
     )
@@ -133,7 +138,9 @@ def remember(request: HttpRequest, tenant: Tenant) -> None:
 
 def organization_view(
     permission: str = "view_organization",
-) -> Callable[[Callable[Concatenate[TenantRequest, P], HttpResponse]], Callable[Concatenate[HttpRequest, P], HttpResponse]]:
+) -> Callable[
+    [Callable[Concatenate[TenantRequest, P], HttpResponse]], Callable[Concatenate[HttpRequest, P], HttpResponse]
+]:
     """For views under /o/<org_slug>/: the user must hold `permission` on that organization."""
 
     def decorator(
@@ -154,7 +161,9 @@ def organization_view(
 
 def workspace_view(
     permission: str = "view_workspace",
-) -> Callable[[Callable[Concatenate[WorkspaceRequest, P], HttpResponse]], Callable[Concatenate[HttpRequest, P], HttpResponse]]:
+) -> Callable[
+    [Callable[Concatenate[WorkspaceRequest, P], HttpResponse]], Callable[Concatenate[HttpRequest, P], HttpResponse]
+]:
     """For views under /o/<org_slug>/w/<ws_slug>/: the user must hold `permission` on that workspace."""
 
     def decorator(

@@ -22,7 +22,9 @@ def tenant(request: HttpRequest) -> dict[str, Any]:
                 "url": reverse("workspaces:overview", kwargs={"org_slug": org_slug, "ws_slug": workspace.slug}),
             }
         )
-    items.append({"label": "Workspaces", "icon": "workspaces", "url": reverse("workspaces:list", kwargs={"org_slug": org_slug})})
+    items.append(
+        {"label": "Workspaces", "icon": "workspaces", "url": reverse("workspaces:list", kwargs={"org_slug": org_slug})}
+    )
     path = request.path
     for item in items:
         item["active"] = path == item["url"]

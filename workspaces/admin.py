@@ -18,7 +18,11 @@ class WorkspaceAddForm(forms.ModelForm):
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
         organization, name = cleaned.get("organization"), (cleaned.get("name") or "").strip()
-        if organization and name and Workspace.objects.live().filter(organization=organization, name__iexact=name).exists():
+        if (
+            organization
+            and name
+            and Workspace.objects.live().filter(organization=organization, name__iexact=name).exists()
+        ):
             self.add_error("name", "A workspace with this name already exists in the organization.")
         return cleaned
 
@@ -29,7 +33,7 @@ class WorkspaceMembershipInline(admin.TabularInline):
     model = WorkspaceMembership
     extra = 0
     fields = ["user", "role", "created_at"]
-    readonly_fields = fields
+    readonly_fields = ["user", "role", "created_at"]
     can_delete = False
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:

@@ -1,0 +1,189 @@
+"""Build (or top up) a realistic demo: organizations, workspaces, and members of every role.
+
+Idempotent: running it again reuses what exists and creates only what is missing.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from contextlib import redirect_stdout
+from dataclasses import dataclass, field
+from typing import Any
+
+from allauth.account.models import EmailAddress
+from django.core.management.base import BaseCommand, CommandParser
+from django.db import transaction
+
+from orgs.models import Membership, Organization, OrganizationRole, User
+from orgs.services import membership_add, organization_create
+from workspaces.models import Workspace, WorkspaceRole
+from workspaces.services import workspace_create, workspace_membership_set
+
+DEMO_PASSWORD = "qolaba-demo-2026"  # noqa: S105 (published demo credentials)
+
+
+@dataclass(frozen=True)
+class DemoMember:
+    email: str
+    name: str
+    role: OrganizationRole
+    workspaces: dict[str, WorkspaceRole] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DemoOrganization:
+    slug: str
+    name: str
+    timezone: str
+    primary_workspace: str
+    workspaces: list[tuple[str, str]]
+    owner: DemoMember
+    members: list[DemoMember]
+
+
+DEMO = [
+    DemoOrganization(
+        slug="northwind",
+        name="Northwind Creative",
+        timezone="Europe/London",
+        primary_workspace="Northwind HQ",
+        workspaces=[
+            ("Nike Spring Campaign", "Client workspace: visuals and video for the spring launch."),
+            ("Lumen Skincare Launch", "Client workspace: copy, product shots and voice-overs."),
+            ("GPT vs Claude Lab", "R&D: side-by-side model experiments, no production work."),
+        ],
+        owner=DemoMember("owner@northwind.test", "Olivia Northwind", OrganizationRole.OWNER),
+        members=[
+            DemoMember("admin@northwind.test", "Adam Northwind", OrganizationRole.ADMIN),
+            DemoMember(
+                "member@northwind.test",
+                "Maya Designer",
+                OrganizationRole.MEMBER,
+                {"Nike Spring Campaign": WorkspaceRole.MEMBER, "Lumen Skincare Launch": WorkspaceRole.MEMBER},
+            ),
+            DemoMember(
+                "viewer@northwind.test",
+                "Victor Client",
+                OrganizationRole.MEMBER,
+                {"Nike Spring Campaign": WorkspaceRole.VIEWER},
+            ),
+            DemoMember(
+                "lead@northwind.test",
+                "Leah Research",
+                OrganizationRole.MEMBER,
+                {"GPT vs Claude Lab": WorkspaceRole.ADMIN, "Nike Spring Campaign": WorkspaceRole.MEMBER},
+            ),
+            DemoMember(
+                "consultant@bluepeak.test",
+                "Casey Consultant",
+                OrganizationRole.MEMBER,
+                {"Lumen Skincare Launch": WorkspaceRole.VIEWER},
+            ),
+        ],
+    ),
+    DemoOrganization(
+        slug="bluepeak",
+        name="Bluepeak Consulting",
+        timezone="America/New_York",
+        primary_workspace="Bluepeak HQ",
+        workspaces=[
+            ("Q3 Audit - Harbor Bank", "Engagement workspace, confidential to the audit team."),
+            ("Bluepeak Marketing", "Department workspace for the marketing team."),
+        ],
+        owner=DemoMember("owner@bluepeak.test", "Omar Bluepeak", OrganizationRole.OWNER),
+        members=[
+            DemoMember(
+                "consultant@bluepeak.test",
+                "Casey Consultant",
+                OrganizationRole.MEMBER,
+                {"Q3 Audit - Harbor Bank": WorkspaceRole.MEMBER, "Bluepeak Marketing": WorkspaceRole.VIEWER},
+            ),
+        ],
+    ),
+]
+
+
+def _demo_user(member: DemoMember) -> User:
+    user = User.objects.filter(email__iexact=member.email).first()
+    if user is None:
+        user = User.objects.create_user(member.email, DEMO_PASSWORD, name=member.name)
+    EmailAddress.objects.update_or_create(user=user, email=user.email, defaults={"verified": True, "primary": True})
+    return user
+
+
+def _seed_organization(spec: DemoOrganization) -> Organization:
+    owner = _demo_user(spec.owner)
+    organization = Organization.objects.filter(slug=spec.slug).first()
+    if organization is None:
+        organization = organization_create(
+            name=spec.name, owner=owner, timezone=spec.timezone, primary_workspace_name=spec.primary_workspace
+        )
+        if organization.slug != spec.slug:
+            Organization.objects.filter(pk=organization.pk).update(slug=spec.slug)
+            organization.refresh_from_db()
+    workspaces = {ws.name: ws for ws in organization.workspaces.all()}
+    for name, description in spec.workspaces:
+        if name not in workspaces:
+            workspaces[name] = workspace_create(
+                organization=organization, name=name, description=description, created_by=owner
+            )
+    for member in spec.members:
+        user = _demo_user(member)
+        if not Membership.objects.filter(organization=organization, user=user).exists():
+            membership_add(organization=organization, user=user, role=member.role, actor=owner)
+        for workspace_name, role in member.workspaces.items():
+            workspace_membership_set(workspace=workspaces[workspace_name], user=user, role=role, actor=owner)
+    return organization
+
+
+def demo_summary() -> dict[str, Any]:
+    """What the demo holds, in the shape `seed_demo --json` prints."""
+    users = []
+    orgs = []
+    for spec in DEMO:
+        organization = Organization.objects.get(slug=spec.slug)
+        orgs.append(
+            {
+                "slug": organization.slug,
+                "name": organization.name,
+                "workspaces": [
+                    {"id": ws.pk, "slug": ws.slug, "name": ws.name, "is_primary": ws.is_primary}
+                    for ws in Workspace.objects.live().filter(organization=organization).order_by("-is_primary", "name")
+                ],
+            }
+        )
+        memberships = Membership.objects.active().filter(organization=organization).select_related("user")
+        for membership in memberships.order_by("-role", "user__email"):
+            reachable = Workspace.objects.for_user(membership.user).filter(organization=organization)
+            users.append(
+                {
+                    "email": membership.user.email,
+                    "password": DEMO_PASSWORD,
+                    "name": membership.user.name,
+                    "org": organization.slug,
+                    "role": membership.get_role_display().lower(),
+                    "workspaces": sorted(reachable.values_list("pk", flat=True)),
+                }
+            )
+    return {"users": users, "orgs": orgs}
+
+
+class Command(BaseCommand):
+    help = "Create the demo organizations, workspaces and users (idempotent). --json prints what exists."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--json", action="store_true", help="Print the demo's users, orgs and workspaces as JSON.")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        # Emails sent while seeding (console backend in development) must not mix with the JSON on stdout.
+        with redirect_stdout(sys.stderr), transaction.atomic():
+            for spec in DEMO:
+                _seed_organization(spec)
+        summary = demo_summary()
+        if options["json"]:
+            self.stdout.write(json.dumps(summary, indent=2))
+            return
+        self.stdout.write(self.style.SUCCESS("Demo data is ready. Every demo user's password: " + DEMO_PASSWORD))
+        for user in summary["users"]:
+            self.stdout.write(f"  {user['email']:<28} {user['role']:<7} in {user['org']}")
