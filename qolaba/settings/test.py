@@ -25,3 +25,6 @@ STORAGES = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 ACCOUNT_EMAIL_VERIFICATION = "optional"
+# Serve static files straight from the finders (no collectstatic before tests, also for the live server).
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = True
