@@ -126,6 +126,7 @@ class Organization(models.Model):
             ("manage_credits", "Buy and move credits, switch the credit mode"),
             ("manage_billing", "Change the subscription"),
             ("edit_profile", "Edit the organization profile"),
+            ("view_audit_log", "Read and export the audit log"),
             ("transfer_ownership", "Transfer ownership"),
             ("delete_organization", "Delete the organization"),
         ]
@@ -203,6 +204,68 @@ class OrganizationUserObjectPermission(UserObjectPermissionBase):
 
     class Meta(UserObjectPermissionBase.Meta):
         indexes = [models.Index(fields=["user", "content_object"])]
+
+
+class InvitationStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    ACCEPTED = "accepted", "Accepted"
+    REVOKED = "revoked", "Revoked"
+
+
+class InvitationQuerySet(models.QuerySet["Invitation"]):
+    def pending(self) -> InvitationQuerySet:
+        """Invitations that can still be accepted (not used, not revoked, not expired)."""
+        return self.filter(status=InvitationStatus.PENDING, expires_at__gt=now())
+
+
+class Invitation(models.Model):
+    """An invitation of one email address to join an organization, with a role and workspaces.
+
+    Only a hash of the secret token is stored; the token itself travels in the email link.
+    """
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="invitations")
+    email = models.EmailField()
+    role = models.PositiveSmallIntegerField(choices=OrganizationRole.choices, default=OrganizationRole.MEMBER)
+    workspaces = models.ManyToManyField("workspaces.Workspace", related_name="+")
+    workspace_role = models.CharField(max_length=10, default="member")
+    token_hash = models.CharField(max_length=64, unique=True)
+    status = models.CharField(max_length=10, choices=InvitationStatus.choices, default=InvitationStatus.PENDING)
+    invited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=now)
+    sent_at = models.DateTimeField(default=now)
+    expires_at = models.DateTimeField()
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    accepted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    objects = InvitationQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                Lower("email"),
+                "organization",
+                condition=models.Q(status="pending"),
+                name="invitation_one_pending_per_email",
+            ),
+            models.CheckConstraint(condition=~models.Q(role=OrganizationRole.OWNER), name="invitation_never_owner"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.email} to {self.organization}"
+
+    @property
+    def is_expired(self) -> bool:
+        return self.status == InvitationStatus.PENDING and self.expires_at <= now()
+
+    @property
+    def display_status(self) -> str:
+        return "Expired" if self.is_expired else self.get_status_display()
 
 
 class AuditEventQuerySet(models.QuerySet["AuditEvent"]):

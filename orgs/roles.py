@@ -41,6 +41,7 @@ ORGANIZATION_ROLE_PERMISSIONS: dict[int, frozenset[str]] = {
             "manage_credits",
             "manage_billing",
             "edit_profile",
+            "view_audit_log",
             "transfer_ownership",
             "delete_organization",
         }
@@ -54,6 +55,7 @@ ORGANIZATION_ROLE_PERMISSIONS: dict[int, frozenset[str]] = {
             "manage_credits",
             "manage_billing",
             "edit_profile",
+            "view_audit_log",
         }
     ),
     OrganizationRole.MEMBER: frozenset({"view_organization"}),

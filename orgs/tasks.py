@@ -1,7 +1,7 @@
 from celery import shared_task
 
-from orgs.models import Organization
-from orgs.services import organization_welcome_email
+from orgs.models import Invitation, InvitationStatus, Organization
+from orgs.services import invitation_email, organization_welcome_email, organizations_purge_deleted
 
 
 @shared_task
@@ -10,3 +10,16 @@ def organization_welcome_email_send(organization_id: int) -> int:
     if organization is None:
         return 0
     return organization_welcome_email(organization=organization)
+
+
+@shared_task
+def invitation_email_send(invitation_id: int, token: str) -> int:
+    invitation = Invitation.objects.select_related("organization", "invited_by").filter(pk=invitation_id).first()
+    if invitation is None or invitation.status != InvitationStatus.PENDING:
+        return 0
+    return invitation_email(invitation=invitation, token=token)
+
+
+@shared_task
+def organizations_purge_deleted_run() -> int:
+    return organizations_purge_deleted()

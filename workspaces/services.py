@@ -1,7 +1,12 @@
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Q
+from django.utils.timezone import now
 
 from orgs.audit import audit_record
 from orgs.models import Membership, Organization, OrganizationRole, User
@@ -76,3 +81,108 @@ def workspace_membership_set(
         after={"role": role, "workspace": workspace.name, "user": user.email},
     )
     return membership
+
+
+@transaction.atomic
+def workspace_update(*, workspace: Workspace, actor: User, name: str, description: str) -> Workspace:
+    workspace = Workspace.objects.select_for_update().get(pk=workspace.pk)
+    name = name.strip()
+    if not name:
+        raise ValidationError({"name": "Give the workspace a name."})
+    clash = Workspace.objects.live().filter(organization_id=workspace.organization_id, name__iexact=name)
+    if clash.exclude(pk=workspace.pk).exists():
+        raise ValidationError({"name": "A workspace with this name already exists in the organization."})
+    before = {"name": workspace.name, "description": workspace.description}
+    workspace.name, workspace.description = name, description.strip()
+    workspace.save(update_fields=["name", "description"])
+    after = {"name": workspace.name, "description": workspace.description}
+    if after != before:
+        audit_record(
+            organization=workspace.organization,
+            actor=actor,
+            action="workspace.updated",
+            target=workspace,
+            before=before,
+            after=after,
+        )
+    return workspace
+
+
+@transaction.atomic
+def workspace_archive(*, workspace: Workspace, actor: User) -> Workspace:
+    """Delete = archive: access is revoked and usage stops; history stays; restorable within the retention window."""
+    workspace = Workspace.objects.select_for_update().select_related("organization").get(pk=workspace.pk)
+    if workspace.is_primary:
+        raise ValidationError("The Primary Workspace cannot be deleted.")
+    if workspace.archived_at is not None:
+        raise ValidationError("This workspace is already deleted.")
+    workspace.archived_at = now()
+    workspace.save(update_fields=["archived_at"])
+    permissions_apply(organization=workspace.organization, users=_users_with_access(workspace))
+    audit_record(
+        organization=workspace.organization,
+        actor=actor,
+        action="workspace.archived",
+        target=workspace,
+        before={"archived": False},
+        after={"archived": True},
+    )
+    return workspace
+
+
+def workspace_restore_deadline(workspace: Workspace) -> datetime | None:
+    if workspace.archived_at is None:
+        return None
+    return workspace.archived_at + timedelta(days=settings.ORGANIZATION_RETENTION_DAYS)
+
+
+@transaction.atomic
+def workspace_restore(*, workspace: Workspace, actor: User) -> Workspace:
+    workspace = Workspace.objects.select_for_update().select_related("organization").get(pk=workspace.pk)
+    deadline = workspace_restore_deadline(workspace)
+    if deadline is None:
+        raise ValidationError("This workspace is not deleted.")
+    if deadline <= now():
+        raise ValidationError("This workspace was deleted too long ago to be restored.")
+    if Workspace.objects.live().filter(organization=workspace.organization, name__iexact=workspace.name).exists():
+        raise ValidationError(f"Another workspace is now called “{workspace.name}”; rename it first.")
+    workspace.archived_at = None
+    workspace.save(update_fields=["archived_at"])
+    permissions_apply(organization=workspace.organization, users=_users_with_access(workspace))
+    audit_record(
+        organization=workspace.organization,
+        actor=actor,
+        action="workspace.restored",
+        target=workspace,
+        before={"archived": True},
+        after={"archived": False},
+    )
+    return workspace
+
+
+@transaction.atomic
+def workspace_membership_remove(*, workspace: Workspace, user: User, actor: User) -> None:
+    membership = WorkspaceMembership.objects.filter(workspace=workspace, user=user).first()
+    if membership is None:
+        raise ValidationError(f"{user.email} is not assigned to {workspace.name}.")
+    before = {"role": membership.role, "workspace": workspace.name, "user": user.email}
+    membership.delete()
+    permissions_apply(organization=workspace.organization, users=[user])
+    audit_record(
+        organization=workspace.organization,
+        actor=actor,
+        action="workspace.member_removed",
+        target=workspace,
+        before=before,
+        after={},
+    )
+
+
+def _users_with_access(workspace: Workspace) -> list[User]:
+    """Org Owners/Admins plus the members assigned to the workspace: whose rows change with it."""
+    return list(
+        User.objects.filter(
+            Q(memberships__organization_id=workspace.organization_id, memberships__role__gte=OrganizationRole.ADMIN)
+            | Q(workspace_memberships__workspace=workspace)
+        ).distinct()
+    )

@@ -160,7 +160,9 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_RESULT_EXPIRES = 3600
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
-CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {}
+CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
+    "purge-deleted-organizations": {"task": "orgs.tasks.organizations_purge_deleted_run", "schedule": 60 * 60},
+}
 
 # Product settings.
 ORGANIZATION_LOGO_MAX_BYTES = env.int("ORGANIZATION_LOGO_MAX_BYTES", default=2 * 1024 * 1024)
@@ -179,3 +181,5 @@ TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 
 # The public address of the app, for links in emails sent outside a request (Celery tasks).
 SITE_URL = env.str("SITE_URL", default="http://localhost:8000").rstrip("/")
+INVITATION_TTL_DAYS = env.int("INVITATION_TTL_DAYS", default=7)
+MEMBERS_PAGE_SIZE = 25
