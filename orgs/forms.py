@@ -1,8 +1,13 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
 
-from orgs.models import Organization, timezone_choices
+from orgs.images import logo_process
+from orgs.models import Membership, Organization, OrganizationRole, timezone_choices
+from orgs.services import parse_email_list
+from workspaces.models import Workspace, WorkspaceRole
 
 
 class OrganizationCreateForm(forms.Form):
@@ -24,3 +29,130 @@ class OrganizationCreateForm(forms.Form):
         if not name:
             raise forms.ValidationError("Give the organization a name.")
         return name
+
+
+class InviteForm(forms.Form):
+    emails = forms.CharField(
+        label="Email addresses",
+        widget=forms.Textarea(attrs={"rows": 3, "placeholder": "ana@client.com, ben@client.com"}),
+        help_text="Separate addresses with commas or new lines. Each person gets their own link.",
+    )
+    role = forms.TypedChoiceField(
+        coerce=int,
+        choices=[(OrganizationRole.MEMBER, "Member"), (OrganizationRole.ADMIN, "Admin")],
+        initial=OrganizationRole.MEMBER,
+        help_text="Admins manage members, workspaces and credits. Members use the workspaces they are given.",
+    )
+    workspaces = forms.ModelMultipleChoiceField(
+        queryset=Workspace.objects.none(),
+        widget=forms.CheckboxSelectMultiple,
+        help_text="At least one. Admins can open every workspace anyway.",
+        error_messages={"required": "Pick at least one workspace."},
+    )
+    workspace_role = forms.ChoiceField(
+        label="Role in those workspaces", choices=WorkspaceRole.choices, initial=WorkspaceRole.MEMBER
+    )
+
+    def __init__(self, *args: Any, organization: Organization, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["workspaces"].queryset = Workspace.objects.live().filter(organization=organization)  # type: ignore[attr-defined]
+
+    def clean_emails(self) -> list[str]:
+        emails, problems = parse_email_list(self.cleaned_data["emails"])
+        if problems:
+            raise forms.ValidationError(problems)
+        if not emails:
+            raise forms.ValidationError("Enter at least one email address.")
+        return emails
+
+
+class MemberRoleForm(forms.Form):
+    role = forms.TypedChoiceField(
+        coerce=int, choices=[(OrganizationRole.MEMBER, "Member"), (OrganizationRole.ADMIN, "Admin")]
+    )
+
+
+class MemberWorkspacesForm(forms.Form):
+    """One select per workspace: no access, viewer, member or admin."""
+
+    NO_ACCESS = ""
+
+    def __init__(self, *args: Any, workspaces: list[Workspace], current: dict[int, str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.workspaces = workspaces
+        for workspace in workspaces:
+            self.fields[f"ws_{workspace.pk}"] = forms.ChoiceField(
+                label=workspace.name,
+                required=False,
+                choices=[(self.NO_ACCESS, "No access"), *WorkspaceRole.choices],
+                initial=current.get(workspace.pk, self.NO_ACCESS),
+            )
+
+    def assignments(self) -> dict[Workspace, str]:
+        return {
+            workspace: self.cleaned_data[f"ws_{workspace.pk}"]
+            for workspace in self.workspaces
+            if self.cleaned_data.get(f"ws_{workspace.pk}")
+        }
+
+
+class TransferOwnershipForm(forms.Form):
+    new_owner = forms.ModelChoiceField(queryset=Membership.objects.none(), label="New Owner")
+    confirm = forms.BooleanField(label="I understand I will become an Admin of this organization.")
+
+    def __init__(self, *args: Any, organization: Organization, actor: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field = self.fields["new_owner"]
+        field.queryset = (  # type: ignore[attr-defined]
+            Membership.objects.active()
+            .filter(organization=organization)
+            .exclude(user=actor)
+            .select_related("user")
+            .order_by("user__email")
+        )
+        field.label_from_instance = lambda m: f"{m.user.email} ({m.get_role_display()})"  # type: ignore[attr-defined]
+
+
+class OrganizationProfileForm(forms.Form):
+    name = forms.CharField(max_length=Organization._meta.get_field("name").max_length)
+    timezone = forms.ChoiceField(
+        choices=timezone_choices, help_text="Monthly budgets and limits reset at midnight in this time zone."
+    )
+    logo = forms.ImageField(
+        required=False,
+        help_text="PNG, JPEG or WebP, up to 2 MB. Shown at the top of the navigation.",
+        widget=forms.ClearableFileInput(attrs={"accept": "image/png,image/jpeg,image/webp"}),
+    )
+    remove_logo = forms.BooleanField(required=False, label="Remove the current logo")
+
+    def clean_logo(self) -> Any:
+        logo = self.cleaned_data.get("logo")
+        if logo:
+            logo_process(logo)  # validation only; the service stores the re-encoded image
+            logo.seek(0)
+        return logo
+
+
+class OrganizationDeleteForm(forms.Form):
+    confirm_name = forms.CharField(label="Type the organization's name to confirm")
+
+    def __init__(self, *args: Any, organization: Organization, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.organization = organization
+
+    def clean_confirm_name(self) -> str:
+        value: str = self.cleaned_data["confirm_name"]
+        if value.strip() != self.organization.name:
+            raise forms.ValidationError("That is not the organization's name.")
+        return value
+
+
+class AuditFilterForm(forms.Form):
+    action = forms.ChoiceField(required=False)
+    actor = forms.CharField(required=False, label="Actor email")
+    date_from = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
+    date_to = forms.DateField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}))
+
+    def __init__(self, *args: Any, actions: list[str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["action"].choices = [("", "All actions"), *((a, a) for a in actions)]  # type: ignore[attr-defined]

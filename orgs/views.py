@@ -1,15 +1,51 @@
 from __future__ import annotations
 
+import csv
+import json
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from allauth.account.adapter import get_adapter
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import ValidationError
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
-from django.views.decorators.http import require_GET, require_http_methods
+from django.core.paginator import Paginator
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.template.defaultfilters import pluralize
+from django.urls import reverse
+from django.utils.timezone import now as dj_now
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from orgs.forms import OrganizationCreateForm
-from orgs.selectors import memberships_for_menu
-from orgs.services import organization_create
+from orgs.forms import (
+    AuditFilterForm,
+    InviteForm,
+    MemberRoleForm,
+    MemberWorkspacesForm,
+    OrganizationCreateForm,
+    OrganizationDeleteForm,
+    OrganizationProfileForm,
+    TransferOwnershipForm,
+)
+from orgs.models import AuditEvent, Invitation, InvitationStatus, Membership, MembershipStatus, OrganizationRole
+from orgs.selectors import audit_events, members_table, memberships_for_menu
+from orgs.services import (
+    invitation_accept,
+    invitation_for_token,
+    invitation_resend,
+    invitation_revoke,
+    invitations_create,
+    membership_remove,
+    membership_role_change,
+    organization_create,
+    organization_delete,
+    organization_transfer_ownership,
+    organization_update,
+)
 from qolaba.access import (
     SESSION_ORGANIZATION,
     AuthenticatedRequest,
@@ -18,6 +54,9 @@ from qolaba.access import (
     remembered_organization,
     remembered_workspace,
 )
+from qolaba.views import confirm_response, form_add_service_errors
+from workspaces.models import Workspace, WorkspaceMembership
+from workspaces.services import membership_workspaces_set
 
 
 @require_GET
@@ -70,3 +109,362 @@ def organization_open(request: TenantRequest, org_slug: str) -> HttpResponse:
     if workspace is None:
         return render(request, "orgs/no_workspace.html", status=200)
     return redirect("workspaces:overview", org_slug=organization.slug, ws_slug=workspace.slug)
+
+
+# --- members -------------------------------------------------------------------------------------------------
+
+
+def _members_context(request: TenantRequest) -> dict[str, Any]:
+    search = request.GET.get("q", "").strip()[:100]
+    status = request.GET.get("status", "")
+    if status not in {"", "active", "pending", "removed"}:
+        status = ""
+    members, invitations = members_table(organization=request.tenant.organization, search=search, status=status)
+    page = Paginator(members, settings.MEMBERS_PAGE_SIZE).get_page(request.GET.get("page"))
+    return {
+        "page": page,
+        "invitations": list(invitations) if page.number == 1 else [],
+        "search": search,
+        "status": status,
+        "querystring": urlencode({k: v for k, v in {"q": search, "status": status}.items() if v}),
+    }
+
+
+@require_GET
+@organization_view("manage_members")
+def member_list(request: TenantRequest, org_slug: str) -> HttpResponse:
+    context = _members_context(request)
+    if request.htmx and request.htmx.target == "members-table":
+        return render(request, "orgs/members.html#members-table", context)
+    context["invite_form"] = InviteForm(organization=request.tenant.organization)
+    return render(request, "orgs/members.html", context)
+
+
+@require_http_methods(["GET", "POST"])
+@organization_view("manage_members")
+def member_invite(request: TenantRequest, org_slug: str) -> HttpResponse:
+    organization = request.tenant.organization
+    form = InviteForm(request.POST or None, organization=organization)
+    if request.method == "POST" and form.is_valid():
+        try:
+            invitations = invitations_create(
+                organization=organization,
+                emails=form.cleaned_data["emails"],
+                role=form.cleaned_data["role"],
+                workspaces=list(form.cleaned_data["workspaces"]),
+                workspace_role=form.cleaned_data["workspace_role"],
+                actor=request.user,
+            )
+        except ValidationError as error:
+            form_add_service_errors(form, error)
+        else:
+            messages.success(request, f"Sent {len(invitations)} invitation{pluralize(len(invitations))}.")
+            return redirect("orgs:members", org_slug=organization.slug)
+    return render(request, "orgs/invite.html", {"form": form}, status=400 if form.errors else 200)
+
+
+def _member_or_404(request: TenantRequest, membership_id: int) -> Membership:
+    return get_object_or_404(
+        Membership.objects.select_related("user"), pk=membership_id, organization=request.tenant.organization
+    )
+
+
+@require_GET
+@organization_view("manage_members")
+def member_detail(request: TenantRequest, org_slug: str, membership_id: int) -> HttpResponse:
+    membership = _member_or_404(request, membership_id)
+    return render(request, "orgs/member_detail.html", _member_detail_context(request, membership))
+
+
+def _member_detail_context(
+    request: TenantRequest,
+    membership: Membership,
+    role_form: MemberRoleForm | None = None,
+    workspaces_form: MemberWorkspacesForm | None = None,
+) -> dict[str, Any]:
+    organization = request.tenant.organization
+    workspaces = list(Workspace.objects.live().filter(organization=organization))
+    current = dict(
+        WorkspaceMembership.objects.filter(workspace__in=workspaces, user_id=membership.user_id).values_list(
+            "workspace_id", "role"
+        )
+    )
+    actor = request.tenant.membership
+    can_manage = (
+        membership.status == MembershipStatus.ACTIVE
+        and membership.user_id != actor.user_id
+        and membership.role != OrganizationRole.OWNER
+        and membership.role <= actor.role
+    )
+    return {
+        "member": membership,
+        "can_manage": can_manage,
+        "role_form": role_form or MemberRoleForm(initial={"role": membership.role}),
+        "workspaces_form": workspaces_form or MemberWorkspacesForm(workspaces=workspaces, current=current),
+    }
+
+
+@require_POST
+@organization_view("manage_members")
+def member_role_change(request: TenantRequest, org_slug: str, membership_id: int) -> HttpResponse:
+    membership = _member_or_404(request, membership_id)
+    form = MemberRoleForm(request.POST)
+    if form.is_valid():
+        try:
+            membership_role_change(membership=membership, role=form.cleaned_data["role"], actor=request.user)
+        except ValidationError as error:
+            form_add_service_errors(form, error)
+        else:
+            membership.refresh_from_db()
+            messages.success(request, f"{membership.user.email} is now {membership.get_role_display()}.")
+            return redirect("orgs:member", org_slug=org_slug, membership_id=membership.pk)
+    context = _member_detail_context(request, membership, role_form=form)
+    return render(request, "orgs/member_detail.html", context, status=400)
+
+
+@require_POST
+@organization_view("manage_members")
+def member_workspaces_change(request: TenantRequest, org_slug: str, membership_id: int) -> HttpResponse:
+    membership = _member_or_404(request, membership_id)
+    workspaces = list(Workspace.objects.live().filter(organization=request.tenant.organization))
+    form = MemberWorkspacesForm(request.POST, workspaces=workspaces, current={})
+    if form.is_valid():
+        try:
+            membership_workspaces_set(membership=membership, assignments=form.assignments(), actor=request.user)
+        except ValidationError as error:
+            form_add_service_errors(form, error)
+        else:
+            messages.success(request, f"Workspaces of {membership.user.email} updated.")
+            return redirect("orgs:member", org_slug=org_slug, membership_id=membership.pk)
+    context = _member_detail_context(request, membership, workspaces_form=form)
+    return render(request, "orgs/member_detail.html", context, status=400)
+
+
+@require_http_methods(["GET", "POST"])
+@organization_view("manage_members")
+def member_remove(request: TenantRequest, org_slug: str, membership_id: int) -> HttpResponse:
+    membership = _member_or_404(request, membership_id)
+    error = None
+    if request.method == "POST":
+        try:
+            membership_remove(membership=membership, actor=request.user)
+        except ValidationError as refusal:
+            error = " ".join(refusal.messages)
+        else:
+            messages.success(request, f"{membership.user.email} was removed. Their history and usage stay.")
+            return redirect("orgs:members", org_slug=org_slug)
+    context = {
+        "title": f"Remove {membership.user.email}?",
+        "body": "They lose access to the organization and all its workspaces immediately, including in open "
+        "sessions. What they generated stays in the workspaces' history, attributed to them.",
+        "confirm_label": "Remove member",
+        "action": request.path,
+        "cancel_url": reverse("orgs:member", kwargs={"org_slug": org_slug, "membership_id": membership.pk}),
+        "error": error,
+    }
+    return confirm_response(request, context, status=400 if error else 200)
+
+
+@require_http_methods(["GET", "POST"])
+@organization_view("transfer_ownership")
+def ownership_transfer(request: TenantRequest, org_slug: str) -> HttpResponse:
+    organization = request.tenant.organization
+    form = TransferOwnershipForm(request.POST or None, organization=organization, actor=request.user)
+    if request.method == "POST" and form.is_valid():
+        try:
+            target = organization_transfer_ownership(
+                organization=organization, new_owner=form.cleaned_data["new_owner"], actor=request.user
+            )
+        except ValidationError as error:
+            form_add_service_errors(form, error)
+        else:
+            messages.success(request, f"{target.user.email} is now the Owner. You are an Admin.")
+            return redirect("orgs:members", org_slug=org_slug)
+    return render(request, "orgs/transfer.html", {"form": form}, status=400 if form.errors else 200)
+
+
+# --- invitations ---------------------------------------------------------------------------------------------
+
+
+def _invitation_or_404(request: TenantRequest, invitation_id: int) -> Invitation:
+    return get_object_or_404(Invitation, pk=invitation_id, organization=request.tenant.organization)
+
+
+@require_POST
+@organization_view("manage_members")
+def invitation_resend_view(request: TenantRequest, org_slug: str, invitation_id: int) -> HttpResponse:
+    invitation = _invitation_or_404(request, invitation_id)
+    try:
+        invitation_resend(invitation=invitation, actor=request.user)
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    else:
+        messages.success(request, f"Sent a new invitation link to {invitation.email}.")
+    return redirect("orgs:members", org_slug=org_slug)
+
+
+@require_http_methods(["GET", "POST"])
+@organization_view("manage_members")
+def invitation_revoke_view(request: TenantRequest, org_slug: str, invitation_id: int) -> HttpResponse:
+    invitation = _invitation_or_404(request, invitation_id)
+    if request.method == "POST":
+        try:
+            invitation_revoke(invitation=invitation, actor=request.user)
+        except ValidationError as error:
+            messages.error(request, " ".join(error.messages))
+        else:
+            messages.success(request, f"The invitation of {invitation.email} was revoked.")
+        return redirect("orgs:members", org_slug=org_slug)
+    context = {
+        "title": f"Revoke the invitation of {invitation.email}?",
+        "body": "The link in their email stops working. You can invite them again later.",
+        "confirm_label": "Revoke invitation",
+        "action": request.path,
+        "cancel_url": reverse("orgs:members", kwargs={"org_slug": org_slug}),
+    }
+    return confirm_response(request, context)
+
+
+@require_http_methods(["GET", "POST"])
+def invitation_respond(request: HttpRequest, token: str) -> HttpResponse:
+    """The invitation link: anyone may open it; only the invited address can accept it."""
+    invitation = invitation_for_token(token)
+    if invitation is None:
+        return render(request, "orgs/invitation.html", {"invalid": True}, status=404)
+    error = None
+    if request.method == "POST":
+        if not request.user.is_authenticated:
+            return redirect_to_login(request.get_full_path())
+        try:
+            membership = invitation_accept(token=token, user=request.user)
+        except ValidationError as refusal:
+            error = " ".join(refusal.messages)
+        else:
+            messages.success(request, f"Welcome to {membership.organization.name}!")
+            return redirect("orgs:open", org_slug=membership.organization.slug)
+    elif invitation.status == InvitationStatus.PENDING and not invitation.is_expired:
+        # The link itself proves the address: signing up with it needs no second verification email.
+        get_adapter(request).stash_verified_email(request, invitation.email)
+    user_email = request.user.email.lower() if request.user.is_authenticated else None
+    context = {
+        "invitation": invitation,
+        "error": error,
+        "email_matches": user_email == invitation.email.lower(),
+        "next": quote(request.get_full_path()),
+    }
+    return render(request, "orgs/invitation.html", context, status=400 if error else 200)
+
+
+# --- profile -------------------------------------------------------------------------------------------------
+
+
+@require_http_methods(["GET", "POST"])
+@organization_view("edit_profile")
+def organization_profile(request: TenantRequest, org_slug: str) -> HttpResponse:
+    organization = request.tenant.organization
+    initial = {"name": organization.name, "timezone": organization.timezone}
+    form = OrganizationProfileForm(request.POST or None, request.FILES or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        try:
+            organization_update(
+                organization=organization,
+                actor=request.user,
+                name=form.cleaned_data["name"],
+                timezone=form.cleaned_data["timezone"],
+                logo=form.cleaned_data.get("logo") or None,
+                remove_logo=form.cleaned_data.get("remove_logo", False),
+            )
+        except ValidationError as error:
+            form_add_service_errors(form, error)
+        else:
+            messages.success(request, "Organization profile saved.")
+            return redirect("orgs:profile", org_slug=organization.slug)
+    context = {"form": form, "delete_form": OrganizationDeleteForm(organization=organization)}
+    return render(request, "orgs/profile.html", context, status=400 if form.errors else 200)
+
+
+@require_http_methods(["GET", "POST"])
+@organization_view("delete_organization")
+def organization_delete_view(request: TenantRequest, org_slug: str) -> HttpResponse:
+    organization = request.tenant.organization
+    form = OrganizationDeleteForm(request.POST or None, organization=organization)
+    if request.method == "POST" and form.is_valid():
+        try:
+            organization_delete(
+                organization=organization, actor=request.user, confirm_name=form.cleaned_data["confirm_name"]
+            )
+        except ValidationError as error:
+            form_add_service_errors(form, error)
+        else:
+            request.session.pop(SESSION_ORGANIZATION, None)
+            messages.success(request, f"{organization.name} was deleted.")
+            return redirect("home")
+    return render(request, "orgs/delete.html", {"form": form}, status=400 if form.errors else 200)
+
+
+# --- audit log -----------------------------------------------------------------------------------------------
+
+
+def _audit_filtered(request: TenantRequest) -> tuple[AuditFilterForm, QuerySet[AuditEvent]]:
+    organization = request.tenant.organization
+    actions = list(
+        AuditEvent.objects.for_organization(organization).order_by().values_list("action", flat=True).distinct()
+    )
+    form = AuditFilterForm(request.GET or None, actions=sorted(actions))
+    filters = form.cleaned_data if form.is_valid() else {}
+    events = audit_events(
+        organization=organization,
+        action=filters.get("action") or "",
+        actor=filters.get("actor") or "",
+        date_from=filters.get("date_from"),
+        date_to=filters.get("date_to"),
+    )
+    return form, events
+
+
+@require_GET
+@organization_view("view_audit_log")
+def audit_log(request: TenantRequest, org_slug: str) -> HttpResponse:
+    form, events = _audit_filtered(request)
+    page = Paginator(events, 50).get_page(request.GET.get("page"))
+    params = request.GET.copy()
+    params.pop("page", None)
+    context = {"form": form, "page": page, "querystring": params.urlencode()}
+    if request.htmx and request.htmx.target == "audit-table":
+        return render(request, "orgs/audit.html#audit-table", context)
+    return render(request, "orgs/audit.html", context)
+
+
+@require_GET
+@organization_view("view_audit_log")
+def audit_log_export(request: TenantRequest, org_slug: str) -> StreamingHttpResponse:
+    _, events = _audit_filtered(request)
+    header = ["time", "actor", "action", "target_type", "target_id", "target", "before", "after", "ip"]
+
+    def rows() -> Iterator[list[str]]:
+        yield header
+        for event in events.iterator(chunk_size=2000):
+            yield [
+                event.created_at.isoformat(),
+                event.actor_email,
+                event.action,
+                event.target_type,
+                event.target_id,
+                event.target_repr,
+                json.dumps(event.before, sort_keys=True),
+                json.dumps(event.after, sort_keys=True),
+                event.ip_address or "",
+            ]
+
+    writer = csv.writer(_Echo())
+    response = StreamingHttpResponse((writer.writerow(row) for row in rows()), content_type="text/csv")
+    filename = f"{request.tenant.organization.slug}-audit-{dj_now():%Y%m%d}.csv"
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+class _Echo:
+    """csv.writer writes into this and gets the line back, so rows stream without a buffer."""
+
+    def write(self, value: str) -> str:
+        return value

@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import wraps
-from typing import Concatenate, ParamSpec, cast
+from typing import Concatenate, ParamSpec, TypeAlias, cast
 
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponseBase
 from django_htmx.middleware import HtmxDetails
 
 from orgs.models import Membership, MembershipStatus, Organization, OrganizationUserObjectPermission, User
@@ -110,17 +110,20 @@ def resolve_workspace(request: HttpRequest, org_slug: str, ws_slug: str, permiss
         ).select_related("content_object__organization", "permission")
     )
     permissions = frozenset(row.permission.codename for row in rows)
-    if "view_workspace" not in permissions or permission not in permissions:
+    if "view_workspace" not in permissions:
         raise Http404
     workspace = rows[0].content_object
     organization = workspace.organization
-    return WorkspaceTenant(
+    tenant = WorkspaceTenant(
         organization=organization,
         membership=_active_membership(user, organization),
         organization_permissions=organization_permissions(user, organization),
         workspace=workspace,
         workspace_permissions=permissions,
     )
+    if not tenant.can(permission):
+        raise Http404
+    return tenant
 
 
 def remember(request: HttpRequest, tenant: Tenant) -> None:
@@ -136,19 +139,20 @@ def remember(request: HttpRequest, tenant: Tenant) -> None:
             session[SESSION_WORKSPACES] = by_org
 
 
+OrganizationViewFunc: TypeAlias = Callable[Concatenate[TenantRequest, P], HttpResponseBase]
+WorkspaceViewFunc: TypeAlias = Callable[Concatenate[WorkspaceRequest, P], HttpResponseBase]
+ViewFunc: TypeAlias = Callable[Concatenate[HttpRequest, P], HttpResponseBase]
+
+
 def organization_view(
     permission: str = "view_organization",
-) -> Callable[
-    [Callable[Concatenate[TenantRequest, P], HttpResponse]], Callable[Concatenate[HttpRequest, P], HttpResponse]
-]:
+) -> Callable[[OrganizationViewFunc[P]], ViewFunc[P]]:
     """For views under /o/<org_slug>/: the user must hold `permission` on that organization."""
 
-    def decorator(
-        view: Callable[Concatenate[TenantRequest, P], HttpResponse],
-    ) -> Callable[Concatenate[HttpRequest, P], HttpResponse]:
+    def decorator(view: OrganizationViewFunc[P]) -> ViewFunc[P]:
         @login_required
         @wraps(view)
-        def wrapper(request: HttpRequest, *args: P.args, **kwargs: P.kwargs) -> HttpResponse:
+        def wrapper(request: HttpRequest, *args: P.args, **kwargs: P.kwargs) -> HttpResponseBase:
             tenant_request = cast(TenantRequest, request)
             tenant_request.tenant = resolve_organization(request, str(kwargs["org_slug"]), permission)
             remember(request, tenant_request.tenant)
@@ -161,17 +165,13 @@ def organization_view(
 
 def workspace_view(
     permission: str = "view_workspace",
-) -> Callable[
-    [Callable[Concatenate[WorkspaceRequest, P], HttpResponse]], Callable[Concatenate[HttpRequest, P], HttpResponse]
-]:
+) -> Callable[[WorkspaceViewFunc[P]], ViewFunc[P]]:
     """For views under /o/<org_slug>/w/<ws_slug>/: the user must hold `permission` on that workspace."""
 
-    def decorator(
-        view: Callable[Concatenate[WorkspaceRequest, P], HttpResponse],
-    ) -> Callable[Concatenate[HttpRequest, P], HttpResponse]:
+    def decorator(view: WorkspaceViewFunc[P]) -> ViewFunc[P]:
         @login_required
         @wraps(view)
-        def wrapper(request: HttpRequest, *args: P.args, **kwargs: P.kwargs) -> HttpResponse:
+        def wrapper(request: HttpRequest, *args: P.args, **kwargs: P.kwargs) -> HttpResponseBase:
             workspace_request = cast(WorkspaceRequest, request)
             workspace_request.tenant = resolve_workspace(
                 request, str(kwargs["org_slug"]), str(kwargs["ws_slug"]), permission

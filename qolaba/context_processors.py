@@ -5,27 +5,37 @@ from typing import Any
 from django.http import HttpRequest
 from django.urls import reverse
 
+# (label, icon, url name, permission needed, needs a workspace in the URL)
+NAVIGATION = [
+    ("Overview", "overview", "workspaces:overview", "view_workspace", True),
+    ("Members", "members", "orgs:members", "manage_members", False),
+    ("Workspaces", "workspaces", "workspaces:list", "view_organization", False),
+    ("Audit", "audit", "orgs:audit", "view_audit_log", False),
+    ("Profile", "profile", "orgs:profile", "edit_profile", False),
+]
+
 
 def tenant(request: HttpRequest) -> dict[str, Any]:
-    """The current organization/workspace (set by the access decorators) and the navigation it allows."""
+    """The current organization/workspace (set by the access decorators) and the tabs the user may open."""
     current = getattr(request, "tenant", None)
     if current is None:
-        return {"tenant": None, "nav_items": []}
-    org_slug = current.organization.slug
+        return {"tenant": None, "nav_items": [], "current_workspace": None}
     workspace = getattr(current, "workspace", None)
-    items: list[dict[str, Any]] = []
-    if workspace is not None:
-        items.append(
-            {
-                "label": "Overview",
-                "icon": "overview",
-                "url": reverse("workspaces:overview", kwargs={"org_slug": org_slug, "ws_slug": workspace.slug}),
-            }
-        )
-    items.append(
-        {"label": "Workspaces", "icon": "workspaces", "url": reverse("workspaces:list", kwargs={"org_slug": org_slug})}
-    )
-    path = request.path
-    for item in items:
-        item["active"] = path == item["url"]
-    return {"tenant": current, "nav_items": items}
+    items = []
+    for label, icon, url_name, permission, needs_workspace in NAVIGATION:
+        if not current.can(permission):
+            continue
+        kwargs = {"org_slug": current.organization.slug}
+        if needs_workspace:
+            if workspace is None:
+                continue
+            kwargs["ws_slug"] = workspace.slug
+        url = reverse(url_name, kwargs=kwargs)
+        active = request.path == url if needs_workspace else request.path.startswith(url)
+        items.append({"label": label, "icon": icon, "url": url, "active": active})
+    if workspace is None:
+        # Organization-level pages keep showing the workspace the user was last in.
+        from qolaba.access import remembered_workspace
+
+        workspace = remembered_workspace(request, current.organization)
+    return {"tenant": current, "nav_items": items, "current_workspace": workspace}

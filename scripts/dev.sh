@@ -9,6 +9,7 @@ PORT="${PORT:-8000}"
 
 say "Migrating the SQLite database (db.sqlite3)"
 .venv/bin/python manage.py migrate --noinput -v0
+.venv/bin/python manage.py sync_role_permissions >/dev/null
 say "Seeding the demo organizations"
 .venv/bin/python manage.py seed_demo
 

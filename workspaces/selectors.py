@@ -3,10 +3,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Count, F, Q, QuerySet, Value
 
-from orgs.models import Membership
-from workspaces.models import Workspace, WorkspaceUserObjectPermission
+from orgs.models import Membership, MembershipStatus, Organization, OrganizationRole
+from workspaces.models import Workspace, WorkspaceMembership, WorkspaceUserObjectPermission
 
 
 def workspaces_for_switcher(*, user: Any, organization: Any) -> QuerySet[Workspace]:
@@ -30,3 +30,54 @@ def workspace_overview_figures(*, user: Any, workspace: Workspace) -> OverviewFi
         organization_members=Membership.objects.active().filter(organization_id=workspace.organization_id).count(),
         my_workspaces=workspaces_for_switcher(user=user, organization=workspace.organization).count(),
     )
+
+
+def workspaces_for_management(*, organization: Organization) -> QuerySet[Workspace]:
+    """Live workspaces with their people count (assigned Members + the org's Owner/Admins) for the Workspaces tab."""
+    admins = Membership.objects.active().filter(organization=organization, role__gte=OrganizationRole.ADMIN).count()
+    return (
+        Workspace.objects.live()
+        .filter(organization=organization)
+        .select_related("created_by")
+        .annotate(
+            assigned=Count(
+                "memberships",
+                filter=Q(
+                    memberships__user__memberships__organization=organization,
+                    memberships__user__memberships__status=MembershipStatus.ACTIVE,
+                    memberships__user__memberships__role=OrganizationRole.MEMBER,
+                ),
+            ),
+            people=F("assigned") + Value(admins),
+        )
+        .order_by("-is_primary", "name")
+    )
+
+
+def archived_workspaces(*, organization: Organization) -> QuerySet[Workspace]:
+    return Workspace.objects.filter(organization=organization, archived_at__isnull=False).order_by("-archived_at")
+
+
+def workspace_people(*, workspace: Workspace) -> list[dict[str, Any]]:
+    """Everyone who can open the workspace, with how they got access, Owner/Admins first."""
+    organization_admins = (
+        Membership.objects.active()
+        .filter(organization_id=workspace.organization_id, role__gte=OrganizationRole.ADMIN)
+        .select_related("user")
+        .order_by("-role", "user__email")
+    )
+    assigned = (
+        WorkspaceMembership.objects.filter(
+            workspace=workspace,
+            user__memberships__organization_id=workspace.organization_id,
+            user__memberships__status=MembershipStatus.ACTIVE,
+            user__memberships__role=OrganizationRole.MEMBER,
+        )
+        .select_related("user")
+        .order_by("user__email")
+    )
+    people: list[dict[str, Any]] = [
+        {"user": m.user, "role": "admin", "via": m.get_role_display(), "assigned": False} for m in organization_admins
+    ]
+    people += [{"user": wm.user, "role": wm.role, "via": "Assigned", "assigned": True} for wm in assigned]
+    return people

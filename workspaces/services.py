@@ -9,7 +9,7 @@ from django.db.models import Q
 from django.utils.timezone import now
 
 from orgs.audit import audit_record
-from orgs.models import Membership, Organization, OrganizationRole, User
+from orgs.models import Membership, MembershipStatus, Organization, OrganizationRole, User
 from orgs.roles import permissions_apply
 from qolaba.slugs import unique_slug
 from workspaces.models import Workspace, WorkspaceMembership, WorkspaceRole
@@ -186,3 +186,50 @@ def _users_with_access(workspace: Workspace) -> list[User]:
             | Q(workspace_memberships__workspace=workspace)
         ).distinct()
     )
+
+
+@transaction.atomic
+def membership_workspaces_set(*, membership: Membership, assignments: dict[Workspace, str], actor: User) -> None:
+    """Replace which workspaces an org Member is assigned to, and with which role, in one step."""
+    organization = membership.organization
+    actor_is_admin = Membership.objects.active().filter(
+        organization=organization, user=actor, role__gte=OrganizationRole.ADMIN
+    )
+    if not actor_is_admin.exists():
+        raise ValidationError("Only the Owner and Admins can change a member's workspaces.")
+    if membership.status != MembershipStatus.ACTIVE:
+        raise ValidationError(f"{membership.user.email} is no longer a member.")
+    if membership.is_admin:
+        raise ValidationError("Owners and Admins can open every workspace; there is nothing to assign.")
+    if any(role not in WorkspaceRole.values for role in assignments.values()):
+        raise ValidationError("Choose admin, member or viewer.")
+    live = {ws.pk: ws for ws in Workspace.objects.live().filter(organization=organization)}
+    if any(ws.pk not in live for ws in assignments):
+        raise ValidationError("Pick workspaces of this organization.")
+    existing = {
+        wm.workspace_id: wm
+        for wm in WorkspaceMembership.objects.filter(workspace_id__in=live, user_id=membership.user_id)
+    }
+    before = {live[ws_id].name: wm.role for ws_id, wm in existing.items()}
+    wanted = {ws.pk: role for ws, role in assignments.items()}
+    WorkspaceMembership.objects.filter(
+        user_id=membership.user_id, workspace_id__in=set(existing) - set(wanted)
+    ).delete()
+    for ws_id, role in wanted.items():
+        current = existing.get(ws_id)
+        if current is None:
+            WorkspaceMembership.objects.create(workspace_id=ws_id, user_id=membership.user_id, role=role)
+        elif current.role != role:
+            current.role = role
+            current.save(update_fields=["role"])
+    permissions_apply(organization=organization, users=[membership.user])
+    after = {live[ws_id].name: role for ws_id, role in wanted.items()}
+    if after != before:
+        audit_record(
+            organization=organization,
+            actor=actor,
+            action="membership.workspaces_changed",
+            target=membership,
+            before=before,
+            after=after,
+        )

@@ -6,5 +6,15 @@ app_name = "workspaces"
 
 urlpatterns = [
     path("o/<slug:org_slug>/workspaces/", views.workspace_list, name="list"),
+    path("o/<slug:org_slug>/workspaces/new/", views.workspace_create_view, name="create"),
+    path("o/<slug:org_slug>/workspaces/<int:workspace_id>/restore/", views.workspace_restore_view, name="restore"),
     path("o/<slug:org_slug>/w/<slug:ws_slug>/", views.workspace_overview, name="overview"),
+    path("o/<slug:org_slug>/w/<slug:ws_slug>/settings/", views.workspace_settings, name="settings"),
+    path("o/<slug:org_slug>/w/<slug:ws_slug>/settings/members/", views.workspace_member_set, name="member_set"),
+    path(
+        "o/<slug:org_slug>/w/<slug:ws_slug>/settings/members/<int:user_id>/remove/",
+        views.workspace_member_remove,
+        name="member_remove",
+    ),
+    path("o/<slug:org_slug>/w/<slug:ws_slug>/delete/", views.workspace_delete, name="delete"),
 ]

@@ -32,3 +32,19 @@
     toggle.setAttribute("aria-expanded", open ? "true" : "false");
   });
 })();
+
+// Confirmation dialogs: links with hx-target="#dialog-body" load a confirmation into the <dialog> and open it.
+document.addEventListener("htmx:afterSwap", function (event) {
+  if (event.detail.target && event.detail.target.id === "dialog-body") {
+    var dialog = document.getElementById("dialog");
+    if (dialog && !dialog.open) dialog.showModal();
+  }
+});
+document.addEventListener("click", function (event) {
+  var close = event.target.closest("[data-dialog-close]");
+  var dialog = document.getElementById("dialog");
+  if (close && dialog && dialog.contains(close)) {
+    event.preventDefault();
+    dialog.close();
+  }
+});

@@ -1,0 +1,29 @@
+"""View helpers shared by the apps."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+
+
+def form_add_service_errors(form: forms.Form, error: ValidationError) -> None:
+    """Show a service's refusal on the form: field errors on their fields, the rest above the form."""
+    if hasattr(error, "error_dict"):
+        for field_name, errors in error.error_dict.items():
+            form.add_error(field_name if field_name in form.fields else None, errors)
+    else:
+        form.add_error(None, error)
+
+
+def confirm_response(request: HttpRequest, context: dict[str, Any], status: int = 200) -> HttpResponse:
+    """A confirmation for a destructive action: a dialog for htmx, a page of its own without JavaScript.
+
+    `context` holds title, body, confirm_label, action (the POST URL), cancel_url and optionally error.
+    """
+    if getattr(request, "htmx", False) and request.method == "GET":
+        return render(request, "confirm.html#confirm-dialog", context, status=status)
+    return render(request, "confirm.html", context, status=status)
