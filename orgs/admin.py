@@ -8,8 +8,17 @@ from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest
 
-from orgs.models import AuditEvent, Membership, MembershipStatus, Organization, User, timezone_choices
-from orgs.services import organization_create
+from orgs.models import (
+    AuditEvent,
+    Invitation,
+    InvitationStatus,
+    Membership,
+    MembershipStatus,
+    Organization,
+    User,
+    timezone_choices,
+)
+from orgs.services import invitation_revoke, organization_create, organization_restore
 
 
 @admin.register(User)
@@ -101,6 +110,16 @@ class OrganizationAdmin(admin.ModelAdmin):
         # Organizations are soft-deleted by their Owner and purged by a scheduled job, never from here.
         return False
 
+    @admin.action(description="Restore the selected deleted organizations")
+    def restore_organizations(self, request: HttpRequest, queryset: QuerySet[Organization]) -> None:
+        restored = 0
+        for organization in queryset.filter(deleted_at__isnull=False):
+            organization_restore(organization=organization, actor=request.user)  # type: ignore[arg-type]
+            restored += 1
+        self.message_user(request, f"Restored {restored} organization(s); their members have access again.")
+
+    actions = ["restore_organizations"]
+
 
 @admin.register(Membership)
 class MembershipAdmin(admin.ModelAdmin):
@@ -118,6 +137,31 @@ class MembershipAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+@admin.register(Invitation)
+class InvitationAdmin(admin.ModelAdmin):
+    list_display = ["email", "organization", "role", "status", "invited_by", "sent_at", "expires_at"]
+    list_filter = ["status", "role"]
+    search_fields = ["email", "organization__name", "organization__slug", "invited_by__email"]
+    list_select_related = ["organization", "invited_by"]
+    readonly_fields = [f.name for f in Invitation._meta.fields if f.name != "token_hash"] + ["workspaces"]
+    exclude = ["token_hash"]
+    actions = ["revoke_invitations"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.action(description="Revoke the selected pending invitations")
+    def revoke_invitations(self, request: HttpRequest, queryset: QuerySet[Invitation]) -> None:
+        revoked = 0
+        for invitation in queryset.filter(status=InvitationStatus.PENDING):
+            invitation_revoke(invitation=invitation, actor=request.user, by_staff=True)  # type: ignore[arg-type]
+            revoked += 1
+        self.message_user(request, f"Revoked {revoked} invitation(s).")
 
 
 @admin.register(AuditEvent)

@@ -385,9 +385,11 @@ def invitation_resend(*, invitation: Invitation, actor: User) -> Invitation:
 
 
 @transaction.atomic
-def invitation_revoke(*, invitation: Invitation, actor: User) -> Invitation:
+def invitation_revoke(*, invitation: Invitation, actor: User, by_staff: bool = False) -> Invitation:
+    """Revoke a pending invitation: by an Owner/Admin of its organization, or by staff from the admin."""
     invitation = _pending_for_update(invitation)
-    _actor_membership(organization=invitation.organization, actor=actor)
+    if not (by_staff and actor.is_staff):
+        _actor_membership(organization=invitation.organization, actor=actor)
     invitation.status = InvitationStatus.REVOKED
     invitation.save(update_fields=["status"])
     audit_record(

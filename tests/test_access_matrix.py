@@ -1,0 +1,256 @@
+"""Every URL of the app × every kind of person × GET/POST × own and foreign organization.
+
+The matrix is keyed by URL name and checked against the URL configuration: a new pattern that is not in the
+matrix fails `test_every_url_pattern_is_in_the_matrix`. Refused writes must leave the database as it was.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+import pytest
+from django.db import transaction
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+
+from orgs.models import (
+    AuditEvent,
+    Invitation,
+    Membership,
+    Organization,
+    OrganizationRole,
+    OrganizationUserObjectPermission,
+)
+from orgs.services import invitations_create
+from workspaces.models import Workspace, WorkspaceMembership, WorkspaceRole, WorkspaceUserObjectPermission
+from workspaces.services import workspace_archive
+from tests.factories import UserFactory, make_member, make_organization, make_workspace
+
+PERSONAS = [
+    "anonymous",
+    "outsider",
+    "member_without_access",
+    "workspace_viewer",
+    "workspace_member",
+    "workspace_admin",
+    "org_admin",
+    "owner",
+]
+APP_NAMESPACES = {"orgs", "workspaces"}
+
+# Who may do what, by the permission the view needs. "public" is the invitation link.
+LEVELS: dict[str, set[str]] = {
+    "authenticated": set(PERSONAS) - {"anonymous"},
+    "org_member": set(PERSONAS) - {"anonymous", "outsider"},
+    "view_workspace": {"workspace_viewer", "workspace_member", "workspace_admin", "org_admin", "owner"},
+    "manage_workspace": {"workspace_admin", "org_admin", "owner"},
+    "org_admin": {"org_admin", "owner"},
+    "owner": {"owner"},
+}
+
+
+@dataclass(frozen=True)
+class Route:
+    level: str  # key of LEVELS
+    methods: frozenset[str]  # the HTTP methods the view answers
+    org_scoped: bool = True  # lives under /o/<org_slug>/ (so there is a foreign-org variant)
+
+
+GET, POST, BOTH = frozenset({"GET"}), frozenset({"POST"}), frozenset({"GET", "POST"})
+
+MATRIX: dict[str, Route] = {
+    "home": Route("authenticated", GET, org_scoped=False),
+    "orgs:list": Route("authenticated", GET, org_scoped=False),
+    "orgs:create": Route("authenticated", BOTH, org_scoped=False),
+    "orgs:invitation": Route("public", BOTH, org_scoped=False),
+    "orgs:open": Route("org_member", GET),
+    "orgs:members": Route("org_admin", GET),
+    "orgs:invite": Route("org_admin", BOTH),
+    "orgs:member": Route("org_admin", GET),
+    "orgs:member_role": Route("org_admin", POST),
+    "orgs:member_workspaces": Route("org_admin", POST),
+    "orgs:member_remove": Route("org_admin", BOTH),
+    "orgs:invitation_resend": Route("org_admin", POST),
+    "orgs:invitation_revoke": Route("org_admin", BOTH),
+    "orgs:profile": Route("org_admin", BOTH),
+    "orgs:transfer": Route("owner", BOTH),
+    "orgs:delete": Route("owner", BOTH),
+    "orgs:audit": Route("org_admin", GET),
+    "orgs:audit_export": Route("org_admin", GET),
+    "workspaces:list": Route("org_member", GET),
+    "workspaces:create": Route("org_admin", BOTH),
+    "workspaces:restore": Route("org_admin", POST),
+    "workspaces:overview": Route("view_workspace", GET),
+    "workspaces:settings": Route("manage_workspace", BOTH),
+    "workspaces:member_set": Route("manage_workspace", POST),
+    "workspaces:member_remove": Route("manage_workspace", POST),
+    "workspaces:delete": Route("org_admin", BOTH),
+}
+
+
+def _app_url_names() -> set[str]:
+    names: set[str] = set()
+
+    def walk(patterns: list, namespace: str | None) -> None:
+        for pattern in patterns:
+            if isinstance(pattern, URLResolver):
+                walk(pattern.url_patterns, pattern.namespace or namespace)
+            elif isinstance(pattern, URLPattern) and pattern.name:
+                if namespace in APP_NAMESPACES:
+                    names.add(f"{namespace}:{pattern.name}")
+                elif namespace is None and pattern.name == "home":
+                    names.add("home")
+
+    walk(get_resolver().url_patterns, None)
+    return names
+
+
+def test_every_url_pattern_is_in_the_matrix():
+    assert _app_url_names() == set(MATRIX), "add new URL patterns to MATRIX (and remove deleted ones)"
+
+
+def _build_org(label: str, personas: dict[str, object] | None) -> dict[str, object]:
+    owner = personas["owner"] if personas else UserFactory()
+    org = make_organization(owner=owner, name=f"{label} Org")
+    target = make_workspace(org, name=f"{label} Target")
+    other = make_workspace(org, name=f"{label} Other")
+    archived = make_workspace(org, name=f"{label} Archived")
+    workspace_archive(workspace=archived, actor=owner)
+    if personas:
+        make_member(org, role=OrganizationRole.ADMIN, user=personas["org_admin"])
+        make_member(org, user=personas["member_without_access"], workspaces={other: WorkspaceRole.MEMBER})
+        make_member(org, user=personas["workspace_viewer"], workspaces={target: WorkspaceRole.VIEWER})
+        make_member(org, user=personas["workspace_member"], workspaces={target: WorkspaceRole.MEMBER})
+        make_member(org, user=personas["workspace_admin"], workspaces={target: WorkspaceRole.ADMIN})
+    subject = make_member(org, workspaces={target: WorkspaceRole.MEMBER})
+    invitation = invitations_create(
+        organization=org,
+        emails=[f"invitee-{label.lower()}@example.com"],
+        role=OrganizationRole.MEMBER,
+        workspaces=[target],
+        workspace_role=WorkspaceRole.MEMBER,
+        actor=owner,
+    )[0]
+    return {
+        "org_slug": org.slug,
+        "ws_slug": target.slug,
+        "membership_id": subject.pk,
+        "user_id": subject.user_id,
+        "invitation_id": invitation.pk,
+        "workspace_id": archived.pk,
+    }
+
+
+URL_KWARGS: dict[str, tuple[str, ...]] = {
+    "orgs:open": ("org_slug",),
+    "orgs:members": ("org_slug",),
+    "orgs:invite": ("org_slug",),
+    "orgs:member": ("org_slug", "membership_id"),
+    "orgs:member_role": ("org_slug", "membership_id"),
+    "orgs:member_workspaces": ("org_slug", "membership_id"),
+    "orgs:member_remove": ("org_slug", "membership_id"),
+    "orgs:invitation_resend": ("org_slug", "invitation_id"),
+    "orgs:invitation_revoke": ("org_slug", "invitation_id"),
+    "orgs:profile": ("org_slug",),
+    "orgs:transfer": ("org_slug",),
+    "orgs:delete": ("org_slug",),
+    "orgs:audit": ("org_slug",),
+    "orgs:audit_export": ("org_slug",),
+    "workspaces:list": ("org_slug",),
+    "workspaces:create": ("org_slug",),
+    "workspaces:restore": ("org_slug", "workspace_id"),
+    "workspaces:overview": ("org_slug", "ws_slug"),
+    "workspaces:settings": ("org_slug", "ws_slug"),
+    "workspaces:member_set": ("org_slug", "ws_slug"),
+    "workspaces:member_remove": ("org_slug", "ws_slug", "user_id"),
+    "workspaces:delete": ("org_slug", "ws_slug"),
+}
+
+
+@pytest.fixture
+def world(db):
+    personas = {name: UserFactory() for name in PERSONAS if name != "anonymous"}
+    own = _build_org("Own", personas)
+    foreign = _build_org("Foreign", None)
+    make_organization(owner=personas["outsider"], name="Outsider Org")
+    return {"personas": personas, "own": own, "foreign": foreign}
+
+
+def _fingerprint() -> tuple:
+    """Everything a refused write could have changed."""
+    return (
+        list(Organization.objects.order_by("pk").values_list("pk", "name", "timezone", "deleted_at")),
+        list(Membership.objects.order_by("pk").values_list("pk", "role", "status")),
+        list(Workspace.objects.order_by("pk").values_list("pk", "name", "description", "archived_at")),
+        list(WorkspaceMembership.objects.order_by("pk").values_list("pk", "user_id", "workspace_id", "role")),
+        list(Invitation.objects.order_by("pk").values_list("pk", "status", "token_hash", "expires_at")),
+        OrganizationUserObjectPermission.objects.count(),
+        WorkspaceUserObjectPermission.objects.count(),
+        AuditEvent.objects.count(),
+    )
+
+
+def _url(name: str, values: dict[str, object] | None) -> str:
+    if name == "orgs:invitation":
+        return reverse(name, kwargs={"token": "not-a-real-token"})
+    keys = URL_KWARGS.get(name, ())
+    return reverse(name, kwargs={key: values[key] for key in keys} if values else {})
+
+
+def _expected(route: Route, persona: str, method: str, foreign: bool) -> set[int]:
+    """The statuses that count as right for this persona, method and organization."""
+    if method not in route.methods:
+        return {405}
+    if route.level == "public":
+        return {404}  # an unknown token: a clear "not valid" page for everyone, nothing changes
+    if persona == "anonymous":
+        return {302}
+    allowed = persona in LEVELS[route.level] and not foreign
+    if not allowed:
+        return {404}
+    return {200, 302} if method == "GET" else {200, 302, 400}
+
+
+@pytest.mark.parametrize("url_name", sorted(MATRIX))
+def test_access_matrix(client, world, url_name):
+    route = MATRIX[url_name]
+    variants = [("own", False), ("foreign", True)] if route.org_scoped else [("own", False)]
+    failures = []
+    for persona in PERSONAS:
+        for variant, foreign in variants:
+            url = _url(url_name, world[variant])
+            for method in ("GET", "POST"):
+                client.logout()
+                if persona != "anonymous":
+                    client.force_login(world["personas"][persona])
+                expected = _expected(route, persona, method, foreign)
+                refused = not ({200, 302, 400} & expected) or expected == {302} and persona == "anonymous"
+                before = _fingerprint() if method == "POST" and refused else None
+                # Each request runs in a savepoint that is rolled back, so what one persona may do
+                # (archive, remove, ...) does not change the world the next persona sees.
+                with transaction.atomic():
+                    response = client.get(url) if method == "GET" else client.post(url, {})
+                    after = _fingerprint() if before is not None else None
+                    transaction.set_rollback(True)
+                if response.status_code not in expected:
+                    failures.append(f"{persona} {method} {variant} {url}: {response.status_code} not in {expected}")
+                if before is not None and after != before:
+                    failures.append(f"{persona} {method} {variant} {url}: refused, but the database changed")
+                if persona == "anonymous" and response.status_code == 302 and route.level != "public":
+                    assert response["Location"].startswith("/accounts/login/") or url_name == "home"
+    assert not failures, "\n".join(failures)
+
+
+@pytest.mark.django_db
+def test_foreign_objects_inside_own_org_url_are_404(client):
+    """An object id of another organization under your own organization's URL is not found."""
+    owner = UserFactory()
+    own = make_organization(owner=owner)
+    foreign = make_organization()
+    foreign_member = make_member(foreign)
+    client.force_login(owner)
+    url = reverse("orgs:member", kwargs={"org_slug": own.slug, "membership_id": foreign_member.pk})
+    assert client.get(url).status_code == 404
+    foreign_ws = make_workspace(foreign)
+    workspace_archive(workspace=foreign_ws, actor=foreign.memberships.get(role=OrganizationRole.OWNER).user)
+    restore = reverse("workspaces:restore", kwargs={"org_slug": own.slug, "workspace_id": foreign_ws.pk})
+    assert client.post(restore).status_code == 404
+    assert Workspace.objects.get(pk=foreign_ws.pk).archived_at is not None
