@@ -1,4 +1,4 @@
-"""Every URL of the app × every kind of person × GET/POST × own and foreign organization.
+"""Every URL of the app x every kind of person x GET/POST x own and foreign organization.
 
 The matrix is keyed by URL name and checked against the URL configuration: a new pattern that is not in the
 matrix fails `test_every_url_pattern_is_in_the_matrix`. Refused writes must leave the database as it was.
@@ -7,6 +7,7 @@ matrix fails `test_every_url_pattern_is_in_the_matrix`. Refused writes must leav
 from __future__ import annotations
 
 from dataclasses import dataclass
+
 import pytest
 from django.db import transaction
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
@@ -20,9 +21,9 @@ from orgs.models import (
     OrganizationUserObjectPermission,
 )
 from orgs.services import invitations_create
+from tests.factories import UserFactory, make_member, make_organization, make_workspace
 from workspaces.models import Workspace, WorkspaceMembership, WorkspaceRole, WorkspaceUserObjectPermission
 from workspaces.services import workspace_archive
-from tests.factories import UserFactory, make_member, make_organization, make_workspace
 
 PERSONAS = [
     "anonymous",
@@ -222,7 +223,7 @@ def test_access_matrix(client, world, url_name):
                 if persona != "anonymous":
                     client.force_login(world["personas"][persona])
                 expected = _expected(route, persona, method, foreign)
-                refused = not ({200, 302, 400} & expected) or expected == {302} and persona == "anonymous"
+                refused = not ({200, 302, 400} & expected) or (expected == {302} and persona == "anonymous")
                 before = _fingerprint() if method == "POST" and refused else None
                 # Each request runs in a savepoint that is rolled back, so what one persona may do
                 # (archive, remove, ...) does not change the world the next persona sees.
