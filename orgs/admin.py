@@ -74,7 +74,11 @@ class OrganizationAdmin(admin.ModelAdmin):
         return (
             super()
             .get_queryset(request)
-            .annotate(active_members=Count("memberships", filter=Q(memberships__status=MembershipStatus.ACTIVE)))
+            .annotate(
+                active_members=Count(
+                    "memberships", filter=Q(memberships__status=MembershipStatus.ACTIVE), distinct=True
+                )
+            )
         )
 
     @admin.display(description="Members", ordering="active_members")

@@ -62,13 +62,20 @@ def organization_create(
         timezone=timezone,
         created_by=owner,
     )
-    Membership.objects.create(user=owner, organization=organization, role=OrganizationRole.OWNER)
+    owner_membership = Membership.objects.create(user=owner, organization=organization, role=OrganizationRole.OWNER)
     audit_record(
         organization=organization,
         actor=owner,
         action="organization.created",
         target=organization,
         after={"name": organization.name, "slug": organization.slug, "timezone": timezone},
+    )
+    audit_record(
+        organization=organization,
+        actor=owner,
+        action="membership.added",
+        target=owner_membership,
+        after={"user": owner.email, "role": owner_membership.get_role_display()},
     )
     workspace_create(organization=organization, name=primary_workspace_name, created_by=owner, is_primary=True)
     transaction.on_commit(partial(organization_welcome_email_send.delay, organization.pk))

@@ -7,7 +7,7 @@ from django.contrib import admin
 from django.http import HttpRequest
 
 from workspaces.models import Workspace, WorkspaceMembership
-from workspaces.services import workspace_create
+from workspaces.services import workspace_create, workspace_update
 
 
 class WorkspaceAddForm(forms.ModelForm):
@@ -23,6 +23,20 @@ class WorkspaceAddForm(forms.ModelForm):
             and name
             and Workspace.objects.live().filter(organization=organization, name__iexact=name).exists()
         ):
+            self.add_error("name", "A workspace with this name already exists in the organization.")
+        return cleaned
+
+
+class WorkspaceChangeForm(forms.ModelForm):
+    class Meta:
+        model = Workspace
+        fields = ["name", "description"]
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        name = (cleaned.get("name") or "").strip()
+        live = Workspace.objects.live().filter(organization_id=self.instance.organization_id, name__iexact=name)
+        if name and live.exclude(pk=self.instance.pk).exists():
             self.add_error("name", "A workspace with this name already exists in the organization.")
         return cleaned
 
@@ -50,8 +64,7 @@ class WorkspaceAdmin(admin.ModelAdmin):
     inlines = [WorkspaceMembershipInline]
 
     def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
-        if obj is None:
-            kwargs["form"] = WorkspaceAddForm
+        kwargs["form"] = WorkspaceAddForm if obj is None else WorkspaceChangeForm
         return super().get_form(request, obj, change=change, **kwargs)
 
     def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
@@ -66,7 +79,7 @@ class WorkspaceAdmin(admin.ModelAdmin):
 
     def save_model(self, request: HttpRequest, obj: Workspace, form: Any, change: bool) -> None:
         if change:
-            super().save_model(request, obj, form, change)
+            workspace_update(workspace=obj, actor=request.user, name=obj.name, description=obj.description)  # type: ignore[arg-type]
             return
         created = workspace_create(
             organization=obj.organization,

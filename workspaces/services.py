@@ -67,6 +67,8 @@ def workspace_membership_set(
     if not Membership.objects.active().filter(organization_id=workspace.organization_id, user=user).exists():
         raise ValidationError("Only active members of the organization can be assigned to its workspaces.")
     existing = WorkspaceMembership.objects.filter(workspace=workspace, user=user).first()
+    if existing is not None and existing.role == role:
+        return existing
     before = {"role": existing.role} if existing else {}
     membership, _ = WorkspaceMembership.objects.update_or_create(
         workspace=workspace, user=user, defaults={"role": role}
