@@ -5,9 +5,9 @@ from typing import Any
 from django.http import HttpRequest
 from django.urls import reverse
 
-# (label, icon, url name, permission needed, needs a workspace in the URL)
+# (label, icon, url name, organization permission needed, or None for workspace tabs, needs a workspace in the URL)
 NAVIGATION = [
-    ("Overview", "overview", "workspaces:overview", "view_workspace", True),
+    ("Overview", "overview", "workspaces:overview", None, True),
     ("Members", "members", "orgs:members", "manage_members", False),
     ("Workspaces", "workspaces", "workspaces:list", "view_organization", False),
     ("Audit", "audit", "orgs:audit", "view_audit_log", False),
@@ -21,21 +21,22 @@ def tenant(request: HttpRequest) -> dict[str, Any]:
     if current is None:
         return {"tenant": None, "nav_items": [], "current_workspace": None}
     workspace = getattr(current, "workspace", None)
-    items = []
-    for label, icon, url_name, permission, needs_workspace in NAVIGATION:
-        if not current.can(permission):
-            continue
-        kwargs = {"org_slug": current.organization.slug}
-        if needs_workspace:
-            if workspace is None:
-                continue
-            kwargs["ws_slug"] = workspace.slug
-        url = reverse(url_name, kwargs=kwargs)
-        active = request.path == url if needs_workspace else request.path.startswith(url)
-        items.append({"label": label, "icon": icon, "url": url, "active": active})
     if workspace is None:
-        # Organization-level pages keep showing the workspace the user was last in.
+        # Organization-level pages keep showing (and linking to) the workspace the user was last in.
         from qolaba.access import remembered_workspace
 
         workspace = remembered_workspace(request, current.organization)
+    items = []
+    for label, icon, url_name, permission, needs_workspace in NAVIGATION:
+        kwargs = {"org_slug": current.organization.slug}
+        if needs_workspace:
+            # The workspace came through the access decorator or Workspace.objects.for_user: it may be opened.
+            if workspace is None:
+                continue
+            kwargs["ws_slug"] = workspace.slug
+        elif not current.can(permission):
+            continue
+        url = reverse(url_name, kwargs=kwargs)
+        active = request.path == url if needs_workspace else request.path.startswith(url)
+        items.append({"label": label, "icon": icon, "url": url, "active": active})
     return {"tenant": current, "nav_items": items, "current_workspace": workspace}

@@ -23,13 +23,26 @@
     if (button) button.parentElement.remove();
   });
 
-  // Phone layout: the sidebar slides in.
-  document.addEventListener("click", function (event) {
-    var toggle = event.target.closest("[data-nav-toggle]");
-    if (!toggle) return;
-    var sidebar = document.getElementById(toggle.getAttribute("aria-controls"));
-    var open = sidebar.classList.toggle("open");
+  // Phone layout: the sidebar slides in, and closes with its × button, Escape or a tap outside it.
+  function setSidebar(open) {
+    var sidebar = document.getElementById("sidebar");
+    var toggle = document.querySelector("[data-nav-toggle]");
+    if (!sidebar || !toggle) return;
+    sidebar.classList.toggle("open", open);
     toggle.setAttribute("aria-expanded", open ? "true" : "false");
+  }
+  document.addEventListener("click", function (event) {
+    if (event.target.closest("[data-nav-toggle]")) {
+      var sidebar = document.getElementById("sidebar");
+      setSidebar(!(sidebar && sidebar.classList.contains("open")));
+    } else if (event.target.closest("[data-nav-close]")) {
+      setSidebar(false);
+    } else if (!event.target.closest("#sidebar")) {
+      setSidebar(false);
+    }
+  });
+  document.addEventListener("keydown", function (event) {
+    if (event.key === "Escape") setSidebar(false);
   });
 })();
 
