@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 
-import pytest
 from playwright.sync_api import Browser, Page, ViewportSize, expect
 
 from orgs.models import Organization, User
