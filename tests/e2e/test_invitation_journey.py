@@ -76,11 +76,13 @@ def test_owner_invites_and_the_invitee_joins_only_their_workspace(
     expect(nina_page.locator("#workspace-menu .menu-item-text")).to_have_text(["Nike Launch"])
     screenshot(nina_page, "invitee-in-her-workspace")
     response = nina_page.goto(f"{base}/o/{org.slug}/w/{secret.slug}/")
-    assert response is not None and response.status == 404
+    assert response is not None
+    assert response.status == 404
     expect(nina_page.locator("main h1")).to_have_text("This page doesn't exist")
     screenshot(nina_page, "other-workspace-is-404")
     response = nina_page.goto(f"{base}/o/{org.slug}/members/")
-    assert response is not None and response.status == 404
+    assert response is not None
+    assert response.status == 404
 
     # The Owner promotes her to Admin; she now has the Members tab.
     nina = Membership.objects.get(organization=org, user__email="nina@example.com")
