@@ -308,10 +308,9 @@ def invitations_create(
     live_ids = set(Workspace.objects.live().filter(organization=organization).values_list("pk", flat=True))
     if any(ws.pk not in live_ids for ws in workspaces):
         raise ValidationError({"workspaces": "Pick workspaces of this organization."})
-    if not emails:
+    lowered, problems = parse_email_list("\n".join(emails))
+    if not lowered and not problems:
         raise ValidationError({"emails": "Enter at least one email address."})
-    lowered = [email.lower() for email in emails]
-    problems = []
     members = set(
         Membership.objects.active()
         .filter(organization=organization, user__email__in=lowered)
@@ -501,14 +500,19 @@ def organization_update(
         raise ValidationError({"name": "Give the organization a name."})
     _validate_timezone(timezone)
     processed = logo_process(logo) if logo is not None else None
-    before = {"name": organization.name, "timezone": organization.timezone, "logo": bool(organization.logo)}
+    old_logo = organization.logo.name if organization.logo else ""
+    before = {"name": organization.name, "timezone": organization.timezone, "logo": old_logo}
     organization.name, organization.timezone = name, timezone
     if processed is not None:
         organization.logo.save(f"{organization.slug}.png", processed, save=False)
     elif remove_logo:
         organization.logo = None
     organization.save(update_fields=["name", "timezone", "logo"])
-    after = {"name": organization.name, "timezone": organization.timezone, "logo": bool(organization.logo)}
+    new_logo = organization.logo.name if organization.logo else ""
+    if old_logo and old_logo != new_logo:
+        storage = organization.logo.storage
+        transaction.on_commit(partial(storage.delete, old_logo))
+    after = {"name": organization.name, "timezone": organization.timezone, "logo": new_logo}
     if after != before:
         audit_record(
             organization=organization,

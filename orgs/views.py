@@ -457,10 +457,17 @@ def audit_log_export(request: TenantRequest, org_slug: str) -> StreamingHttpResp
             ]
 
     writer = csv.writer(_Echo())
-    response = StreamingHttpResponse((writer.writerow(row) for row in rows()), content_type="text/csv")
+    response = StreamingHttpResponse(
+        (writer.writerow([_spreadsheet_safe(cell) for cell in row]) for row in rows()), content_type="text/csv"
+    )
     filename = f"{request.tenant.organization.slug}-audit-{dj_now():%Y%m%d}.csv"
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
+
+
+def _spreadsheet_safe(cell: str) -> str:
+    """Cells a spreadsheet would run as a formula (names are user input) are exported as text."""
+    return "'" + cell if cell[:1] in ("=", "+", "-", "@", "\t", "\r") else cell
 
 
 class _Echo:

@@ -193,6 +193,7 @@ def _users_with_access(workspace: Workspace) -> list[User]:
 @transaction.atomic
 def membership_workspaces_set(*, membership: Membership, assignments: dict[Workspace, str], actor: User) -> None:
     """Replace which workspaces an org Member is assigned to, and with which role, in one step."""
+    membership = Membership.objects.select_for_update().select_related("user", "organization").get(pk=membership.pk)
     organization = membership.organization
     actor_is_admin = Membership.objects.active().filter(
         organization=organization, user=actor, role__gte=OrganizationRole.ADMIN
