@@ -6,6 +6,7 @@ source "$(dirname "$0")/_setup.sh"
 ensure_venv
 export DJANGO_SETTINGS_MODULE=qolaba.settings.development
 PORT="${PORT:-8000}"
+export SITE_URL="${SITE_URL:-http://127.0.0.1:${PORT}}"
 
 say "Migrating the SQLite database (db.sqlite3)"
 .venv/bin/python manage.py migrate --noinput -v0
