@@ -31,34 +31,22 @@ from workspaces.models import (
 if TYPE_CHECKING:
     from orgs.models import User
 
+_MEMBER = frozenset({"view_organization"})
+_ADMIN = _MEMBER | {
+    "manage_members",
+    "manage_workspaces",
+    "view_all_usage",
+    "manage_credits",
+    "manage_billing",
+    "edit_profile",
+    "view_audit_log",
+}
+_OWNER = _ADMIN | {"transfer_ownership", "delete_organization"}
+
 ORGANIZATION_ROLE_PERMISSIONS: dict[int, frozenset[str]] = {
-    OrganizationRole.OWNER: frozenset(
-        {
-            "view_organization",
-            "manage_members",
-            "manage_workspaces",
-            "view_all_usage",
-            "manage_credits",
-            "manage_billing",
-            "edit_profile",
-            "view_audit_log",
-            "transfer_ownership",
-            "delete_organization",
-        }
-    ),
-    OrganizationRole.ADMIN: frozenset(
-        {
-            "view_organization",
-            "manage_members",
-            "manage_workspaces",
-            "view_all_usage",
-            "manage_credits",
-            "manage_billing",
-            "edit_profile",
-            "view_audit_log",
-        }
-    ),
-    OrganizationRole.MEMBER: frozenset({"view_organization"}),
+    OrganizationRole.OWNER: _OWNER,
+    OrganizationRole.ADMIN: _ADMIN,
+    OrganizationRole.MEMBER: _MEMBER,
 }
 
 WORKSPACE_ROLE_PERMISSIONS: dict[str, frozenset[str]] = {

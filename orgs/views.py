@@ -54,7 +54,7 @@ from qolaba.access import (
     remembered_organization,
     remembered_workspace,
 )
-from qolaba.views import confirm_response, form_add_service_errors
+from qolaba.views import confirmed_action, form_add_service_errors
 from workspaces.models import Workspace, WorkspaceMembership
 from workspaces.services import membership_workspaces_set
 
@@ -244,25 +244,19 @@ def member_workspaces_change(request: TenantRequest, org_slug: str, membership_i
 @organization_view("manage_members")
 def member_remove(request: TenantRequest, org_slug: str, membership_id: int) -> HttpResponse:
     membership = _member_or_404(request, membership_id)
-    error = None
-    if request.method == "POST":
-        try:
-            membership_remove(membership=membership, actor=request.user)
-        except ValidationError as refusal:
-            error = " ".join(refusal.messages)
-        else:
-            messages.success(request, f"{membership.user.email} was removed. Their history and usage stay.")
-            return redirect("orgs:members", org_slug=org_slug)
-    context = {
-        "title": f"Remove {membership.user.email}?",
-        "body": "They lose access to the organization and all its workspaces immediately, including in open "
-        "sessions. What they generated stays in the workspaces' history, attributed to them.",
-        "confirm_label": "Remove member",
-        "action": request.path,
-        "cancel_url": reverse("orgs:member", kwargs={"org_slug": org_slug, "membership_id": membership.pk}),
-        "error": error,
-    }
-    return confirm_response(request, context, status=400 if error else 200)
+    return confirmed_action(
+        request,
+        run=lambda: membership_remove(membership=membership, actor=request.user),
+        success_message=f"{membership.user.email} was removed. Their history and usage stay.",
+        success_url=reverse("orgs:members", kwargs={"org_slug": org_slug}),
+        confirmation={
+            "title": f"Remove {membership.user.email}?",
+            "body": "They lose access to the organization and all its workspaces immediately, including in open "
+            "sessions. What they generated stays in the workspaces' history, attributed to them.",
+            "confirm_label": "Remove member",
+            "cancel_url": reverse("orgs:member", kwargs={"org_slug": org_slug, "membership_id": membership.pk}),
+        },
+    )
 
 
 @require_http_methods(["GET", "POST"])
@@ -307,22 +301,19 @@ def invitation_resend_view(request: TenantRequest, org_slug: str, invitation_id:
 @organization_view("manage_members")
 def invitation_revoke_view(request: TenantRequest, org_slug: str, invitation_id: int) -> HttpResponse:
     invitation = _invitation_or_404(request, invitation_id)
-    if request.method == "POST":
-        try:
-            invitation_revoke(invitation=invitation, actor=request.user)
-        except ValidationError as error:
-            messages.error(request, " ".join(error.messages))
-        else:
-            messages.success(request, f"The invitation of {invitation.email} was revoked.")
-        return redirect("orgs:members", org_slug=org_slug)
-    context = {
-        "title": f"Revoke the invitation of {invitation.email}?",
-        "body": "The link in their email stops working. You can invite them again later.",
-        "confirm_label": "Revoke invitation",
-        "action": request.path,
-        "cancel_url": reverse("orgs:members", kwargs={"org_slug": org_slug}),
-    }
-    return confirm_response(request, context)
+    members_url = reverse("orgs:members", kwargs={"org_slug": org_slug})
+    return confirmed_action(
+        request,
+        run=lambda: invitation_revoke(invitation=invitation, actor=request.user),
+        success_message=f"The invitation of {invitation.email} was revoked.",
+        success_url=members_url,
+        confirmation={
+            "title": f"Revoke the invitation of {invitation.email}?",
+            "body": "The link in their email stops working. You can invite them again later.",
+            "confirm_label": "Revoke invitation",
+            "cancel_url": members_url,
+        },
+    )
 
 
 @require_http_methods(["GET", "POST"])

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django import forms
+from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 
 
 def form_add_service_errors(form: forms.Form, error: ValidationError) -> None:
@@ -27,3 +29,28 @@ def confirm_response(request: HttpRequest, context: dict[str, Any], status: int 
     if getattr(request, "htmx", False) and request.method == "GET":
         return render(request, "confirm.html#confirm-dialog", context, status=status)
     return render(request, "confirm.html", context, status=status)
+
+
+def confirmed_action(
+    request: HttpRequest,
+    *,
+    run: Callable[[], object],
+    success_message: str,
+    success_url: str,
+    confirmation: dict[str, Any],
+) -> HttpResponse:
+    """A destructive action behind a confirmation: GET asks (dialog or page), POST runs the service.
+
+    A refusal from the service (ValidationError) is shown on the confirmation, with status 400.
+    """
+    error = None
+    if request.method == "POST":
+        try:
+            run()
+        except ValidationError as refusal:
+            error = " ".join(refusal.messages)
+        else:
+            messages.success(request, success_message)
+            return redirect(success_url)
+    context = {**confirmation, "action": request.path, "error": error}
+    return confirm_response(request, context, status=400 if error else 200)

@@ -12,7 +12,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from orgs.models import User
 from qolaba.access import TenantRequest, WorkspaceRequest, organization_view, workspace_view
-from qolaba.views import confirm_response, form_add_service_errors
+from qolaba.views import confirmed_action, form_add_service_errors
 from workspaces.forms import WorkspaceForm, WorkspaceMemberForm
 from workspaces.models import Workspace
 from workspaces.selectors import (
@@ -155,25 +155,20 @@ def workspace_member_remove(request: WorkspaceRequest, org_slug: str, ws_slug: s
 @workspace_view("manage_workspaces")
 def workspace_delete(request: WorkspaceRequest, org_slug: str, ws_slug: str) -> HttpResponse:
     workspace = request.tenant.workspace
-    error = None
-    if request.method == "POST":
-        try:
-            workspace_archive(workspace=workspace, actor=request.user)
-        except ValidationError as refusal:
-            error = " ".join(refusal.messages)
-        else:
-            messages.success(request, f"Workspace “{workspace.name}” deleted. You can restore it from this list.")
-            return redirect("workspaces:list", org_slug=org_slug)
-    context = {
-        "title": f"Delete the workspace “{workspace.name}”?",
-        "body": "Its members lose access and no more credits can be spent in it. Its history and usage stay for "
-        "reports, and you can restore it within the retention window.",
-        "confirm_label": "Delete workspace",
-        "action": request.path,
-        "cancel_url": reverse("workspaces:list", kwargs={"org_slug": org_slug}),
-        "error": error,
-    }
-    return confirm_response(request, context, status=400 if error else 200)
+    list_url = reverse("workspaces:list", kwargs={"org_slug": org_slug})
+    return confirmed_action(
+        request,
+        run=lambda: workspace_archive(workspace=workspace, actor=request.user),
+        success_message=f"Workspace “{workspace.name}” deleted. You can restore it from this list.",
+        success_url=list_url,
+        confirmation={
+            "title": f"Delete the workspace “{workspace.name}”?",
+            "body": "Its members lose access and no more credits can be spent in it. Its history and usage stay "
+            "for reports, and you can restore it within the retention window.",
+            "confirm_label": "Delete workspace",
+            "cancel_url": list_url,
+        },
+    )
 
 
 @require_POST

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
-from playwright.sync_api import Page
+from playwright.sync_api import Page, expect
 
 # Playwright's sync API runs an event loop in the test thread; without this pytest-django's database
 # set-up (and the ORM calls the tests make) raise SynchronousOnlyOperation.
@@ -34,6 +34,15 @@ CHROMIUM_ARGS = [
 ]
 
 Screenshot = Callable[[Page, str], Path]
+
+
+def log_in(page: Page, base_url: str, email: str, password: str) -> None:
+    """Sign in through the real login form and wait until the app has taken us in."""
+    page.goto(f"{base_url}/accounts/login/")
+    page.fill("#id_login", email)
+    page.fill("#id_password", password)
+    page.get_by_role("button", name="Sign In").click()
+    expect(page).not_to_have_url(re.compile(r"/accounts/login/"))
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ import re
 from playwright.sync_api import Browser, Page, ViewportSize, expect
 
 from orgs.models import Organization, User
-from tests.e2e.conftest import Screenshot
+from tests.e2e.conftest import Screenshot, log_in
 from tests.factories import PASSWORD, UserFactory, make_organization
 from workspaces.models import Workspace
 from workspaces.services import workspace_create
@@ -20,11 +20,7 @@ SIGNUP_PASSWORD = "violet-otter-harbour-42"
 
 
 def _log_in(page: Page, base_url: str, email: str, password: str = PASSWORD) -> None:
-    page.goto(f"{base_url}/accounts/login/")
-    page.fill("#id_login", email)
-    page.fill("#id_password", password)
-    page.get_by_role("button", name="Sign In").click()
-    expect(page).not_to_have_url(re.compile(r"/accounts/login/"))
+    log_in(page, base_url, email, password)
 
 
 def _overview_url(base_url: str, workspace: Workspace) -> str:

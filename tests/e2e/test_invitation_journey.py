@@ -8,18 +8,14 @@ from django.core import mail
 from playwright.sync_api import Browser, Page, expect
 
 from orgs.models import Invitation, InvitationStatus, Membership, OrganizationRole
-from tests.e2e.conftest import Screenshot
+from tests.e2e.conftest import Screenshot, log_in
 from tests.factories import PASSWORD, UserFactory, make_organization, make_workspace
 
 INVITEE_PASSWORD = "amber-falcon-river-77"
 
 
 def _log_in(page: Page, base_url: str, email: str, password: str = PASSWORD) -> None:
-    page.goto(f"{base_url}/accounts/login/")
-    page.fill("#id_login", email)
-    page.fill("#id_password", password)
-    page.get_by_role("button", name="Sign In").click()
-    expect(page).not_to_have_url(re.compile(r"/accounts/login/"))
+    log_in(page, base_url, email, password)
 
 
 def _invitation_link(base_url: str, email: str) -> str:
