@@ -592,3 +592,16 @@ def test_member_remove_view_refusal_is_shown(s, client):
     assert response.status_code == 400
     assert "cannot be changed" in response.content.decode()
     assert Membership.objects.get(user=s["owner"]).status == "active"
+
+
+def test_overview_links_to_settings_only_for_those_who_manage_the_workspace(client):
+    org = make_organization()
+    target = make_workspace(org, name="Settings Link Target")
+    admin = make_member(org, workspaces={target: WorkspaceRole.ADMIN}).user
+    member = make_member(org, workspaces={target: WorkspaceRole.MEMBER}).user
+    settings_url = f"/o/{org.slug}/w/{target.slug}/settings/"
+    overview_url = f"/o/{org.slug}/w/{target.slug}/"
+    client.force_login(admin)
+    assert settings_url in client.get(overview_url).content.decode()
+    client.force_login(member)
+    assert settings_url not in client.get(overview_url).content.decode()
