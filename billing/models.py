@@ -1,1 +1,228 @@
-"""Models arrive with the credits (billing) and AI activity (usage) issues."""
+"""The credits ledger: accounts, append-only transactions of signed entries, holds and spend counters.
+
+Credits are whole numbers stored as BIGINT. Every movement is a LedgerTransaction whose entries sum to zero.
+Spendable balances (one account per workspace; the Primary Workspace's account is the organization's pool) and
+the Credit Bank are cached on the account row, protected by CHECK (balance >= 0), and equal to the sum of their
+entries. System accounts (source, sink, holds) are never updated on the hot path: their balance is the sum of
+their entries, computed when needed, so a charge updates exactly one contended row.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils.timezone import now
+
+from orgs.models import Organization
+from workspaces.models import Workspace
+
+
+class AccountKind(models.TextChoices):
+    WORKSPACE = "workspace", "Workspace balance"
+    BANK = "bank", "Credit Bank"
+    SOURCE = "source", "Purchases and grants"
+    SINK = "sink", "Consumption"
+    HOLDS = "holds", "Reserved by holds"
+
+
+CACHED_KINDS = (AccountKind.WORKSPACE, AccountKind.BANK)
+ORGANIZATION_KINDS = (AccountKind.SOURCE, AccountKind.SINK, AccountKind.HOLDS, AccountKind.BANK)
+
+
+class Account(models.Model):
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="credit_accounts")
+    workspace = models.OneToOneField(
+        Workspace, on_delete=models.CASCADE, null=True, blank=True, related_name="credit_account"
+    )
+    kind = models.CharField(max_length=10, choices=AccountKind.choices)
+    balance = models.BigIntegerField(default=0)
+    created_at = models.DateTimeField(default=now)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=models.Q(balance__gte=0), name="account_balance_never_negative"),
+            models.CheckConstraint(
+                condition=models.Q(kind=AccountKind.WORKSPACE, workspace__isnull=False)
+                | (~models.Q(kind=AccountKind.WORKSPACE) & models.Q(workspace__isnull=True)),
+                name="account_workspace_iff_workspace_kind",
+            ),
+            models.UniqueConstraint(
+                fields=["organization", "kind"],
+                condition=~models.Q(kind=AccountKind.WORKSPACE),
+                name="account_one_system_account_per_kind",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        if self.workspace_id:
+            return f"{self.workspace} balance"
+        return f"{self.organization} {self.get_kind_display()}"
+
+    @property
+    def caches_balance(self) -> bool:
+        return self.kind in CACHED_KINDS
+
+
+class TransactionKind(models.TextChoices):
+    GRANT = "grant", "Grant"
+    PURCHASE = "purchase", "Purchase"
+    RENEWAL = "renewal", "Plan renewal"
+    TRANSFER = "transfer", "Transfer"
+    SWEEP = "sweep", "Mode switch sweep"
+    CHARGE = "charge", "Charge"
+    HOLD = "hold", "Hold"
+    CAPTURE = "capture", "Capture"
+    RELEASE = "release", "Release"
+    REFUND = "refund", "Refund"
+    EXPIRY = "expiry", "Pack expiry to Credit Bank"
+    BANK_UNLOCK = "bank_unlock", "Credit Bank unlocked"
+    RETURN = "return", "Returned from a deleted workspace"
+
+
+class LedgerTransaction(models.Model):
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="ledger_transactions")
+    kind = models.CharField(max_length=12, choices=TransactionKind.choices)
+    amount = models.BigIntegerField(help_text="The credits moved (positive).")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    workspace = models.ForeignKey(
+        Workspace, on_delete=models.SET_NULL, null=True, blank=True, related_name="ledger_transactions"
+    )
+    idempotency_key = models.CharField(max_length=255, blank=True, default="")
+    request_hash = models.CharField(max_length=64, blank=True)
+    reverses = models.ForeignKey(
+        "self",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="reversals",
+        help_text="For a refund: the charge or capture it gives credits back for.",
+    )
+    period_start = models.DateField(null=True, blank=True, help_text="Budget period of a spend.")
+    memo = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(default=now, db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "idempotency_key"],
+                condition=~models.Q(idempotency_key=""),
+                name="ledger_transaction_idempotency_key_unique",
+            ),
+            models.CheckConstraint(condition=models.Q(amount__gt=0), name="ledger_transaction_amount_positive"),
+        ]
+        indexes = [models.Index(fields=["organization", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} of {self.amount}"
+
+
+class LedgerEntry(models.Model):
+    """One side of a movement: a signed amount on one account. A transaction's entries sum to zero."""
+
+    transaction = models.ForeignKey(LedgerTransaction, on_delete=models.CASCADE, related_name="entries")
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="entries")
+    amount = models.BigIntegerField()
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=~models.Q(amount=0), name="ledger_entry_amount_nonzero")]
+        indexes = [models.Index(fields=["account", "transaction"])]
+
+    def __str__(self) -> str:
+        return f"{self.amount:+d} on {self.account_id}"
+
+
+class HoldStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    CAPTURED = "captured", "Captured"
+    RELEASED = "released", "Released"
+
+
+class Hold(models.Model):
+    """Credits reserved for a long generation: captured (≤ held) or released, exactly once."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="holds")
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="holds")
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="holds")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    amount = models.BigIntegerField()
+    captured_amount = models.BigIntegerField(null=True, blank=True)
+    status = models.CharField(max_length=10, choices=HoldStatus.choices, default=HoldStatus.PENDING)
+    period_start = models.DateField(help_text="The budget period the reservation counts against.")
+    expires_at = models.DateTimeField()
+    hold_transaction = models.OneToOneField(LedgerTransaction, on_delete=models.PROTECT, related_name="hold")
+    settle_transaction = models.OneToOneField(
+        LedgerTransaction, on_delete=models.PROTECT, null=True, blank=True, related_name="settled_hold"
+    )
+    created_at = models.DateTimeField(default=now)
+    settled_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=models.Q(amount__gt=0), name="hold_amount_positive"),
+            models.CheckConstraint(
+                condition=models.Q(captured_amount__isnull=True)
+                | models.Q(captured_amount__gte=0, captured_amount__lte=models.F("amount")),
+                name="hold_capture_within_amount",
+            ),
+        ]
+        indexes = [models.Index(fields=["status", "expires_at"])]
+
+    def __str__(self) -> str:
+        return f"Hold of {self.amount} ({self.status})"
+
+
+class SpendCounter(models.Model):
+    """Credits spent in one budget period by a workspace (user null) or by one member in a workspace.
+
+    Only kept for workspaces and members that have a monthly limit, and updated with a conditional UPDATE in the
+    charge's own transaction, so a limit can never be exceeded.
+    """
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="spend_counters")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, null=True, blank=True)
+    period_start = models.DateField()
+    spent = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workspace", "period_start"],
+                condition=models.Q(user__isnull=True),
+                name="spend_counter_unique_workspace",
+            ),
+            models.UniqueConstraint(
+                fields=["workspace", "user", "period_start"],
+                condition=models.Q(user__isnull=False),
+                name="spend_counter_unique_member",
+            ),
+            models.CheckConstraint(condition=models.Q(spent__gte=0), name="spend_counter_non_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.spent} spent in {self.period_start:%Y-%m}"
+
+
+class WorkspaceLimit(models.Model):
+    """Optional monthly limits: for the workspace (shared mode) and for each member in it."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="limits")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, null=True, blank=True)
+    monthly_limit = models.BigIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workspace"], condition=models.Q(user__isnull=True), name="workspace_limit_unique_workspace"
+            ),
+            models.UniqueConstraint(
+                fields=["workspace", "user"],
+                condition=models.Q(user__isnull=False),
+                name="workspace_limit_unique_member",
+            ),
+            models.CheckConstraint(condition=models.Q(monthly_limit__gte=0), name="workspace_limit_non_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Monthly limit of {self.monthly_limit}"

@@ -49,6 +49,7 @@ def organization_create(
     *, name: str, owner: User, timezone: str = "UTC", primary_workspace_name: str = PRIMARY_WORKSPACE_NAME
 ) -> Organization:
     """Create an organization with its Owner membership and Primary Workspace, all or nothing."""
+    from billing.ledger import accounts_open_for_organization
     from orgs.tasks import organization_welcome_email_send
     from workspaces.services import workspace_create
 
@@ -77,6 +78,7 @@ def organization_create(
         target=owner_membership,
         after={"user": owner.email, "role": owner_membership.get_role_display()},
     )
+    accounts_open_for_organization(organization=organization)
     workspace_create(organization=organization, name=primary_workspace_name, created_by=owner, is_primary=True)
     transaction.on_commit(partial(organization_welcome_email_send.delay, organization.pk))
     return organization

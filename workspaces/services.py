@@ -8,6 +8,8 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils.timezone import now
 
+from billing.ledger import account_open_for_workspace
+from billing.services import workspace_credits_return
 from orgs.audit import audit_record
 from orgs.models import Membership, MembershipStatus, Organization, OrganizationRole, User
 from orgs.roles import permissions_apply
@@ -46,6 +48,7 @@ def workspace_create(
         is_primary=is_primary,
         created_by=created_by,
     )
+    account_open_for_workspace(workspace=workspace)
     permissions_apply(organization=organization, users=_organization_admins(organization))
     audit_record(
         organization=organization,
@@ -120,6 +123,7 @@ def workspace_archive(*, workspace: Workspace, actor: User) -> Workspace:
         raise ValidationError("This workspace is already deleted.")
     workspace.archived_at = now()
     workspace.save(update_fields=["archived_at"])
+    returned = workspace_credits_return(workspace=workspace, actor=actor)
     permissions_apply(organization=workspace.organization, users=_users_with_access(workspace))
     audit_record(
         organization=workspace.organization,
@@ -127,7 +131,7 @@ def workspace_archive(*, workspace: Workspace, actor: User) -> Workspace:
         action="workspace.archived",
         target=workspace,
         before={"archived": False},
-        after={"archived": True},
+        after={"archived": True, "credits_returned_to_primary": returned.amount if returned else 0},
     )
     return workspace
 

@@ -1,0 +1,775 @@
+"""The ledger's write primitive and the credit-movement services built on it.
+
+Every movement goes through `_post`, inside the caller's transaction:
+
+1. insert the LedgerTransaction and its entries (no lock on any balance row yet);
+2. move the monthly spend counters, each with a conditional upsert (limits can never be exceeded);
+3. apply the cached balances, in ascending account id, each debit as a conditional
+   `UPDATE … SET balance = balance - x WHERE id = … AND balance >= x`.
+
+Locks are therefore always taken in one order — counters, then accounts by id — so concurrent charges, transfers
+and sweeps never deadlock, and the contended balance row is locked only for its UPDATE and the COMMIT.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Q, Sum
+from django.utils.timezone import now
+
+from billing.models import (
+    CACHED_KINDS,
+    ORGANIZATION_KINDS,
+    Account,
+    AccountKind,
+    Hold,
+    HoldStatus,
+    LedgerEntry,
+    LedgerTransaction,
+    SpendCounter,
+    TransactionKind,
+    WorkspaceLimit,
+)
+from orgs.models import CreditMode, Organization, User
+from workspaces.models import Workspace
+
+LimitName = Literal["workspace_balance", "pool", "workspace_monthly_limit", "member_monthly_limit"]
+HOLD_TTL_DEFAULT = timedelta(seconds=900)
+HOLD_TTL_MAX = timedelta(seconds=86400)
+
+
+class LedgerError(Exception):
+    """A refusal of the ledger: nothing was written."""
+
+    code = "ledger_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidAmount(LedgerError):
+    code = "invalid_amount"
+
+
+class CreditLimitReached(LedgerError):
+    """Which limit stopped a spend, what is left under it, and when it resets (None: it does not reset)."""
+
+    code = "insufficient_credits"
+
+    def __init__(self, *, limit: LimitName, available: int, resets_at: datetime | None) -> None:
+        self.limit, self.available, self.resets_at = limit, max(available, 0), resets_at
+        labels = {
+            "workspace_balance": "The workspace's credit balance",
+            "pool": "The organization's shared credit pool",
+            "workspace_monthly_limit": "The workspace's monthly spend limit",
+            "member_monthly_limit": "Your monthly spend limit in this workspace",
+        }
+        when = f"; it resets on {resets_at:%Y-%m-%d %H:%M %Z}" if resets_at else ""
+        super().__init__(f"{labels[limit]} has {self.available} credits left{when}.")
+
+
+class IdempotencyConflict(LedgerError):
+    code = "idempotency_conflict"
+
+
+class HoldNotPending(LedgerError):
+    code = "hold_not_pending"
+
+
+class ModeMismatch(LedgerError):
+    code = "wrong_credit_mode"
+
+
+# --- periods -------------------------------------------------------------------------------------------------
+
+
+def period_bounds(organization: Organization, at: datetime | None = None) -> tuple[date, datetime]:
+    """The budget period containing `at`: a calendar month in the organization's time zone.
+
+    Returns (first day of the month, the instant the next month starts there).
+    """
+    tz = ZoneInfo(organization.timezone)
+    local = (at or now()).astimezone(tz)
+    start = local.date().replace(day=1)
+    next_month = (start.replace(day=28) + timedelta(days=4)).replace(day=1)
+    return start, datetime(next_month.year, next_month.month, 1, tzinfo=tz)
+
+
+# --- accounts ------------------------------------------------------------------------------------------------
+
+
+def accounts_open_for_organization(*, organization: Organization) -> None:
+    Account.objects.bulk_create(
+        [Account(organization=organization, kind=kind) for kind in ORGANIZATION_KINDS], ignore_conflicts=True
+    )
+
+
+def account_open_for_workspace(*, workspace: Workspace) -> Account:
+    account, _ = Account.objects.get_or_create(
+        workspace=workspace, defaults={"organization_id": workspace.organization_id, "kind": AccountKind.WORKSPACE}
+    )
+    return account
+
+
+def _system_account_ids(organization_id: int) -> dict[str, int]:
+    rows = Account.objects.filter(organization_id=organization_id, kind__in=ORGANIZATION_KINDS)
+    return {kind: pk for pk, kind in rows.values_list("pk", "kind")}
+
+
+@dataclass(frozen=True)
+class PayingAccount:
+    """Where a workspace's spending comes from: its own balance (budget mode) or the pool (shared mode)."""
+
+    account_id: int
+    limit: LimitName
+    workspace_account_id: int
+    primary_account_id: int
+
+
+def paying_account(workspace: Workspace, organization: Organization) -> PayingAccount:
+    rows = Account.objects.filter(kind=AccountKind.WORKSPACE, organization_id=organization.pk).filter(
+        Q(workspace_id=workspace.pk) | Q(workspace__is_primary=True)
+    )
+    own = primary = None
+    for pk, ws_id, is_primary in rows.values_list("pk", "workspace_id", "workspace__is_primary"):
+        if ws_id == workspace.pk:
+            own = pk
+        if is_primary:
+            primary = pk
+    if own is None or primary is None:
+        raise LedgerError("This workspace has no credit account.")
+    if organization.credit_mode == CreditMode.SHARED:
+        return PayingAccount(primary, "pool", own, primary)
+    return PayingAccount(own, "workspace_balance", own, primary)
+
+
+def available_credits(workspace: Workspace, organization: Organization) -> int:
+    """What the workspace can spend right now (its balance or the pool), before any monthly limit."""
+    paying = paying_account(workspace, organization)
+    return Account.objects.values_list("balance", flat=True).get(pk=paying.account_id)
+
+
+# --- the write primitive -------------------------------------------------------------------------------------
+
+
+class _Insufficient(Exception):
+    def __init__(self, account_id: int) -> None:
+        self.account_id = account_id
+
+
+class _CounterFull(Exception):
+    def __init__(self, user_id: int | None) -> None:
+        self.user_id = user_id
+
+
+@dataclass(frozen=True)
+class CounterMove:
+    """Add `amount` (negative to give back) to a spend counter; with `limit`, refuse to go past it."""
+
+    workspace_id: int
+    user_id: int | None
+    period_start: date
+    amount: int
+    limit: int | None
+
+
+def _move_counter(move: CounterMove) -> None:
+    """Portable SQL (PostgreSQL and SQLite): a conditional upsert going up, a floor-at-zero update going down."""
+    table = SpendCounter._meta.db_table
+    if move.user_id is None:
+        target, who, who_params = "(workspace_id, period_start) WHERE user_id IS NULL", "user_id IS NULL", []
+    else:
+        target, who, who_params = (
+            "(workspace_id, user_id, period_start) WHERE user_id IS NOT NULL",
+            "user_id = %s",
+            [move.user_id],
+        )
+    with connection.cursor() as cursor:
+        if move.amount >= 0:
+            if move.limit is not None and move.amount > move.limit:
+                raise _CounterFull(move.user_id)
+            guard = "" if move.limit is None else f"WHERE {table}.spent + excluded.spent <= %s"
+            cursor.execute(
+                f"INSERT INTO {table} (workspace_id, user_id, period_start, spent) VALUES (%s, %s, %s, %s) "  # noqa: S608
+                f"ON CONFLICT {target} DO UPDATE SET spent = {table}.spent + excluded.spent {guard} RETURNING spent",
+                [move.workspace_id, move.user_id, move.period_start, move.amount]
+                + ([] if move.limit is None else [move.limit]),
+            )
+            if cursor.fetchone() is None:
+                raise _CounterFull(move.user_id)
+        else:
+            cursor.execute(
+                f"UPDATE {table} SET spent = CASE WHEN spent + %s < 0 THEN 0 ELSE spent + %s END "  # noqa: S608
+                f"WHERE workspace_id = %s AND period_start = %s AND {who}",
+                [move.amount, move.amount, move.workspace_id, move.period_start, *who_params],
+            )
+
+
+def _apply_balances(deltas: Mapping[int, int]) -> dict[int, int]:
+    """Apply signed deltas to cached balances in ascending id; a debit never takes a balance below zero."""
+    table = Account._meta.db_table
+    balances: dict[int, int] = {}
+    with connection.cursor() as cursor:
+        for account_id in sorted(deltas):
+            delta = deltas[account_id]
+            if delta < 0:
+                cursor.execute(
+                    f"UPDATE {table} SET balance = balance + %s WHERE id = %s AND balance >= %s RETURNING balance",  # noqa: S608
+                    [delta, account_id, -delta],
+                )
+            else:
+                cursor.execute(
+                    f"UPDATE {table} SET balance = balance + %s WHERE id = %s RETURNING balance",  # noqa: S608
+                    [delta, account_id],
+                )
+            row = cursor.fetchone()
+            if row is None:
+                raise _Insufficient(account_id)
+            balances[account_id] = row[0]
+    return balances
+
+
+def _post(
+    *,
+    organization_id: int,
+    kind: TransactionKind,
+    amount: int,
+    entries: Iterable[tuple[int, int]],
+    cached_account_ids: set[int],
+    actor: User | None = None,
+    workspace_id: int | None = None,
+    idempotency_key: str | None = None,
+    request_hash: str = "",
+    memo: str = "",
+    reverses: LedgerTransaction | None = None,
+    period_start: date | None = None,
+    counters: Iterable[CounterMove] = (),
+) -> tuple[LedgerTransaction, dict[int, int]]:
+    """Write one balanced transaction (must run inside transaction.atomic). Returns it and the new balances."""
+    lines = [(account_id, value) for account_id, value in entries if value != 0]
+    if sum(value for _, value in lines) != 0:
+        raise LedgerError("A ledger transaction must balance.")
+    txn = LedgerTransaction.objects.create(
+        organization_id=organization_id,
+        kind=kind,
+        amount=amount,
+        actor=actor,
+        workspace_id=workspace_id,
+        idempotency_key=idempotency_key or "",
+        request_hash=request_hash,
+        memo=memo[:255],
+        reverses=reverses,
+        period_start=period_start,
+    )
+    LedgerEntry.objects.bulk_create(
+        [LedgerEntry(transaction=txn, account_id=account_id, amount=value) for account_id, value in lines]
+    )
+    for move in counters:
+        _move_counter(move)
+    deltas: dict[int, int] = defaultdict(int)
+    for account_id, value in lines:
+        if account_id in cached_account_ids:
+            deltas[account_id] += value
+    return txn, _apply_balances({k: v for k, v in deltas.items() if v != 0})
+
+
+def request_fingerprint(**fields: Any) -> str:
+    return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _replay(organization_id: int, key: str | None, fingerprint: str) -> LedgerTransaction | None:
+    if not key:
+        return None
+    existing = LedgerTransaction.objects.filter(organization_id=organization_id, idempotency_key=key).first()
+    if existing is not None and existing.request_hash != fingerprint:
+        raise IdempotencyConflict("This idempotency key was already used for a different request.")
+    return existing
+
+
+def _require_positive(amount: int) -> None:
+    if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
+        raise InvalidAmount("The amount must be a whole number of credits greater than zero.")
+
+
+# --- spending ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SpendResult:
+    transaction: LedgerTransaction
+    available: int
+    replayed: bool = False
+    hold: Hold | None = None
+
+
+def _limit_moves(
+    *, organization: Organization, workspace: Workspace, user: User | None, amount: int, period_start: date
+) -> list[CounterMove]:
+    """Counter moves for the monthly limits that apply (workspace limit only in shared mode)."""
+    filters = Q(user__isnull=True) if user is None else Q(user__isnull=True) | Q(user=user)
+    moves = []
+    for limit_user_id, monthly_limit in WorkspaceLimit.objects.filter(filters, workspace=workspace).values_list(
+        "user_id", "monthly_limit"
+    ):
+        if limit_user_id is None and organization.credit_mode != CreditMode.SHARED:
+            continue
+        moves.append(CounterMove(workspace.pk, limit_user_id, period_start, amount, monthly_limit))
+    # Workspace counter first, then the member's: one fixed lock order.
+    return sorted(moves, key=lambda move: (move.user_id is not None, move.user_id or 0))
+
+
+def _refusal(
+    error: _Insufficient | _CounterFull, *, paying: PayingAccount, organization: Organization, workspace: Workspace
+) -> CreditLimitReached:
+    period_start, resets_at = period_bounds(organization)
+    if isinstance(error, _Insufficient):
+        balance = Account.objects.values_list("balance", flat=True).get(pk=paying.account_id)
+        return CreditLimitReached(limit=paying.limit, available=balance, resets_at=None)
+    limit = WorkspaceLimit.objects.get(workspace=workspace, user_id=error.user_id).monthly_limit
+    spent = (
+        SpendCounter.objects.filter(workspace=workspace, user_id=error.user_id, period_start=period_start)
+        .values_list("spent", flat=True)
+        .first()
+        or 0
+    )
+    name: LimitName = "workspace_monthly_limit" if error.user_id is None else "member_monthly_limit"
+    return CreditLimitReached(limit=name, available=limit - spent, resets_at=resets_at)
+
+
+def _spend(
+    *,
+    kind: Literal["charge", "hold"],
+    organization: Organization,
+    workspace: Workspace,
+    user: User | None,
+    amount: int,
+    idempotency_key: str | None,
+    fingerprint: str,
+    memo: str,
+    ttl: timedelta | None = None,
+) -> SpendResult:
+    _require_positive(amount)
+    existing = _replay(organization.pk, idempotency_key, fingerprint)
+    if existing is not None:
+        return _replayed(existing, workspace, organization)
+    paying = paying_account(workspace, organization)
+    system = _system_account_ids(organization.pk)
+    period_start, _ = period_bounds(organization)
+    counter_moves = _limit_moves(
+        organization=organization, workspace=workspace, user=user, amount=amount, period_start=period_start
+    )
+    target = system[AccountKind.SINK] if kind == "charge" else system[AccountKind.HOLDS]
+    try:
+        with transaction.atomic():
+            txn, balances = _post(
+                organization_id=organization.pk,
+                kind=TransactionKind.CHARGE if kind == "charge" else TransactionKind.HOLD,
+                amount=amount,
+                entries=[(paying.account_id, -amount), (target, amount)],
+                cached_account_ids={paying.account_id},
+                actor=user,
+                workspace_id=workspace.pk,
+                idempotency_key=idempotency_key,
+                request_hash=fingerprint,
+                memo=memo,
+                period_start=period_start,
+                counters=counter_moves,
+            )
+            hold = None
+            if kind == "hold":
+                hold = Hold.objects.create(
+                    organization=organization,
+                    workspace=workspace,
+                    account_id=paying.account_id,
+                    user=user,
+                    amount=amount,
+                    period_start=period_start,
+                    expires_at=now() + (ttl or HOLD_TTL_DEFAULT),
+                    hold_transaction=txn,
+                )
+    except (_Insufficient, _CounterFull) as error:
+        raise _refusal(error, paying=paying, organization=organization, workspace=workspace) from None
+    except IntegrityError:
+        # A concurrent request with the same idempotency key won the race: answer as a replay.
+        existing = _replay(organization.pk, idempotency_key, fingerprint)
+        if existing is None:
+            raise
+        return _replayed(existing, workspace, organization)
+    return SpendResult(transaction=txn, available=balances[paying.account_id], hold=hold)
+
+
+def _replayed(existing: LedgerTransaction, workspace: Workspace, organization: Organization) -> SpendResult:
+    hold = Hold.objects.filter(hold_transaction=existing).first()
+    return SpendResult(
+        transaction=existing, available=available_credits(workspace, organization), replayed=True, hold=hold
+    )
+
+
+def charge(
+    *,
+    organization: Organization,
+    workspace: Workspace,
+    user: User | None,
+    amount: int,
+    idempotency_key: str | None = None,
+    fingerprint: str | None = None,
+    memo: str = "",
+) -> SpendResult:
+    """One-shot charge of a fixed price: paying balance → consumption, limits checked in the same transaction."""
+    fingerprint = fingerprint or request_fingerprint(op="charge", ws=workspace.pk, user=user and user.pk, amount=amount)
+    return _spend(
+        kind="charge",
+        organization=organization,
+        workspace=workspace,
+        user=user,
+        amount=amount,
+        idempotency_key=idempotency_key,
+        fingerprint=fingerprint,
+        memo=memo,
+    )
+
+
+def hold_place(
+    *,
+    organization: Organization,
+    workspace: Workspace,
+    user: User | None,
+    amount: int,
+    ttl: timedelta = HOLD_TTL_DEFAULT,
+    idempotency_key: str | None = None,
+    fingerprint: str | None = None,
+    memo: str = "",
+) -> SpendResult:
+    """Reserve credits for a long job; they count against balances and limits until captured or released."""
+    if ttl <= timedelta(0) or ttl > HOLD_TTL_MAX:
+        raise InvalidAmount("A hold lasts between 1 second and 24 hours.")
+    fingerprint = fingerprint or request_fingerprint(
+        op="hold", ws=workspace.pk, user=user and user.pk, amount=amount, ttl=ttl.total_seconds()
+    )
+    return _spend(
+        kind="hold",
+        organization=organization,
+        workspace=workspace,
+        user=user,
+        amount=amount,
+        idempotency_key=idempotency_key,
+        fingerprint=fingerprint,
+        memo=memo,
+        ttl=ttl,
+    )
+
+
+def _giving_back_to(organization: Organization, account_id: int) -> int:
+    """Where credits given back (hold remainder, refund) go: the account that paid, unless the organization has
+    since switched to the shared pool or that workspace was deleted — then the pool (Primary Workspace)."""
+    organization.refresh_from_db(fields=["credit_mode"])
+    account = Account.objects.select_related("workspace").get(pk=account_id)
+    assert account.workspace is not None  # noqa: S101 (paying accounts are workspace accounts)
+    if account.workspace.is_primary:
+        return account_id
+    if organization.credit_mode == CreditMode.SHARED or account.workspace.archived_at is not None:
+        return _primary_account_id(organization)
+    return account_id
+
+
+def _settle(
+    *,
+    hold: Hold,
+    captured: int,
+    kind: TransactionKind,
+    idempotency_key: str | None,
+    fingerprint: str,
+) -> SpendResult:
+    organization = hold.organization
+    existing = _replay(organization.pk, idempotency_key, fingerprint)
+    if existing is not None:
+        return _replayed(existing, hold.workspace, organization)
+    try:
+        with transaction.atomic():
+            locked = Hold.objects.select_for_update().get(pk=hold.pk)
+            if locked.status != HoldStatus.PENDING:
+                raise HoldNotPending(f"This hold was already {locked.get_status_display().lower()}.")
+            if captured > locked.amount:
+                raise InvalidAmount(f"Cannot capture more than the {locked.amount} credits held.")
+            system = _system_account_ids(organization.pk)
+            returned = locked.amount - captured
+            back_to = _giving_back_to(organization, locked.account_id)
+            entries = [(system[AccountKind.HOLDS], -locked.amount), (system[AccountKind.SINK], captured)]
+            entries.append((back_to, returned))
+            moves = []
+            if returned:
+                moves = [
+                    CounterMove(m.workspace_id, m.user_id, locked.period_start, -returned, None)
+                    for m in _limit_moves(
+                        organization=organization,
+                        workspace=hold.workspace,
+                        user=locked.user,
+                        amount=0,
+                        period_start=locked.period_start,
+                    )
+                ]
+            txn, _ = _post(
+                organization_id=organization.pk,
+                kind=kind,
+                amount=locked.amount,
+                entries=entries,
+                cached_account_ids={back_to},
+                actor=locked.user,
+                workspace_id=locked.workspace_id,
+                idempotency_key=idempotency_key,
+                request_hash=fingerprint,
+                period_start=locked.period_start,
+                counters=moves,
+            )
+            locked.status = HoldStatus.CAPTURED if kind == TransactionKind.CAPTURE else HoldStatus.RELEASED
+            locked.captured_amount = captured
+            locked.settle_transaction = txn
+            locked.settled_at = now()
+            locked.save(update_fields=["status", "captured_amount", "settle_transaction", "settled_at"])
+    except IntegrityError:
+        existing = _replay(organization.pk, idempotency_key, fingerprint)
+        if existing is None:
+            raise
+        return _replayed(existing, hold.workspace, organization)
+    available = available_credits(hold.workspace, organization)
+    return SpendResult(transaction=txn, available=available, hold=locked)
+
+
+def hold_capture(*, hold: Hold, amount: int, idempotency_key: str | None = None) -> SpendResult:
+    """Charge `amount` (≤ held) of a pending hold, exactly once; the rest goes back to the paying balance."""
+    if isinstance(amount, bool) or not isinstance(amount, int) or amount < 0:
+        raise InvalidAmount("The amount must be a whole number of credits.")
+    fingerprint = request_fingerprint(op="capture", hold=hold.pk, amount=amount)
+    return _settle(
+        hold=hold,
+        captured=amount,
+        kind=TransactionKind.CAPTURE,
+        idempotency_key=idempotency_key,
+        fingerprint=fingerprint,
+    )
+
+
+def hold_release(*, hold: Hold, idempotency_key: str | None = None) -> SpendResult:
+    fingerprint = request_fingerprint(op="release", hold=hold.pk)
+    return _settle(
+        hold=hold, captured=0, kind=TransactionKind.RELEASE, idempotency_key=idempotency_key, fingerprint=fingerprint
+    )
+
+
+def holds_release_expired(*, at: datetime | None = None) -> int:
+    """Release every pending hold past its expiry (the scheduled sweeper). Returns how many."""
+    released = 0
+    for hold in Hold.objects.filter(status=HoldStatus.PENDING, expires_at__lte=at or now()).select_related(
+        "organization", "workspace"
+    ):
+        try:
+            hold_release(hold=hold)
+        except HoldNotPending:
+            continue  # captured or released meanwhile
+        released += 1
+    return released
+
+
+def refund(
+    *, original: LedgerTransaction, amount: int, actor: User | None, reason: str, idempotency_key: str | None = None
+) -> LedgerTransaction:
+    """Give back up to what a charge or capture consumed, to the balance that paid for it."""
+    _require_positive(amount)
+    if original.kind not in (TransactionKind.CHARGE, TransactionKind.CAPTURE):
+        raise LedgerError("Only charges and captures can be refunded.")
+    fingerprint = request_fingerprint(op="refund", original=original.pk, amount=amount)
+    existing = _replay(original.organization_id, idempotency_key, fingerprint)
+    if existing is not None:
+        return existing
+    system = _system_account_ids(original.organization_id)
+    with transaction.atomic():
+        locked = LedgerTransaction.objects.select_for_update().get(pk=original.pk)
+        sink_line = locked.entries.get(account_id=system[AccountKind.SINK])
+        paid_by = locked.entries.filter(amount__lt=0).exclude(account_id=system[AccountKind.HOLDS]).first()
+        if paid_by is None:
+            paid_by_account = Hold.objects.get(settle_transaction=locked).account_id
+        else:
+            paid_by_account = paid_by.account_id
+        paid_by_account = _giving_back_to(Organization.objects.get(pk=locked.organization_id), paid_by_account)
+        already = locked.reversals.aggregate(total=Sum("amount"))["total"] or 0
+        if amount > sink_line.amount - already:
+            raise InvalidAmount(f"At most {sink_line.amount - already} credits of this charge can be refunded.")
+        moves = []
+        if locked.period_start is not None and locked.workspace_id is not None:
+            workspace = Workspace.objects.get(pk=locked.workspace_id)
+            moves = [
+                CounterMove(m.workspace_id, m.user_id, locked.period_start, -amount, None)
+                for m in _limit_moves(
+                    organization=workspace.organization,
+                    workspace=workspace,
+                    user=locked.actor,
+                    amount=0,
+                    period_start=locked.period_start,
+                )
+            ]
+        txn, _ = _post(
+            organization_id=locked.organization_id,
+            kind=TransactionKind.REFUND,
+            amount=amount,
+            entries=[(system[AccountKind.SINK], -amount), (paid_by_account, amount)],
+            cached_account_ids={paid_by_account},
+            actor=actor,
+            workspace_id=locked.workspace_id,
+            idempotency_key=idempotency_key,
+            request_hash=fingerprint,
+            memo=reason,
+            reverses=locked,
+            counters=moves,
+        )
+    return txn
+
+
+# --- funding and moving ----------------------------------------------------------------------------------------
+
+
+def _primary_account_id(organization: Organization) -> int:
+    return Account.objects.values_list("pk", flat=True).get(
+        organization=organization, kind=AccountKind.WORKSPACE, workspace__is_primary=True
+    )
+
+
+def credits_grant(
+    *,
+    organization: Organization,
+    amount: int,
+    actor: User | None,
+    kind: TransactionKind = TransactionKind.GRANT,
+    memo: str = "",
+    idempotency_key: str | None = None,
+) -> LedgerTransaction:
+    """Credits enter the organization: purchases, plan renewals and grants all land in the Primary Workspace."""
+    _require_positive(amount)
+    fingerprint = request_fingerprint(op=str(kind), org=organization.pk, amount=amount)
+    existing = _replay(organization.pk, idempotency_key, fingerprint)
+    if existing is not None:
+        return existing
+    system = _system_account_ids(organization.pk)
+    primary = _primary_account_id(organization)
+    with transaction.atomic():
+        txn, _ = _post(
+            organization_id=organization.pk,
+            kind=kind,
+            amount=amount,
+            entries=[(system[AccountKind.SOURCE], -amount), (primary, amount)],
+            cached_account_ids={primary},
+            actor=actor,
+            idempotency_key=idempotency_key,
+            request_hash=fingerprint,
+            memo=memo,
+        )
+    return txn
+
+
+def credits_transfer(
+    *,
+    organization: Organization,
+    source: Workspace,
+    target: Workspace,
+    amount: int,
+    actor: User | None,
+    idempotency_key: str | None = None,
+) -> LedgerTransaction:
+    """Move credits between two workspaces' balances (workspace budget mode); never more than the source has."""
+    _require_positive(amount)
+    if organization.credit_mode != CreditMode.BUDGET:
+        raise ModeMismatch("Credits are moved between workspaces in workspace budget mode only.")
+    if source.pk == target.pk:
+        raise LedgerError("Pick two different workspaces.")
+    if source.organization_id != organization.pk or target.organization_id != organization.pk:
+        raise LedgerError("Both workspaces must belong to the organization.")
+    if source.archived_at is not None or target.archived_at is not None:
+        raise LedgerError("Deleted workspaces cannot send or receive credits.")
+    fingerprint = request_fingerprint(op="transfer", source=source.pk, target=target.pk, amount=amount)
+    existing = _replay(organization.pk, idempotency_key, fingerprint)
+    if existing is not None:
+        return existing
+    accounts = dict(Account.objects.filter(workspace__in=[source, target]).values_list("workspace_id", "pk"))
+    try:
+        with transaction.atomic():
+            txn, _ = _post(
+                organization_id=organization.pk,
+                kind=TransactionKind.TRANSFER,
+                amount=amount,
+                entries=[(accounts[source.pk], -amount), (accounts[target.pk], amount)],
+                cached_account_ids=set(accounts.values()),
+                actor=actor,
+                workspace_id=target.pk,
+                idempotency_key=idempotency_key,
+                request_hash=fingerprint,
+                memo=f"{source.name} → {target.name}",
+            )
+    except _Insufficient:
+        balance = Account.objects.values_list("balance", flat=True).get(pk=accounts[source.pk])
+        raise CreditLimitReached(limit="workspace_balance", available=balance, resets_at=None) from None
+    return txn
+
+
+def sweep_to_primary(
+    *,
+    organization: Organization,
+    actor: User | None,
+    workspaces: Iterable[Workspace] | None = None,
+    kind: TransactionKind = TransactionKind.SWEEP,
+) -> LedgerTransaction | None:
+    """Move whole balances of (some or all) non-primary workspaces back to the Primary Workspace.
+
+    Runs inside the caller's transaction."""
+    accounts = Account.objects.filter(
+        organization=organization, kind=AccountKind.WORKSPACE, workspace__is_primary=False
+    )
+    if workspaces is not None:
+        accounts = accounts.filter(workspace__in=list(workspaces))
+    primary = _primary_account_id(organization)
+    # Lock every account involved in ascending id (the ledger's lock order) before reading balances.
+    locked = list(
+        Account.objects.select_for_update()
+        .filter(pk__in=[*accounts.values_list("pk", flat=True), primary])
+        .order_by("pk")
+        .values_list("pk", "balance")
+    )
+    moving = [(pk, balance) for pk, balance in locked if pk != primary and balance > 0]
+    total = sum(balance for _, balance in moving)
+    if total == 0:
+        return None
+    entries = [(pk, -balance) for pk, balance in moving] + [(primary, total)]
+    txn, _ = _post(
+        organization_id=organization.pk,
+        kind=kind,
+        amount=total,
+        entries=entries,
+        cached_account_ids={pk for pk, _ in locked},
+        actor=actor,
+    )
+    return txn
+
+
+def organization_balance_total(organization: Organization) -> int:
+    """All spendable credits of the organization (every workspace balance), not counting holds or the bank."""
+    total = Account.objects.filter(organization=organization, kind=AccountKind.WORKSPACE).aggregate(t=Sum("balance"))
+    return total["t"] or 0
+
+
+__all__ = [
+    "CACHED_KINDS",
+    "CreditLimitReached",
+    "HoldNotPending",
+    "IdempotencyConflict",
+    "InvalidAmount",
+    "LedgerError",
+    "ModeMismatch",
+]
