@@ -335,9 +335,10 @@ def _refusal(
     if isinstance(error, _Insufficient):
         balance = Account.objects.values_list("balance", flat=True).get(pk=paying.account_id)
         return CreditLimitReached(limit=paying.limit, available=balance, resets_at=None)
-    limit = WorkspaceLimit.objects.get(workspace=workspace, user_id=error.user_id).monthly_limit
+    who = Q(user__isnull=True) if error.user_id is None else Q(user_id=error.user_id)
+    limit = WorkspaceLimit.objects.get(who, workspace=workspace).monthly_limit
     spent = (
-        SpendCounter.objects.filter(workspace=workspace, user_id=error.user_id, period_start=period_start)
+        SpendCounter.objects.filter(who, workspace=workspace, period_start=period_start)
         .values_list("spent", flat=True)
         .first()
         or 0
