@@ -14,7 +14,6 @@ and sweeps never deadlock, and the contended balance row is locked only for its 
 from __future__ import annotations
 
 import hashlib
-import json
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -22,7 +21,8 @@ from datetime import date, datetime, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from django.db import IntegrityError, connection, transaction
+import psycopg
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections, transaction
 from django.db.models import Q, Sum
 from django.utils.timezone import now
 
@@ -93,16 +93,26 @@ class ModeMismatch(LedgerError):
 # --- periods -------------------------------------------------------------------------------------------------
 
 
+# time zone -> (instant the period starts, its first day, instant it ends): every charge needs its period.
+_periods: dict[str, tuple[datetime, date, datetime]] = {}
+
+
 def period_bounds(organization: Organization, at: datetime | None = None) -> tuple[date, datetime]:
     """The budget period containing `at`: a calendar month in the organization's time zone.
 
     Returns (first day of the month, the instant the next month starts there).
     """
+    moment = at or now()
+    cached = _periods.get(organization.timezone)
+    if cached is not None and cached[0] <= moment < cached[2]:
+        return cached[1], cached[2]
     tz = ZoneInfo(organization.timezone)
-    local = (at or now()).astimezone(tz)
-    start = local.date().replace(day=1)
+    start = moment.astimezone(tz).date().replace(day=1)
     next_month = (start.replace(day=28) + timedelta(days=4)).replace(day=1)
-    return start, datetime(next_month.year, next_month.month, 1, tzinfo=tz)
+    starts_at = datetime(start.year, start.month, 1, tzinfo=tz)
+    resets_at = datetime(next_month.year, next_month.month, 1, tzinfo=tz)
+    _periods[organization.timezone] = (starts_at, start, resets_at)
+    return start, resets_at
 
 
 # --- accounts ------------------------------------------------------------------------------------------------
@@ -239,12 +249,15 @@ def _apply_balances(deltas: Mapping[int, int]) -> dict[int, int]:
     return balances
 
 
+Movement = tuple[int, int, int]  # (from account id, to account id, credits)
+
+
 def _post(
     *,
     organization_id: int,
     kind: TransactionKind,
     amount: int,
-    entries: Iterable[tuple[int, int]],
+    movements: Iterable[Movement],
     cached_account_ids: set[int],
     actor: User | None = None,
     workspace_id: int | None = None,
@@ -255,10 +268,10 @@ def _post(
     period_start: date | None = None,
     counters: Iterable[CounterMove] = (),
 ) -> tuple[LedgerTransaction, dict[int, int]]:
-    """Write one balanced transaction (must run inside transaction.atomic). Returns it and the new balances."""
-    lines = [(account_id, value) for account_id, value in entries if value != 0]
-    if sum(value for _, value in lines) != 0:
-        raise LedgerError("A ledger transaction must balance.")
+    """Write one transaction of movements (inside transaction.atomic). Returns it and the new cached balances."""
+    lines = [(source, target, value) for source, target, value in movements if value != 0]
+    if any(value < 0 for _, _, value in lines) or sum(value for _, _, value in lines) != amount:
+        raise LedgerError("A ledger transaction's movements must be positive and add up to its amount.")
     txn = LedgerTransaction.objects.create(
         organization_id=organization_id,
         kind=kind,
@@ -272,19 +285,26 @@ def _post(
         period_start=period_start,
     )
     LedgerEntry.objects.bulk_create(
-        [LedgerEntry(transaction=txn, account_id=account_id, amount=value) for account_id, value in lines]
+        [
+            LedgerEntry(transaction=txn, from_account_id=src, to_account_id=dst, amount=value)
+            for src, dst, value in lines
+        ]
     )
     for move in counters:
         _move_counter(move)
     deltas: dict[int, int] = defaultdict(int)
-    for account_id, value in lines:
-        if account_id in cached_account_ids:
-            deltas[account_id] += value
+    for source, target, value in lines:
+        if source in cached_account_ids:
+            deltas[source] -= value
+        if target in cached_account_ids:
+            deltas[target] += value
     return txn, _apply_balances({k: v for k, v in deltas.items() if v != 0})
 
 
 def request_fingerprint(**fields: Any) -> str:
-    return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()
+    """What a request asked for, so that a replayed idempotency key can be told apart from a reused one."""
+    canonical = "|".join(f"{name}={fields[name]!r}" for name in sorted(fields))
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def _replay(organization_id: int, key: str | None, fingerprint: str) -> LedgerTransaction | None:
@@ -306,7 +326,7 @@ def _require_positive(amount: int) -> None:
 
 @dataclass(frozen=True)
 class SpendResult:
-    transaction: LedgerTransaction
+    transaction_id: int
     available: int
     replayed: bool = False
     hold: Hold | None = None
@@ -376,7 +396,7 @@ def _spend(
                 organization_id=organization.pk,
                 kind=TransactionKind.CHARGE if kind == "charge" else TransactionKind.HOLD,
                 amount=amount,
-                entries=[(paying.account_id, -amount), (target, amount)],
+                movements=[(paying.account_id, target, amount)],
                 cached_account_ids={paying.account_id},
                 actor=user,
                 workspace_id=workspace.pk,
@@ -406,14 +426,105 @@ def _spend(
         if existing is None:
             raise
         return _replayed(existing, workspace, organization)
-    return SpendResult(transaction=txn, available=balances[paying.account_id], hold=hold)
+    return SpendResult(transaction_id=txn.pk, available=balances[paying.account_id], hold=hold)
 
 
 def _replayed(existing: LedgerTransaction, workspace: Workspace, organization: Organization) -> SpendResult:
     hold = Hold.objects.filter(hold_transaction=existing).first()
     return SpendResult(
-        transaction=existing, available=available_credits(workspace, organization), replayed=True, hold=hold
+        transaction_id=existing.pk, available=available_credits(workspace, organization), replayed=True, hold=hold
     )
+
+
+# The one-shot charge on PostgreSQL, as a single statement in autocommit: resolve the paying account from the
+# credit mode, debit it conditionally, record the balanced transaction. The contended row is locked from its
+# UPDATE to the COMMIT of this one statement. Workspaces with monthly limits take the general path (no row).
+_CHARGE_SQL = """
+WITH ctx AS (
+    SELECT
+        CASE WHEN o.credit_mode = 'shared'
+            THEN (SELECT a.id FROM billing_account a JOIN workspaces_workspace w ON w.id = a.workspace_id
+                  WHERE w.organization_id = o.id AND w.is_primary)
+            ELSE (SELECT a.id FROM billing_account a WHERE a.workspace_id = %(workspace)s)
+        END AS paying,
+        o.credit_mode AS mode,
+        (SELECT a.id FROM billing_account a WHERE a.organization_id = o.id AND a.kind = 'sink') AS sink,
+        EXISTS (SELECT 1 FROM billing_workspacelimit l WHERE l.workspace_id = %(workspace)s
+                AND (l.user_id IS NULL OR l.user_id = %(user)s)) AS limited
+    FROM orgs_organization o WHERE o.id = %(organization)s
+), debit AS (
+    UPDATE billing_account a SET balance = a.balance - %(amount)s
+    FROM ctx
+    WHERE a.id = ctx.paying AND a.balance >= %(amount)s AND NOT ctx.limited
+    RETURNING a.id, a.balance
+), txn AS (
+    INSERT INTO billing_ledgertransaction
+        (organization_id, kind, amount, actor_id, workspace_id, idempotency_key, request_hash, memo,
+         created_at, period_start, reverses_id)
+    SELECT %(organization)s, 'charge', %(amount)s, %(user)s, %(workspace)s, %(key)s, %(fingerprint)s, %(memo)s,
+           statement_timestamp(), %(period)s, NULL
+    FROM debit
+    RETURNING id
+), movement AS (
+    INSERT INTO billing_ledgerentry (transaction_id, from_account_id, to_account_id, amount)
+    SELECT txn.id, debit.id, ctx.sink, %(amount)s FROM txn, debit, ctx
+)
+SELECT ctx.paying, ctx.mode, ctx.limited, debit.balance, txn.id
+FROM ctx LEFT JOIN debit ON TRUE LEFT JOIN txn ON TRUE
+"""
+
+
+def _execute_prepared(sql: str, params: dict[str, Any]) -> tuple[Any, ...] | None:
+    """Run as a server-side prepared statement on Django's own connection (Django's cursors bind parameters on
+    the client, so PostgreSQL would parse and plan this statement again on every charge)."""
+    db = connections[DEFAULT_DB_ALIAS]  # resolve the thread's connection once, not per attribute
+    db.ensure_connection()
+    with psycopg.Cursor(db.connection) as cursor:
+        return cursor.execute(sql, params, prepare=True).fetchone()
+
+
+def _charge_postgresql(
+    *,
+    organization: Organization,
+    workspace: Workspace,
+    user: User | None,
+    amount: int,
+    idempotency_key: str | None,
+    fingerprint: str,
+    memo: str,
+) -> SpendResult | None:
+    """The single-statement charge; None when the workspace has limits (the caller takes the general path)."""
+    params = {
+        "organization": organization.pk,
+        "workspace": workspace.pk,
+        "user": user.pk if user is not None else None,
+        "amount": amount,
+        "key": idempotency_key or "",
+        "fingerprint": fingerprint,
+        "memo": memo[:255],
+        "period": period_bounds(organization)[0],
+    }
+    try:
+        if connection.in_atomic_block:
+            with transaction.atomic():
+                row = _execute_prepared(_CHARGE_SQL, params)
+        else:
+            row = _execute_prepared(_CHARGE_SQL, params)
+    except (IntegrityError, psycopg.errors.UniqueViolation):
+        existing = _replay(organization.pk, idempotency_key, fingerprint)
+        if existing is None:
+            raise
+        return _replayed(existing, workspace, organization)
+    if row is None or row[0] is None:
+        raise LedgerError("This workspace has no credit account.")
+    paying_id, mode, limited, balance, txn_id = row
+    if limited:
+        return None
+    if txn_id is None:
+        available = Account.objects.values_list("balance", flat=True).get(pk=paying_id)
+        limit: LimitName = "pool" if mode == CreditMode.SHARED else "workspace_balance"
+        raise CreditLimitReached(limit=limit, available=available, resets_at=None)
+    return SpendResult(transaction_id=txn_id, available=balance)
 
 
 def charge(
@@ -428,6 +539,19 @@ def charge(
 ) -> SpendResult:
     """One-shot charge of a fixed price: paying balance → consumption, limits checked in the same transaction."""
     fingerprint = fingerprint or request_fingerprint(op="charge", ws=workspace.pk, user=user and user.pk, amount=amount)
+    _require_positive(amount)
+    if connection.vendor == "postgresql":
+        fast = _charge_postgresql(
+            organization=organization,
+            workspace=workspace,
+            user=user,
+            amount=amount,
+            idempotency_key=idempotency_key,
+            fingerprint=fingerprint,
+            memo=memo,
+        )
+        if fast is not None:
+            return fast
     return _spend(
         kind="charge",
         organization=organization,
@@ -505,8 +629,8 @@ def _settle(
             system = _system_account_ids(organization.pk)
             returned = locked.amount - captured
             back_to = _giving_back_to(organization, locked.account_id)
-            entries = [(system[AccountKind.HOLDS], -locked.amount), (system[AccountKind.SINK], captured)]
-            entries.append((back_to, returned))
+            holds = system[AccountKind.HOLDS]
+            movements = [(holds, system[AccountKind.SINK], captured), (holds, back_to, returned)]
             moves = []
             if returned:
                 moves = [
@@ -523,7 +647,7 @@ def _settle(
                 organization_id=organization.pk,
                 kind=kind,
                 amount=locked.amount,
-                entries=entries,
+                movements=movements,
                 cached_account_ids={back_to},
                 actor=locked.user,
                 workspace_id=locked.workspace_id,
@@ -543,7 +667,7 @@ def _settle(
             raise
         return _replayed(existing, hold.workspace, organization)
     available = available_credits(hold.workspace, organization)
-    return SpendResult(transaction=txn, available=available, hold=locked)
+    return SpendResult(transaction_id=txn.pk, available=available, hold=locked)
 
 
 def hold_capture(*, hold: Hold, amount: int, idempotency_key: str | None = None) -> SpendResult:
@@ -595,16 +719,15 @@ def refund(
     system = _system_account_ids(original.organization_id)
     with transaction.atomic():
         locked = LedgerTransaction.objects.select_for_update().get(pk=original.pk)
-        sink_line = locked.entries.get(account_id=system[AccountKind.SINK])
-        paid_by = locked.entries.filter(amount__lt=0).exclude(account_id=system[AccountKind.HOLDS]).first()
-        if paid_by is None:
+        consumed_line = locked.entries.get(to_account_id=system[AccountKind.SINK])
+        if locked.kind == TransactionKind.CAPTURE:
             paid_by_account = Hold.objects.get(settle_transaction=locked).account_id
         else:
-            paid_by_account = paid_by.account_id
+            paid_by_account = consumed_line.from_account_id
         paid_by_account = _giving_back_to(Organization.objects.get(pk=locked.organization_id), paid_by_account)
         already = locked.reversals.aggregate(total=Sum("amount"))["total"] or 0
-        if amount > sink_line.amount - already:
-            raise InvalidAmount(f"At most {sink_line.amount - already} credits of this charge can be refunded.")
+        if amount > consumed_line.amount - already:
+            raise InvalidAmount(f"At most {consumed_line.amount - already} credits of this charge can be refunded.")
         moves = []
         if locked.period_start is not None and locked.workspace_id is not None:
             workspace = Workspace.objects.get(pk=locked.workspace_id)
@@ -622,7 +745,7 @@ def refund(
             organization_id=locked.organization_id,
             kind=TransactionKind.REFUND,
             amount=amount,
-            entries=[(system[AccountKind.SINK], -amount), (paid_by_account, amount)],
+            movements=[(system[AccountKind.SINK], paid_by_account, amount)],
             cached_account_ids={paid_by_account},
             actor=actor,
             workspace_id=locked.workspace_id,
@@ -666,7 +789,7 @@ def credits_grant(
             organization_id=organization.pk,
             kind=kind,
             amount=amount,
-            entries=[(system[AccountKind.SOURCE], -amount), (primary, amount)],
+            movements=[(system[AccountKind.SOURCE], primary, amount)],
             cached_account_ids={primary},
             actor=actor,
             idempotency_key=idempotency_key,
@@ -706,7 +829,7 @@ def credits_transfer(
                 organization_id=organization.pk,
                 kind=TransactionKind.TRANSFER,
                 amount=amount,
-                entries=[(accounts[source.pk], -amount), (accounts[target.pk], amount)],
+                movements=[(accounts[source.pk], accounts[target.pk], amount)],
                 cached_account_ids=set(accounts.values()),
                 actor=actor,
                 workspace_id=target.pk,
@@ -747,12 +870,11 @@ def sweep_to_primary(
     total = sum(balance for _, balance in moving)
     if total == 0:
         return None
-    entries = [(pk, -balance) for pk, balance in moving] + [(primary, total)]
     txn, _ = _post(
         organization_id=organization.pk,
         kind=kind,
         amount=total,
-        entries=entries,
+        movements=[(pk, primary, balance) for pk, balance in moving],
         cached_account_ids={pk for pk, _ in locked},
         actor=actor,
     )

@@ -1,6 +1,8 @@
-"""The credits ledger: accounts, append-only transactions of signed entries, holds and spend counters.
+"""The credits ledger: accounts, append-only transactions of movements, holds and spend counters.
 
-Credits are whole numbers stored as BIGINT. Every movement is a LedgerTransaction whose entries sum to zero.
+Credits are whole numbers stored as BIGINT. Every movement is an append-only LedgerEntry (double entry: from
+account, to account, amount) inside a LedgerTransaction (kind, actor, idempotency key, time); an entry takes from
+one account exactly what it gives to another, so every transaction sums to zero.
 Spendable balances (one account per workspace; the Primary Workspace's account is the organization's pool) and
 the Credit Bank are cached on the account row, protected by CHECK (balance >= 0), and equal to the sum of their
 entries. System accounts (source, sink, holds) are never updated on the hot path: their balance is the sum of
@@ -79,15 +81,39 @@ class TransactionKind(models.TextChoices):
     RETURN = "return", "Returned from a deleted workspace"
 
 
+# The two ledger tables are append-only and written by every charge. Their foreign keys are enforced by Django
+# (on_delete runs in the ORM) rather than by database triggers: a trigger takes a KEY SHARE lock on the referenced
+# organization, user, workspace and account rows, which every concurrent charge shares — measured on the charge
+# path as a real cost. Rows are only written by billing.ledger, and reconcile_ledger checks every reference.
+
+
 class LedgerTransaction(models.Model):
-    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="ledger_transactions")
+    organization = models.ForeignKey(
+        Organization,
+        on_delete=models.CASCADE,
+        related_name="ledger_transactions",
+        db_constraint=False,
+        db_index=False,  # the (organization, -created_at) index serves
+    )
     kind = models.CharField(max_length=12, choices=TransactionKind.choices)
     amount = models.BigIntegerField(help_text="The credits moved (positive).")
     actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_constraint=False,
+        db_index=False,  # users are deactivated, never deleted
     )
     workspace = models.ForeignKey(
-        Workspace, on_delete=models.SET_NULL, null=True, blank=True, related_name="ledger_transactions"
+        Workspace,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="ledger_transactions",
+        db_constraint=False,
+        db_index=False,  # the (workspace, created_at) index serves
     )
     idempotency_key = models.CharField(max_length=255, blank=True, default="")
     request_hash = models.CharField(max_length=64, blank=True)
@@ -97,11 +123,13 @@ class LedgerTransaction(models.Model):
         null=True,
         blank=True,
         related_name="reversals",
+        db_constraint=False,
+        db_index=False,  # partial index below: only refunds have one
         help_text="For a refund: the charge or capture it gives credits back for.",
     )
     period_start = models.DateField(null=True, blank=True, help_text="Budget period of a spend.")
     memo = models.CharField(max_length=255, blank=True)
-    created_at = models.DateTimeField(default=now, db_index=True)
+    created_at = models.DateTimeField(default=now)
 
     class Meta:
         constraints = [
@@ -112,25 +140,40 @@ class LedgerTransaction(models.Model):
             ),
             models.CheckConstraint(condition=models.Q(amount__gt=0), name="ledger_transaction_amount_positive"),
         ]
-        indexes = [models.Index(fields=["organization", "-created_at"])]
+        indexes = [
+            # Per-workspace reports read usage events (usage app), so the ledger needs no workspace index.
+            models.Index(fields=["organization", "-created_at"]),
+            models.Index(fields=["reverses"], condition=models.Q(reverses__isnull=False), name="ledger_txn_reverses"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} of {self.amount}"
 
 
 class LedgerEntry(models.Model):
-    """One side of a movement: a signed amount on one account. A transaction's entries sum to zero."""
+    """One movement: `amount` credits leave `from_account` and arrive in `to_account`."""
 
-    transaction = models.ForeignKey(LedgerTransaction, on_delete=models.CASCADE, related_name="entries")
-    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="entries")
+    transaction = models.ForeignKey(
+        LedgerTransaction, on_delete=models.CASCADE, related_name="entries", db_constraint=False
+    )
+    from_account = models.ForeignKey(
+        Account, on_delete=models.PROTECT, related_name="debits", db_constraint=False, db_index=False
+    )
+    to_account = models.ForeignKey(
+        Account, on_delete=models.PROTECT, related_name="credits", db_constraint=False, db_index=False
+    )
     amount = models.BigIntegerField()
 
     class Meta:
-        constraints = [models.CheckConstraint(condition=~models.Q(amount=0), name="ledger_entry_amount_nonzero")]
-        indexes = [models.Index(fields=["account", "transaction"])]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(amount__gt=0), name="ledger_entry_amount_positive"),
+            models.CheckConstraint(
+                condition=~models.Q(from_account=models.F("to_account")), name="ledger_entry_two_accounts"
+            ),
+        ]
 
     def __str__(self) -> str:
-        return f"{self.amount:+d} on {self.account_id}"
+        return f"{self.amount} from {self.from_account_id} to {self.to_account_id}"
 
 
 class HoldStatus(models.TextChoices):

@@ -10,6 +10,7 @@ DEBUG = False
 ALLOWED_HOSTS = ["localhost", "127.0.0.1", "testserver"]
 
 DATABASES = {"default": env.db("DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/qolaba")}
+DATABASES["default"]["OPTIONS"] = {"prepare_threshold": 1_000_000}
 DATABASES["default"]["TEST"] = {"NAME": env.str("TEST_DATABASE_NAME", default="test_qolaba")}
 
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/13")
