@@ -1,6 +1,6 @@
 """The ledger's write primitive and the credit-movement services built on it.
 
-Every movement goes through `_post`, inside the caller's transaction:
+Every movement goes through `post_transaction`, inside the caller's transaction:
 
 1. insert the LedgerTransaction and its entries (no lock on any balance row yet);
 2. move the monthly spend counters, each with a conditional upsert (limits can never be exceeded);
@@ -131,7 +131,7 @@ def account_open_for_workspace(*, workspace: Workspace) -> Account:
     return account
 
 
-def _system_account_ids(organization_id: int) -> dict[str, int]:
+def system_account_ids(organization_id: int) -> dict[str, int]:
     rows = Account.objects.filter(organization_id=organization_id, kind__in=ORGANIZATION_KINDS)
     return {kind: pk for pk, kind in rows.values_list("pk", "kind")}
 
@@ -252,7 +252,7 @@ def _apply_balances(deltas: Mapping[int, int]) -> dict[int, int]:
 Movement = tuple[int, int, int]  # (from account id, to account id, credits)
 
 
-def _post(
+def post_transaction(
     *,
     organization_id: int,
     kind: TransactionKind,
@@ -384,7 +384,7 @@ def _spend(
     if existing is not None:
         return _replayed(existing, workspace, organization)
     paying = paying_account(workspace, organization)
-    system = _system_account_ids(organization.pk)
+    system = system_account_ids(organization.pk)
     period_start, _ = period_bounds(organization)
     counter_moves = _limit_moves(
         organization=organization, workspace=workspace, user=user, amount=amount, period_start=period_start
@@ -392,7 +392,7 @@ def _spend(
     target = system[AccountKind.SINK] if kind == "charge" else system[AccountKind.HOLDS]
     try:
         with transaction.atomic():
-            txn, balances = _post(
+            txn, balances = post_transaction(
                 organization_id=organization.pk,
                 kind=TransactionKind.CHARGE if kind == "charge" else TransactionKind.HOLD,
                 amount=amount,
@@ -603,7 +603,7 @@ def _giving_back_to(organization: Organization, account_id: int) -> int:
     if account.workspace.is_primary:
         return account_id
     if organization.credit_mode == CreditMode.SHARED or account.workspace.archived_at is not None:
-        return _primary_account_id(organization)
+        return primary_account_id(organization)
     return account_id
 
 
@@ -626,7 +626,7 @@ def _settle(
                 raise HoldNotPending(f"This hold was already {locked.get_status_display().lower()}.")
             if captured > locked.amount:
                 raise InvalidAmount(f"Cannot capture more than the {locked.amount} credits held.")
-            system = _system_account_ids(organization.pk)
+            system = system_account_ids(organization.pk)
             returned = locked.amount - captured
             back_to = _giving_back_to(organization, locked.account_id)
             holds = system[AccountKind.HOLDS]
@@ -643,7 +643,7 @@ def _settle(
                         period_start=locked.period_start,
                     )
                 ]
-            txn, _ = _post(
+            txn, _ = post_transaction(
                 organization_id=organization.pk,
                 kind=kind,
                 amount=locked.amount,
@@ -716,7 +716,7 @@ def refund(
     existing = _replay(original.organization_id, idempotency_key, fingerprint)
     if existing is not None:
         return existing
-    system = _system_account_ids(original.organization_id)
+    system = system_account_ids(original.organization_id)
     with transaction.atomic():
         locked = LedgerTransaction.objects.select_for_update().get(pk=original.pk)
         consumed_line = locked.entries.get(to_account_id=system[AccountKind.SINK])
@@ -741,7 +741,7 @@ def refund(
                     period_start=locked.period_start,
                 )
             ]
-        txn, _ = _post(
+        txn, _ = post_transaction(
             organization_id=locked.organization_id,
             kind=TransactionKind.REFUND,
             amount=amount,
@@ -761,7 +761,7 @@ def refund(
 # --- funding and moving ----------------------------------------------------------------------------------------
 
 
-def _primary_account_id(organization: Organization) -> int:
+def primary_account_id(organization: Organization) -> int:
     return Account.objects.values_list("pk", flat=True).get(
         organization=organization, kind=AccountKind.WORKSPACE, workspace__is_primary=True
     )
@@ -782,10 +782,10 @@ def credits_grant(
     existing = _replay(organization.pk, idempotency_key, fingerprint)
     if existing is not None:
         return existing
-    system = _system_account_ids(organization.pk)
-    primary = _primary_account_id(organization)
+    system = system_account_ids(organization.pk)
+    primary = primary_account_id(organization)
     with transaction.atomic():
-        txn, _ = _post(
+        txn, _ = post_transaction(
             organization_id=organization.pk,
             kind=kind,
             amount=amount,
@@ -825,7 +825,7 @@ def credits_transfer(
     accounts = dict(Account.objects.filter(workspace__in=[source, target]).values_list("workspace_id", "pk"))
     try:
         with transaction.atomic():
-            txn, _ = _post(
+            txn, _ = post_transaction(
                 organization_id=organization.pk,
                 kind=TransactionKind.TRANSFER,
                 amount=amount,
@@ -858,7 +858,7 @@ def sweep_to_primary(
     )
     if workspaces is not None:
         accounts = accounts.filter(workspace__in=list(workspaces))
-    primary = _primary_account_id(organization)
+    primary = primary_account_id(organization)
     # Lock every account involved in ascending id (the ledger's lock order) before reading balances.
     locked = list(
         Account.objects.select_for_update()
@@ -870,7 +870,7 @@ def sweep_to_primary(
     total = sum(balance for _, balance in moving)
     if total == 0:
         return None
-    txn, _ = _post(
+    txn, _ = post_transaction(
         organization_id=organization.pk,
         kind=kind,
         amount=total,

@@ -269,3 +269,133 @@ class WorkspaceLimit(models.Model):
 
     def __str__(self) -> str:
         return f"Monthly limit of {self.monthly_limit}"
+
+
+class PlanKind(models.TextChoices):
+    MONTHLY = "monthly", "Monthly plan"
+    PACK = "pack", "One-time credit pack"
+
+
+class Plan(models.Model):
+    """A plan or a credit pack, as data staff edit. Monthly plans grant credits every period (unused credits roll
+    over); packs grant once and last `validity_months`, after which what is left goes to the Credit Bank."""
+
+    code = models.SlugField(max_length=40, unique=True)
+    name = models.CharField(max_length=80)
+    kind = models.CharField(max_length=10, choices=PlanKind.choices)
+    credits = models.BigIntegerField()
+    price_cents = models.PositiveIntegerField()
+    currency = models.CharField(max_length=3, default="USD")
+    validity_months = models.PositiveSmallIntegerField(default=6, help_text="Packs only.")
+    description = models.CharField(max_length=200, blank=True)
+    is_active = models.BooleanField(default=True)
+    sort_order = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["kind", "sort_order", "price_cents"]
+        constraints = [models.CheckConstraint(condition=models.Q(credits__gt=0), name="plan_credits_positive")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.credits:,} credits)"
+
+    @property
+    def price(self) -> str:
+        return f"{self.price_cents / 100:,.2f} {self.currency}"
+
+
+class SubscriptionStatus(models.TextChoices):
+    INCOMPLETE = "incomplete", "Awaiting first payment"
+    ACTIVE = "active", "Active"
+    CANCELED = "canceled", "Canceled"
+
+
+class Subscription(models.Model):
+    organization = models.OneToOneField(Organization, on_delete=models.CASCADE, related_name="subscription")
+    plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="subscriptions")
+    status = models.CharField(max_length=12, choices=SubscriptionStatus.choices, default=SubscriptionStatus.INCOMPLETE)
+    current_period_start = models.DateTimeField(null=True, blank=True)
+    current_period_end = models.DateTimeField(null=True, blank=True)
+    cancel_at_period_end = models.BooleanField(default=False)
+    started_at = models.DateTimeField(default=now)
+    canceled_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.organization} on {self.plan.name} ({self.status})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == SubscriptionStatus.ACTIVE
+
+
+class InvoiceStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    PAID = "paid", "Paid"
+    VOID = "void", "Void"
+
+
+class InvoicePurpose(models.TextChoices):
+    SUBSCRIPTION = "subscription", "Subscription"
+    RENEWAL = "renewal", "Renewal"
+    PACK = "pack", "Credit pack"
+
+
+class Invoice(models.Model):
+    """What the organization owes for a plan period or a pack. Paying it grants the credits (exactly once)."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="invoices")
+    number = models.CharField(max_length=32, unique=True)
+    purpose = models.CharField(max_length=12, choices=InvoicePurpose.choices)
+    plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="invoices")
+    subscription = models.ForeignKey(
+        Subscription, on_delete=models.SET_NULL, null=True, blank=True, related_name="invoices"
+    )
+    period_start = models.DateTimeField(null=True, blank=True)
+    credits = models.BigIntegerField()
+    amount_cents = models.PositiveIntegerField()
+    currency = models.CharField(max_length=3)
+    gateway = models.CharField(max_length=20)
+    status = models.CharField(max_length=6, choices=InvoiceStatus.choices, default=InvoiceStatus.OPEN)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=now)
+    paid_at = models.DateTimeField(null=True, blank=True)
+    grant_transaction = models.OneToOneField(
+        LedgerTransaction, on_delete=models.PROTECT, null=True, blank=True, related_name="invoice"
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["subscription", "period_start"],
+                condition=models.Q(purpose="renewal"),
+                name="invoice_one_renewal_per_period",
+            ),
+            models.CheckConstraint(condition=models.Q(credits__gt=0), name="invoice_credits_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Invoice {self.number}"
+
+    @property
+    def amount(self) -> str:
+        return f"{self.amount_cents / 100:,.2f} {self.currency}"
+
+
+class PackLot(models.Model):
+    """Credits bought as a pack: valid until `expires_at`; what is left then goes to the Credit Bank."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="pack_lots")
+    invoice = models.OneToOneField(Invoice, on_delete=models.PROTECT, related_name="pack_lot")
+    credits = models.BigIntegerField()
+    granted_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    expired_at = models.DateTimeField(null=True, blank=True)
+    banked = models.BigIntegerField(default=0, help_text="Credits moved to the Credit Bank at expiry.")
+
+    class Meta:
+        indexes = [models.Index(fields=["expired_at", "expires_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.credits:,} credits until {self.expires_at:%Y-%m-%d}"
