@@ -25,7 +25,7 @@ class Command(BaseCommand):
                 raise CommandError(f"No organization with slug {options['org']!r}.")
         problems = reconcile(organization=organization)
         scope = Account.objects.all() if organization is None else Account.objects.filter(organization=organization)
-        txns = LedgerTransaction.objects.all() if organization is None else organization.ledger_transactions.all()
+        txns = LedgerTransaction.objects.filter(**({} if organization is None else {"organization": organization}))
         self.stdout.write(f"Checked {txns.count()} transactions on {scope.count()} accounts.")
         if problems:
             for problem in problems:
