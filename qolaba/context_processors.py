@@ -10,6 +10,7 @@ NAVIGATION = [
     ("Overview", "overview", "workspaces:overview", None, True),
     ("Members", "members", "orgs:members", "manage_members", False),
     ("Workspaces", "workspaces", "workspaces:list", "view_organization", False),
+    ("Billing", "billing", "billing:page", "manage_billing", False),
     ("Audit", "audit", "orgs:audit", "view_audit_log", False),
     ("Profile", "profile", "orgs:profile", "edit_profile", False),
 ]

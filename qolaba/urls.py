@@ -13,4 +13,5 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("orgs.urls")),
     path("", include("workspaces.urls")),
+    path("", include("billing.urls")),
 ]

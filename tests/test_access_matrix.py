@@ -35,7 +35,7 @@ PERSONAS = [
     "org_admin",
     "owner",
 ]
-APP_NAMESPACES = {"orgs", "workspaces"}
+APP_NAMESPACES = {"orgs", "workspaces", "billing"}
 
 # Who may do what, by the permission the view needs. "public" is the invitation link.
 LEVELS: dict[str, set[str]] = {
@@ -84,6 +84,14 @@ MATRIX: dict[str, Route] = {
     "workspaces:member_set": Route("manage_workspace", POST),
     "workspaces:member_remove": Route("manage_workspace", POST),
     "workspaces:delete": Route("org_admin", BOTH),
+    "billing:page": Route("org_admin", GET),
+    "billing:subscribe": Route("org_admin", BOTH),
+    "billing:buy": Route("org_admin", BOTH),
+    "billing:cancel": Route("org_admin", BOTH),
+    "billing:resume": Route("org_admin", POST),
+    "billing:mode": Route("org_admin", BOTH),
+    "billing:transfer": Route("org_admin", BOTH),
+    "billing:limits": Route("org_admin", BOTH),
 }
 
 
@@ -163,6 +171,14 @@ URL_KWARGS: dict[str, tuple[str, ...]] = {
     "workspaces:member_set": ("org_slug", "ws_slug"),
     "workspaces:member_remove": ("org_slug", "ws_slug", "user_id"),
     "workspaces:delete": ("org_slug", "ws_slug"),
+    "billing:page": ("org_slug",),
+    "billing:subscribe": ("org_slug",),
+    "billing:buy": ("org_slug",),
+    "billing:cancel": ("org_slug",),
+    "billing:resume": ("org_slug",),
+    "billing:mode": ("org_slug",),
+    "billing:transfer": ("org_slug",),
+    "billing:limits": ("org_slug", "ws_slug"),
 }
 
 

@@ -49,6 +49,7 @@ def workspaces_for_management(*, organization: Organization) -> QuerySet[Workspa
                 ),
             ),
             people=F("assigned") + Value(admins),
+            balance=F("credit_account__balance"),
         )
         .order_by("-is_primary", "name")
     )

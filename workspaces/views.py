@@ -10,6 +10,7 @@ from django.urls import reverse
 from django.utils.timezone import now
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from billing.selectors import credits_overview
 from orgs.models import User
 from qolaba.access import TenantRequest, WorkspaceRequest, organization_view, workspace_view
 from qolaba.views import confirmed_action, form_add_service_errors
@@ -77,8 +78,10 @@ def workspace_create_view(request: TenantRequest, org_slug: str) -> HttpResponse
 @require_GET
 @workspace_view()
 def workspace_overview(request: WorkspaceRequest, org_slug: str, ws_slug: str) -> HttpResponse:
-    figures = workspace_overview_figures(user=request.user, workspace=request.tenant.workspace)
-    return render(request, "workspaces/overview.html", {"figures": figures})
+    tenant = request.tenant
+    figures = workspace_overview_figures(user=request.user, workspace=tenant.workspace)
+    credits = credits_overview(workspace=tenant.workspace, organization=tenant.organization, user=request.user)
+    return render(request, "workspaces/overview.html", {"figures": figures, "credits": credits})
 
 
 def _settings_page(

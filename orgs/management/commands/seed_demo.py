@@ -15,7 +15,15 @@ from allauth.account.models import EmailAddress
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 
-from orgs.models import Membership, Organization, OrganizationRole, User
+from billing.models import Plan, Subscription
+from billing.services import (
+    credit_mode_switch,
+    credits_move,
+    invoice_mark_paid,
+    plan_subscribe,
+    workspace_limit_set,
+)
+from orgs.models import CreditMode, Membership, Organization, OrganizationRole, User
 from orgs.services import membership_add, organization_create
 from workspaces.models import Workspace, WorkspaceRole
 from workspaces.services import workspace_create, workspace_membership_set
@@ -40,6 +48,10 @@ class DemoOrganization:
     workspaces: list[tuple[str, str]]
     owner: DemoMember
     members: list[DemoMember]
+    plan: str = "pro"
+    credit_mode: str = CreditMode.SHARED
+    budgets: dict[str, int] = field(default_factory=dict)
+    member_limits: dict[tuple[str, str], int] = field(default_factory=dict)
 
 
 DEMO = [
@@ -54,6 +66,8 @@ DEMO = [
             ("GPT vs Claude Lab", "R&D: side-by-side model experiments, no production work."),
         ],
         owner=DemoMember("owner@northwind.test", "Olivia Northwind", OrganizationRole.OWNER),
+        plan="teams",
+        member_limits={("member@northwind.test", "Nike Spring Campaign"): 2_000},
         members=[
             DemoMember("admin@northwind.test", "Adam Northwind", OrganizationRole.ADMIN),
             DemoMember(
@@ -92,6 +106,9 @@ DEMO = [
             ("Bluepeak Marketing", "Department workspace for the marketing team."),
         ],
         owner=DemoMember("owner@bluepeak.test", "Omar Bluepeak", OrganizationRole.OWNER),
+        plan="pro",
+        credit_mode=CreditMode.BUDGET,
+        budgets={"Q3 Audit - Harbor Bank": 2_000, "Bluepeak Marketing": 3_000},
         members=[
             DemoMember(
                 "consultant@bluepeak.test",
@@ -134,7 +151,32 @@ def _seed_organization(spec: DemoOrganization) -> Organization:
             membership_add(organization=organization, user=user, role=member.role, actor=owner)
         for workspace_name, role in member.workspaces.items():
             workspace_membership_set(workspace=workspaces[workspace_name], user=user, role=role, actor=owner)
+    _seed_credits(spec, organization, owner, workspaces)
     return organization
+
+
+def _seed_credits(
+    spec: DemoOrganization, organization: Organization, owner: User, workspaces: dict[str, Workspace]
+) -> None:
+    """A paid plan, the credit mode and budgets of the spec — once (an organization with a plan is left alone)."""
+    if Subscription.objects.filter(organization=organization).exists():
+        return
+    invoice = plan_subscribe(
+        organization=organization, plan=Plan.objects.get(code=spec.plan), actor=owner, gateway_code="manual"
+    )
+    invoice_mark_paid(invoice=invoice, actor=None)
+    if spec.credit_mode != organization.credit_mode:
+        credit_mode_switch(organization=organization, mode=spec.credit_mode, actor=owner)
+        organization.refresh_from_db()
+    primary = next(ws for ws in workspaces.values() if ws.is_primary)
+    for workspace_name, amount in spec.budgets.items():
+        credits_move(
+            organization=organization, source=primary, target=workspaces[workspace_name], amount=amount, actor=owner
+        )
+    for (email, workspace_name), limit in spec.member_limits.items():
+        workspace_limit_set(
+            workspace=workspaces[workspace_name], user=User.objects.get(email=email), monthly_limit=limit, actor=owner
+        )
 
 
 def demo_summary() -> dict[str, Any]:

@@ -1,0 +1,119 @@
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db.models import Q, Sum
+
+from billing.ledger import PayingAccount, paying_account, period_bounds
+from billing.models import (
+    Account,
+    AccountKind,
+    Invoice,
+    LedgerTransaction,
+    Plan,
+    PlanKind,
+    SpendCounter,
+    Subscription,
+    TransactionKind,
+    WorkspaceLimit,
+)
+from orgs.models import Organization, User
+from workspaces.models import Workspace
+
+SPEND_KINDS = (TransactionKind.CHARGE, TransactionKind.CAPTURE)
+
+
+@dataclass(frozen=True)
+class CreditsOverview:
+    available: int
+    paying: PayingAccount
+    my_usage: int
+    period_start: datetime
+    resets_at: datetime
+    my_limit: int | None
+    workspace_limit: int | None
+
+
+def spent_in_period(*, workspace: Workspace, since: datetime, user: User | None = None) -> int:
+    """Credits consumed in the workspace since `since` (charges and captures, net of refunds)."""
+    spends = LedgerTransaction.objects.filter(workspace=workspace, created_at__gte=since)
+    if user is not None:
+        spends = spends.filter(actor=user)
+    charged = spends.filter(kind=TransactionKind.CHARGE).aggregate(t=Sum("amount"))["t"] or 0
+    captured = (
+        spends.filter(kind=TransactionKind.CAPTURE, entries__to_account__kind=AccountKind.SINK).aggregate(
+            t=Sum("entries__amount")
+        )["t"]
+        or 0
+    )
+    refunded = spends.filter(kind=TransactionKind.REFUND).aggregate(t=Sum("amount"))["t"] or 0
+    return charged + captured - refunded
+
+
+def credits_overview(*, workspace: Workspace, organization: Organization, user: User) -> CreditsOverview:
+    paying = paying_account(workspace, organization)
+    period_start, resets_at = period_bounds(organization)
+    starts_at = resets_at.replace(year=period_start.year, month=period_start.month, day=1)
+    limits: dict[int | None, int] = dict(
+        WorkspaceLimit.objects.filter(Q(user__isnull=True) | Q(user=user), workspace=workspace).values_list(
+            "user_id", "monthly_limit"
+        )
+    )
+    return CreditsOverview(
+        available=Account.objects.values_list("balance", flat=True).get(pk=paying.account_id),
+        paying=paying,
+        my_usage=spent_in_period(workspace=workspace, since=starts_at, user=user),
+        period_start=starts_at,
+        resets_at=resets_at,
+        my_limit=limits.get(user.pk),
+        workspace_limit=limits.get(None),
+    )
+
+
+def workspace_balances(*, organization: Organization) -> dict[int, int]:
+    """Live balance of every workspace account of the organization, by workspace id."""
+    return dict(
+        Account.objects.filter(organization=organization, kind=AccountKind.WORKSPACE).values_list(
+            "workspace_id", "balance"
+        )
+    )
+
+
+@dataclass(frozen=True)
+class BillingSummary:
+    subscription: Subscription | None
+    monthly_plans: list[Plan]
+    packs: list[Plan]
+    invoices: list[Invoice]
+    credit_bank: int
+    total_credits: int
+
+
+def billing_summary(*, organization: Organization) -> BillingSummary:
+    plans = list(Plan.objects.filter(is_active=True))
+    balances = dict(
+        Account.objects.filter(organization=organization, kind__in=[AccountKind.WORKSPACE, AccountKind.BANK])
+        .values("kind")
+        .annotate(total=Sum("balance"))
+        .values_list("kind", "total")
+    )
+    return BillingSummary(
+        subscription=Subscription.objects.select_related("plan").filter(organization=organization).first(),
+        monthly_plans=[plan for plan in plans if plan.kind == PlanKind.MONTHLY],
+        packs=[plan for plan in plans if plan.kind == PlanKind.PACK],
+        invoices=list(Invoice.objects.filter(organization=organization).select_related("plan")[:50]),
+        credit_bank=balances.get(AccountKind.BANK, 0),
+        total_credits=balances.get(AccountKind.WORKSPACE, 0),
+    )
+
+
+def member_limits(*, workspace: Workspace) -> dict[int | None, int]:
+    return dict(WorkspaceLimit.objects.filter(workspace=workspace).values_list("user_id", "monthly_limit"))
+
+
+def spend_counters(*, workspace: Workspace, organization: Organization) -> dict[int | None, int]:
+    period_start, _ = period_bounds(organization)
+    return dict(
+        SpendCounter.objects.filter(workspace=workspace, period_start=period_start).values_list("user_id", "spent")
+    )

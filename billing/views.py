@@ -1,0 +1,234 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from billing.forms import CreditModeForm, LimitForm, PackPurchaseForm, SubscribeForm, TransferForm
+from billing.ledger import LedgerError
+from billing.models import InvoiceStatus
+from billing.selectors import billing_summary, member_limits, spend_counters, workspace_balances
+from billing.services import (
+    credit_mode_switch,
+    credits_buy,
+    credits_move,
+    plan_subscribe,
+    subscription_cancel,
+    subscription_resume,
+    workspace_limit_set,
+)
+from orgs.models import CreditMode, Membership, OrganizationRole
+from qolaba.access import TenantRequest, WorkspaceRequest, organization_view, workspace_view
+from qolaba.views import confirmed_action, form_add_service_errors
+
+
+@require_GET
+@organization_view("manage_billing")
+def billing_page(request: TenantRequest, org_slug: str) -> HttpResponse:
+    context = {
+        "summary": billing_summary(organization=request.tenant.organization),
+        "subscribe_form": SubscribeForm(),
+        "pack_form": PackPurchaseForm(),
+    }
+    return render(request, "billing/billing.html", context)
+
+
+def _invoice_message(request: TenantRequest, invoice: Any, what: str) -> None:
+    if invoice.status == InvoiceStatus.PAID:
+        messages.success(request, f"{what}: {invoice.credits:,} credits were added to the Primary Workspace.")
+    else:
+        messages.success(
+            request, f"{what}: invoice {invoice.number} ({invoice.amount}) is open; the credits arrive when it is paid."
+        )
+
+
+@require_http_methods(["GET", "POST"])
+@organization_view("manage_billing")
+def plan_subscribe_view(request: TenantRequest, org_slug: str) -> HttpResponse:
+    form = SubscribeForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            invoice = plan_subscribe(
+                organization=request.tenant.organization,
+                plan=form.cleaned_data["plan"],
+                actor=request.user,
+                gateway_code=form.cleaned_data["gateway"],
+            )
+        except ValidationError as error:
+            form_add_service_errors(form, error)
+        else:
+            _invoice_message(request, invoice, f"{form.cleaned_data['plan'].name} plan")
+            return redirect("billing:page", org_slug=org_slug)
+    return render(request, "billing/subscribe.html", {"form": form}, status=400 if form.errors else 200)
+
+
+@require_http_methods(["GET", "POST"])
+@organization_view("manage_credits")
+def credits_buy_view(request: TenantRequest, org_slug: str) -> HttpResponse:
+    form = PackPurchaseForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            invoice = credits_buy(
+                organization=request.tenant.organization,
+                plan=form.cleaned_data["plan"],
+                actor=request.user,
+                gateway_code=form.cleaned_data["gateway"],
+            )
+        except ValidationError as error:
+            form_add_service_errors(form, error)
+        else:
+            _invoice_message(request, invoice, form.cleaned_data["plan"].name)
+            return redirect(request.POST.get("next") or reverse("billing:page", kwargs={"org_slug": org_slug}))
+    return render(request, "billing/buy.html", {"form": form}, status=400 if form.errors else 200)
+
+
+@require_http_methods(["GET", "POST"])
+@organization_view("manage_billing")
+def subscription_cancel_view(request: TenantRequest, org_slug: str) -> HttpResponse:
+    page = reverse("billing:page", kwargs={"org_slug": org_slug})
+    return confirmed_action(
+        request,
+        run=lambda: subscription_cancel(organization=request.tenant.organization, actor=request.user),
+        success_message="Your plan ends at the end of this period. Your credits stay.",
+        success_url=page,
+        confirmation={
+            "title": "Cancel the subscription?",
+            "body": "It stays active until the end of the current period, and no further renewals are charged. "
+            "Credits you have stay usable.",
+            "confirm_label": "Cancel at period end",
+            "cancel_url": page,
+        },
+    )
+
+
+@require_POST
+@organization_view("manage_billing")
+def subscription_resume_view(request: TenantRequest, org_slug: str) -> HttpResponse:
+    try:
+        subscription_resume(organization=request.tenant.organization, actor=request.user)
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    else:
+        messages.success(request, "Your subscription will renew as usual.")
+    return redirect("billing:page", org_slug=org_slug)
+
+
+@require_http_methods(["GET", "POST"])
+@organization_view("manage_credits")
+def credit_mode_view(request: TenantRequest, org_slug: str) -> HttpResponse:
+    organization = request.tenant.organization
+    form = CreditModeForm(request.POST or None, initial={"mode": organization.credit_mode})
+    if request.method == "POST" and form.is_valid():
+        try:
+            credit_mode_switch(organization=organization, mode=form.cleaned_data["mode"], actor=request.user)
+        except ValidationError as error:
+            form_add_service_errors(form, error)
+        else:
+            label = CreditMode(form.cleaned_data["mode"]).label
+            messages.success(request, f"Credit mode is now: {label}.")
+            return redirect("workspaces:list", org_slug=org_slug)
+    return render(request, "billing/credit_mode.html", {"form": form}, status=400 if form.errors else 200)
+
+
+@require_http_methods(["GET", "POST"])
+@organization_view("manage_credits")
+def credits_transfer_view(request: TenantRequest, org_slug: str) -> HttpResponse:
+    """Manage credits (budget mode): pick source, target and amount, preview the balances, transfer."""
+    organization = request.tenant.organization
+    data = request.POST if request.method == "POST" else (request.GET if "amount" in request.GET else None)
+    form = TransferForm(data, organization=organization, initial={"source": request.GET.get("source")})
+    balances = workspace_balances(organization=organization)
+    preview = None
+    if form.is_bound and form.is_valid():
+        source, target, amount = (form.cleaned_data[k] for k in ("source", "target", "amount"))
+        if amount > balances.get(source.pk, 0):
+            form.add_error("amount", f"{source.name} has only {balances.get(source.pk, 0):,} credits.")
+        elif request.method == "POST":
+            try:
+                credits_move(organization=organization, source=source, target=target, amount=amount, actor=request.user)
+            except (LedgerError, ValidationError) as error:
+                form.add_error(None, getattr(error, "message", None) or " ".join(error.messages))  # type: ignore[union-attr]
+            else:
+                messages.success(request, f"Moved {amount:,} credits from {source.name} to {target.name}.")
+                return redirect("workspaces:list", org_slug=org_slug)
+        else:
+            preview = {
+                "source": source,
+                "target": target,
+                "source_after": balances.get(source.pk, 0) - amount,
+                "target_after": balances.get(target.pk, 0) + amount,
+            }
+    context = {
+        "form": form,
+        "preview": preview,
+        "workspace_options": [(ws, balances.get(ws.pk, 0)) for ws in form.fields["source"].queryset],  # type: ignore[attr-defined]
+        "budget_mode": organization.credit_mode == CreditMode.BUDGET,
+    }
+    status = 400 if form.errors and request.method == "POST" else 200
+    if request.htmx and request.htmx.target == "transfer-preview":
+        return render(request, "billing/transfer.html#transfer-preview", context, status=status)
+    if request.htmx and request.htmx.target == "dialog-body":
+        return render(request, "billing/transfer.html#transfer-dialog", context, status=status)
+    return render(request, "billing/transfer.html", context, status=status)
+
+
+@require_http_methods(["GET", "POST"])
+@workspace_view("manage_credits")
+def workspace_limits_view(request: WorkspaceRequest, org_slug: str, ws_slug: str) -> HttpResponse:
+    """Monthly limits of the workspace (shared mode) and of each member in it."""
+    workspace = request.tenant.workspace
+    members = list(
+        Membership.objects.active()
+        .filter(organization=request.tenant.organization)
+        .select_related("user")
+        .order_by("-role", "user__email")
+    )
+    if request.method == "POST":
+        target_id = request.POST.get("member") or None
+        form = LimitForm(request.POST)
+        member = None
+        if target_id is not None:
+            member = get_object_or_404(
+                Membership.objects.active().select_related("user"),
+                pk=target_id if str(target_id).isdigit() else 0,
+                organization=request.tenant.organization,
+            ).user
+        if form.is_valid():
+            try:
+                workspace_limit_set(
+                    workspace=workspace,
+                    user=member,
+                    monthly_limit=form.cleaned_data["monthly_limit"],
+                    actor=request.user,
+                )
+            except ValidationError as error:
+                messages.error(request, " ".join(error.messages))
+            else:
+                who = member.email if member else workspace.name
+                messages.success(request, f"Monthly limit of {who} saved.")
+                return redirect("billing:limits", org_slug=org_slug, ws_slug=ws_slug)
+        else:
+            messages.error(request, " ".join(str(e) for errors in form.errors.values() for e in errors))
+    limits = member_limits(workspace=workspace)
+    spent = spend_counters(workspace=workspace, organization=request.tenant.organization)
+    rows = [
+        {
+            "membership": m,
+            "limit": limits.get(m.user_id),
+            "spent": spent.get(m.user_id, 0),
+            "is_admin": m.role >= OrganizationRole.ADMIN,
+        }
+        for m in members
+    ]
+    context = {
+        "rows": rows,
+        "workspace_limit": limits.get(None),
+        "workspace_spent": spent.get(None, 0),
+        "shared_mode": request.tenant.organization.credit_mode == CreditMode.SHARED,
+    }
+    return render(request, "billing/limits.html", context)
