@@ -144,6 +144,7 @@ class PayingAccount:
     limit: LimitName
     workspace_account_id: int
     primary_account_id: int
+    balance: int  # as read (the ledger never relies on it: debits are conditional updates)
 
 
 def paying_account(workspace: Workspace, organization: Organization) -> PayingAccount:
@@ -151,7 +152,9 @@ def paying_account(workspace: Workspace, organization: Organization) -> PayingAc
         Q(workspace_id=workspace.pk) | Q(workspace__is_primary=True)
     )
     own = primary = None
-    for pk, ws_id, is_primary in rows.values_list("pk", "workspace_id", "workspace__is_primary"):
+    balances: dict[int, int] = {}
+    for pk, ws_id, is_primary, balance in rows.values_list("pk", "workspace_id", "workspace__is_primary", "balance"):
+        balances[pk] = balance
         if ws_id == workspace.pk:
             own = pk
         if is_primary:
@@ -159,8 +162,8 @@ def paying_account(workspace: Workspace, organization: Organization) -> PayingAc
     if own is None or primary is None:
         raise LedgerError("This workspace has no credit account.")
     if organization.credit_mode == CreditMode.SHARED:
-        return PayingAccount(primary, "pool", own, primary)
-    return PayingAccount(own, "workspace_balance", own, primary)
+        return PayingAccount(primary, "pool", own, primary, balances[primary])
+    return PayingAccount(own, "workspace_balance", own, primary, balances[own])
 
 
 def available_credits(workspace: Workspace, organization: Organization) -> int:

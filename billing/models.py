@@ -399,3 +399,23 @@ class PackLot(models.Model):
 
     def __str__(self) -> str:
         return f"{self.credits:,} credits until {self.expires_at:%Y-%m-%d}"
+
+
+class AlertState(models.Model):
+    """That an alert fired: once per subject (pool, workspace, limit), threshold and budget period."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="alert_states")
+    subject = models.CharField(max_length=80)
+    threshold = models.PositiveSmallIntegerField()
+    period_start = models.DateField()
+    created_at = models.DateTimeField(default=now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "subject", "threshold", "period_start"], name="alert_once_per_period"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.subject} crossed {self.threshold}%"

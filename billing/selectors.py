@@ -10,7 +10,7 @@ from billing.models import (
     Account,
     AccountKind,
     Invoice,
-    LedgerTransaction,
+    LedgerEntry,
     Plan,
     PlanKind,
     SpendCounter,
@@ -36,19 +36,15 @@ class CreditsOverview:
 
 
 def spent_in_period(*, workspace: Workspace, since: datetime, user: User | None = None) -> int:
-    """Credits consumed in the workspace since `since` (charges and captures, net of refunds)."""
-    spends = LedgerTransaction.objects.filter(workspace=workspace, created_at__gte=since)
+    """Credits consumed in the workspace since `since`: what went to consumption, net of refunds (one query)."""
+    entries = LedgerEntry.objects.filter(transaction__workspace=workspace, transaction__created_at__gte=since)
     if user is not None:
-        spends = spends.filter(actor=user)
-    charged = spends.filter(kind=TransactionKind.CHARGE).aggregate(t=Sum("amount"))["t"] or 0
-    captured = (
-        spends.filter(kind=TransactionKind.CAPTURE, entries__to_account__kind=AccountKind.SINK).aggregate(
-            t=Sum("entries__amount")
-        )["t"]
-        or 0
+        entries = entries.filter(transaction__actor=user)
+    totals = entries.aggregate(
+        consumed=Sum("amount", filter=Q(to_account__kind=AccountKind.SINK)),
+        refunded=Sum("amount", filter=Q(from_account__kind=AccountKind.SINK)),
     )
-    refunded = spends.filter(kind=TransactionKind.REFUND).aggregate(t=Sum("amount"))["t"] or 0
-    return charged + captured - refunded
+    return (totals["consumed"] or 0) - (totals["refunded"] or 0)
 
 
 def credits_overview(*, workspace: Workspace, organization: Organization, user: User) -> CreditsOverview:
@@ -61,7 +57,7 @@ def credits_overview(*, workspace: Workspace, organization: Organization, user: 
         )
     )
     return CreditsOverview(
-        available=Account.objects.values_list("balance", flat=True).get(pk=paying.account_id),
+        available=paying.balance,
         paying=paying,
         my_usage=spent_in_period(workspace=workspace, since=starts_at, user=user),
         period_start=starts_at,

@@ -2,6 +2,7 @@ import logging
 
 from celery import shared_task
 
+from billing.alerts import alerts_evaluate_all
 from billing.ledger import holds_release_expired
 from billing.reconcile import reconcile
 from billing.services import packs_expire_due, subscriptions_renew_due
@@ -30,3 +31,8 @@ def ledger_reconcile_run() -> int:
     for problem in problems:
         logger.error("ledger reconciliation: %s", problem)
     return len(problems)
+
+
+@shared_task
+def alerts_evaluate_run() -> int:
+    return alerts_evaluate_all()

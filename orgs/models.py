@@ -83,6 +83,10 @@ def timezone_choices() -> list[tuple[str, str]]:
     return [(name, name.replace("_", " ")) for name in sorted(zoneinfo.available_timezones())]
 
 
+def default_alert_thresholds() -> list[int]:
+    return [80, 100]
+
+
 class CreditMode(models.TextChoices):
     SHARED = "shared", "Shared pool"
     BUDGET = "budget", "Workspace budgets"
@@ -108,6 +112,9 @@ class Organization(models.Model):
     logo = models.ImageField(upload_to="org-logos/%Y/%m/", blank=True)
     timezone = models.CharField(max_length=64, default="UTC", choices=timezone_choices)
     credit_mode = models.CharField(max_length=10, choices=CreditMode.choices, default=CreditMode.SHARED)
+    alert_thresholds = models.JSONField(
+        default=default_alert_thresholds, help_text="Percentages of a budget, limit or pool used that raise an alert."
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
@@ -266,6 +273,33 @@ class Invitation(models.Model):
     @property
     def display_status(self) -> str:
         return "Expired" if self.is_expired else self.get_status_display()
+
+
+class NotificationQuerySet(models.QuerySet["Notification"]):
+    def unread(self) -> NotificationQuerySet:
+        return self.filter(read_at__isnull=True)
+
+
+class Notification(models.Model):
+    """An in-app message to one person in one organization (the bell in the top bar)."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="notifications")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications")
+    kind = models.CharField(max_length=40)
+    title = models.CharField(max_length=200)
+    body = models.TextField(blank=True)
+    url = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(default=now)
+    read_at = models.DateTimeField(null=True, blank=True)
+
+    objects = NotificationQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["user", "organization", "read_at"])]
+
+    def __str__(self) -> str:
+        return self.title
 
 
 class AuditEventQuerySet(models.QuerySet["AuditEvent"]):

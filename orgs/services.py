@@ -25,6 +25,7 @@ from orgs.models import (
     InvitationStatus,
     Membership,
     MembershipStatus,
+    Notification,
     Organization,
     OrganizationRole,
     User,
@@ -571,3 +572,8 @@ def organizations_purge_deleted(*, now: datetime | None = None) -> int:
             organization.delete()
             purged += 1
     return purged
+
+
+def notifications_read(*, user: User, organization: Organization) -> int:
+    """Mark every unread notification of `user` in `organization` as read. Returns how many."""
+    return Notification.objects.unread().filter(user=user, organization=organization).update(read_at=dj_now())

@@ -32,6 +32,8 @@ urlpatterns = [
     path("o/<slug:org_slug>/settings/", views.organization_profile, name="profile"),
     path("o/<slug:org_slug>/settings/transfer/", views.ownership_transfer, name="transfer"),
     path("o/<slug:org_slug>/settings/delete/", views.organization_delete_view, name="delete"),
+    path("o/<slug:org_slug>/notifications/", views.notification_list, name="notifications"),
+    path("o/<slug:org_slug>/notifications/read/", views.notifications_mark_read, name="notifications_read"),
     path("o/<slug:org_slug>/audit/", views.audit_log, name="audit"),
     path("o/<slug:org_slug>/audit/export.csv", views.audit_log_export, name="audit_export"),
 ]

@@ -31,7 +31,15 @@ from orgs.forms import (
     OrganizationProfileForm,
     TransferOwnershipForm,
 )
-from orgs.models import AuditEvent, Invitation, InvitationStatus, Membership, MembershipStatus, OrganizationRole
+from orgs.models import (
+    AuditEvent,
+    Invitation,
+    InvitationStatus,
+    Membership,
+    MembershipStatus,
+    Notification,
+    OrganizationRole,
+)
 from orgs.selectors import audit_events, members_table, memberships_for_menu
 from orgs.services import (
     invitation_accept,
@@ -41,6 +49,7 @@ from orgs.services import (
     invitations_create,
     membership_remove,
     membership_role_change,
+    notifications_read,
     organization_create,
     organization_delete,
     organization_transfer_ownership,
@@ -466,3 +475,24 @@ class _Echo:
 
     def write(self, value: str) -> str:
         return value
+
+
+# --- notifications -------------------------------------------------------------------------------------------
+
+
+@require_GET
+@organization_view()
+def notification_list(request: TenantRequest, org_slug: str) -> HttpResponse:
+    notifications = Notification.objects.filter(user=request.user, organization=request.tenant.organization)
+    context = {"notifications": notifications[:50], "unread": notifications.unread().count()}
+    if request.htmx and request.htmx.target == "notification-menu":
+        return render(request, "orgs/notifications.html#notification-menu", context)
+    return render(request, "orgs/notifications.html", context)
+
+
+@require_POST
+@organization_view()
+def notifications_mark_read(request: TenantRequest, org_slug: str) -> HttpResponse:
+    notifications_read(user=request.user, organization=request.tenant.organization)
+    messages.success(request, "All notifications marked as read.")
+    return redirect("orgs:notifications", org_slug=org_slug)

@@ -5,6 +5,8 @@ from typing import Any
 from django.http import HttpRequest
 from django.urls import reverse
 
+from orgs.models import Notification
+
 # (label, icon, url name, organization permission needed, or None for workspace tabs, needs a workspace in the URL)
 NAVIGATION = [
     ("Overview", "overview", "workspaces:overview", None, True),
@@ -40,4 +42,7 @@ def tenant(request: HttpRequest) -> dict[str, Any]:
         url = reverse(url_name, kwargs=kwargs)
         active = request.path == url if needs_workspace else request.path.startswith(url)
         items.append({"label": label, "icon": icon, "url": url, "active": active})
-    return {"tenant": current, "nav_items": items, "current_workspace": workspace}
+    unread = (
+        Notification.objects.unread().filter(user=current.membership.user_id, organization=current.organization).count()
+    )
+    return {"tenant": current, "nav_items": items, "current_workspace": workspace, "unread_notifications": unread}

@@ -168,6 +168,7 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "purge-deleted-organizations": {"task": "orgs.tasks.organizations_purge_deleted_run", "schedule": 60 * 60},
     "release-expired-holds": {"task": "billing.tasks.holds_release_expired_run", "schedule": 60},
+    "credit-alerts": {"task": "billing.tasks.alerts_evaluate_run", "schedule": 60},
     "renew-subscriptions": {"task": "billing.tasks.subscriptions_renew_due_run", "schedule": 10 * 60},
     "expire-credit-packs": {"task": "billing.tasks.packs_expire_due_run", "schedule": 60 * 60},
     "reconcile-ledger": {"task": "billing.tasks.ledger_reconcile_run", "schedule": crontab(hour=3, minute=15)},

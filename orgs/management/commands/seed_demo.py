@@ -15,6 +15,7 @@ from allauth.account.models import EmailAddress
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 
+from billing.catalog import plans_ensure_defaults
 from billing.models import Plan, Subscription
 from billing.services import (
     credit_mode_switch,
@@ -220,6 +221,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         # Emails sent while seeding (console backend in development) must not mix with the JSON on stdout.
         with redirect_stdout(sys.stderr), transaction.atomic():
+            plans_ensure_defaults()
             for spec in DEMO:
                 _seed_organization(spec)
         summary = demo_summary()
