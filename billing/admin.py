@@ -195,7 +195,7 @@ class InvoiceAdmin(ReadOnlyAdmin):
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         return [field.name for field in Invoice._meta.fields]
 
-    @admin.action(description="Mark the selected invoices paid (grants their credits)")
+    @admin.action(description="Mark the selected invoices paid (grants their credits)", permissions=["change"])
     def mark_paid(self, request: HttpRequest, queryset: QuerySet[Invoice]) -> None:
         paid = 0
         for invoice in queryset.filter(status=InvoiceStatus.OPEN):
@@ -203,7 +203,7 @@ class InvoiceAdmin(ReadOnlyAdmin):
             paid += 1
         self.message_user(request, f"{paid} invoice(s) marked paid; their credits were granted.")
 
-    @admin.action(description="Void the selected open invoices")
+    @admin.action(description="Void the selected open invoices", permissions=["change"])
     def void(self, request: HttpRequest, queryset: QuerySet[Invoice]) -> None:
         voided = 0
         for invoice in queryset.filter(status=InvoiceStatus.OPEN):

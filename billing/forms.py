@@ -16,7 +16,7 @@ def _gateway_field() -> forms.ChoiceField:
         label="Payment method",
         choices=[(g.code, g.label) for g in gateways],
         initial=gateways[0].code,
-        help_text=" ".join(g.instructions for g in gateways),
+        help_text=" · ".join(f"{g.label}: {g.instructions}" for g in gateways),
     )
 
 

@@ -465,7 +465,7 @@ WITH ctx AS (
         (organization_id, kind, amount, actor_id, workspace_id, idempotency_key, request_hash, memo,
          created_at, period_start, reverses_id)
     SELECT %(organization)s, 'charge', %(amount)s, %(user)s, %(workspace)s, %(key)s, %(fingerprint)s, %(memo)s,
-           statement_timestamp(), %(period)s, NULL
+           %(created)s, %(period)s, NULL
     FROM debit
     RETURNING id
 ), movement AS (
@@ -506,6 +506,7 @@ def _charge_postgresql(
         "fingerprint": fingerprint,
         "memo": memo[:255],
         "period": period_bounds(organization)[0],
+        "created": now(),
     }
     try:
         if connection.in_atomic_block:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import calendar
 import secrets
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -170,6 +170,9 @@ def workspace_balances(*, organization: Organization) -> dict[int, int]:
 # --- plans, subscriptions, invoices, the Credit Bank -------------------------------------------------------------
 
 
+RENEWAL_GRACE = timedelta(days=7)
+
+
 def _invoice_number() -> str:
     return f"Q-{now():%Y%m}-{secrets.token_hex(4).upper()}"
 
@@ -243,6 +246,18 @@ def plan_subscribe(*, organization: Organization, plan: Plan, actor: User, gatew
     subscription = Subscription.objects.select_for_update().filter(organization=organization).first()
     if subscription is not None and subscription.is_active and subscription.plan_id == plan.pk:
         raise ValidationError({"plan": f"You are already on {plan.name}."})
+    waiting = Invoice.objects.filter(
+        organization=organization,
+        status=InvoiceStatus.OPEN,
+        purpose__in=[InvoicePurpose.SUBSCRIPTION, InvoicePurpose.RENEWAL],
+    ).first()
+    if waiting is not None:
+        raise ValidationError(
+            {
+                "plan": f"Invoice {waiting.number} for {waiting.plan.name} is still open: "
+                "pay it, or ask us to void it, first."
+            }
+        )
     if subscription is None or subscription.status == SubscriptionStatus.CANCELED:
         subscription, _ = Subscription.objects.update_or_create(
             organization=organization,
@@ -294,7 +309,10 @@ def invoice_mark_paid(*, invoice: Invoice, actor: User | None) -> Invoice:
         subscription.status = SubscriptionStatus.ACTIVE
         subscription.current_period_start = start
         subscription.current_period_end = _add_months(start, 1)
-        subscription.save(update_fields=["plan", "status", "current_period_start", "current_period_end"])
+        subscription.cancel_at_period_end = False  # paying for a plan means keeping it
+        subscription.save(
+            update_fields=["plan", "status", "current_period_start", "current_period_end", "cancel_at_period_end"]
+        )
     unlocked = credit_bank_unlock(organization=organization, actor=actor)
     audit_record(
         organization=organization,
@@ -372,7 +390,19 @@ def subscriptions_renew_due(*, at: datetime | None = None) -> int:
                 )
                 continue
             period_start = subscription.current_period_end
-            if Invoice.objects.filter(subscription=subscription, period_start=period_start).exists():
+            renewal = Invoice.objects.filter(subscription=subscription, period_start=period_start).first()
+            if renewal is not None:
+                if renewal.status == InvoiceStatus.OPEN and moment - period_start > RENEWAL_GRACE:
+                    # Unpaid past the grace period: the plan ends; the credits already granted stay.
+                    invoice_void(invoice=renewal, actor=None)
+                    subscription.status, subscription.canceled_at = SubscriptionStatus.CANCELED, moment
+                    subscription.save(update_fields=["status", "canceled_at"])
+                    audit_record(
+                        organization=subscription.organization,
+                        actor=None,
+                        action="billing.subscription_ended_unpaid",
+                        target=subscription,
+                    )
                 continue
             last = subscription.invoices.order_by("-created_at").first()
             gateway = GATEWAYS.get(last.gateway if last else "manual", GATEWAYS["manual"])
@@ -459,7 +489,7 @@ def _bank_from_balances(*, organization: Organization, amount: int, bank_id: int
     if amount <= 0:
         return 0
     accounts = list(
-        Account.objects.select_for_update()
+        Account.objects.select_for_update(of=("self",))
         .filter(organization=organization, kind=AccountKind.WORKSPACE)
         .order_by("pk")
         .values_list("pk", "balance", "workspace__is_primary")

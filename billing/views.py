@@ -7,6 +7,7 @@ from django.core.exceptions import ValidationError
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from billing.forms import CreditModeForm, LimitForm, PackPurchaseForm, SubscribeForm, TransferForm
@@ -25,6 +26,7 @@ from billing.services import (
 from orgs.models import CreditMode, Membership, OrganizationRole
 from qolaba.access import TenantRequest, WorkspaceRequest, organization_view, workspace_view
 from qolaba.views import confirmed_action, form_add_service_errors
+from workspaces.models import WorkspaceUserObjectPermission
 
 
 @require_GET
@@ -83,7 +85,10 @@ def credits_buy_view(request: TenantRequest, org_slug: str) -> HttpResponse:
             form_add_service_errors(form, error)
         else:
             _invoice_message(request, invoice, form.cleaned_data["plan"].name)
-            return redirect(request.POST.get("next") or reverse("billing:page", kwargs={"org_slug": org_slug}))
+            next_url = request.POST.get("next", "")
+            if not url_has_allowed_host_and_scheme(next_url, {request.get_host()}, request.is_secure()):
+                next_url = reverse("billing:page", kwargs={"org_slug": org_slug})
+            return redirect(next_url)
     return render(request, "billing/buy.html", {"form": form}, status=400 if form.errors else 200)
 
 
@@ -182,9 +187,13 @@ def credits_transfer_view(request: TenantRequest, org_slug: str) -> HttpResponse
 def workspace_limits_view(request: WorkspaceRequest, org_slug: str, ws_slug: str) -> HttpResponse:
     """Monthly limits of the workspace (shared mode) and of each member in it."""
     workspace = request.tenant.workspace
+    # Only the people who can spend in this workspace (Owners, Admins and its members; not viewers).
+    spenders = WorkspaceUserObjectPermission.objects.filter(
+        content_object=workspace, permission__codename="use_workspace"
+    ).values("user")
     members = list(
         Membership.objects.active()
-        .filter(organization=request.tenant.organization)
+        .filter(organization=request.tenant.organization, user__in=spenders)
         .select_related("user")
         .order_by("-role", "user__email")
     )
@@ -197,6 +206,7 @@ def workspace_limits_view(request: WorkspaceRequest, org_slug: str, ws_slug: str
                 Membership.objects.active().select_related("user"),
                 pk=target_id if str(target_id).isdigit() else 0,
                 organization=request.tenant.organization,
+                user__in=spenders,
             ).user
         if form.is_valid():
             try:

@@ -124,6 +124,25 @@ class OrganizationProfileForm(forms.Form):
         widget=forms.ClearableFileInput(attrs={"accept": "image/png,image/jpeg,image/webp"}),
     )
     remove_logo = forms.BooleanField(required=False, label="Remove the current logo")
+    alert_thresholds = forms.CharField(
+        label="Credit alerts at (% used)",
+        max_length=40,
+        required=False,
+        help_text="Owners and Admins are notified when a budget, a monthly limit or the pool crosses these, "
+        "e.g. “80, 100”.",
+    )
+
+    def clean_alert_thresholds(self) -> list[int] | None:
+        raw = self.cleaned_data["alert_thresholds"]
+        if not raw.strip():
+            return None  # left empty: keep the current thresholds
+        try:
+            values = sorted({int(part) for part in raw.replace(";", ",").split(",") if part.strip()})
+        except ValueError:
+            raise forms.ValidationError("Enter whole percentages separated by commas, e.g. 80, 100.") from None
+        if not values or any(v < 1 or v > 100 for v in values):
+            raise forms.ValidationError("Each threshold is a percentage from 1 to 100.")
+        return values
 
     def clean_logo(self) -> Any:
         logo = self.cleaned_data.get("logo")

@@ -497,6 +497,7 @@ def organization_update(
     timezone: str,
     logo: UploadedFile | None = None,
     remove_logo: bool = False,
+    alert_thresholds: list[int] | None = None,
 ) -> Organization:
     name = name.strip()
     if not name:
@@ -504,18 +505,34 @@ def organization_update(
     _validate_timezone(timezone)
     processed = logo_process(logo) if logo is not None else None
     old_logo = organization.logo.name if organization.logo else ""
-    before = {"name": organization.name, "timezone": organization.timezone, "logo": old_logo}
+    if alert_thresholds is not None and (
+        not alert_thresholds or any(not isinstance(t, int) or not 1 <= t <= 100 for t in alert_thresholds)
+    ):
+        raise ValidationError({"alert_thresholds": "Each threshold is a percentage from 1 to 100."})
+    before = {
+        "name": organization.name,
+        "timezone": organization.timezone,
+        "logo": old_logo,
+        "alert_thresholds": organization.alert_thresholds,
+    }
     organization.name, organization.timezone = name, timezone
+    if alert_thresholds is not None:
+        organization.alert_thresholds = sorted(set(alert_thresholds))
     if processed is not None:
         organization.logo.save(f"{organization.slug}.png", processed, save=False)
     elif remove_logo:
         organization.logo = None
-    organization.save(update_fields=["name", "timezone", "logo"])
+    organization.save(update_fields=["name", "timezone", "logo", "alert_thresholds"])
     new_logo = organization.logo.name if organization.logo else ""
     if old_logo and old_logo != new_logo:
         storage = organization.logo.storage
         transaction.on_commit(partial(storage.delete, old_logo))
-    after = {"name": organization.name, "timezone": organization.timezone, "logo": new_logo}
+    after = {
+        "name": organization.name,
+        "timezone": organization.timezone,
+        "logo": new_logo,
+        "alert_thresholds": organization.alert_thresholds,
+    }
     if after != before:
         audit_record(
             organization=organization,

@@ -362,7 +362,11 @@ def invitation_respond(request: HttpRequest, token: str) -> HttpResponse:
 @organization_view("edit_profile")
 def organization_profile(request: TenantRequest, org_slug: str) -> HttpResponse:
     organization = request.tenant.organization
-    initial = {"name": organization.name, "timezone": organization.timezone}
+    initial = {
+        "name": organization.name,
+        "timezone": organization.timezone,
+        "alert_thresholds": ", ".join(str(t) for t in organization.alert_thresholds),
+    }
     form = OrganizationProfileForm(request.POST or None, request.FILES or None, initial=initial)
     if request.method == "POST" and form.is_valid():
         try:
@@ -373,6 +377,7 @@ def organization_profile(request: TenantRequest, org_slug: str) -> HttpResponse:
                 timezone=form.cleaned_data["timezone"],
                 logo=form.cleaned_data.get("logo") or None,
                 remove_logo=form.cleaned_data.get("remove_logo", False),
+                alert_thresholds=form.cleaned_data.get("alert_thresholds"),
             )
         except ValidationError as error:
             form_add_service_errors(form, error)

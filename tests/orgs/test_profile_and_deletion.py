@@ -151,8 +151,18 @@ def test_view_uploads_a_logo_and_saves_name_and_timezone(team, client):
     assert stored_logo(org).format == "PNG"
     event = AuditEvent.objects.get(organization=org, action="organization.updated")
     assert event.actor == team["admin"].user
-    assert event.before == {"name": "Northwind", "timezone": "Europe/Lisbon", "logo": ""}
-    assert event.after == {"name": "Northwind Studio", "timezone": "Asia/Tokyo", "logo": org.logo.name}
+    assert event.before == {
+        "name": "Northwind",
+        "timezone": "Europe/Lisbon",
+        "logo": "",
+        "alert_thresholds": [80, 100],
+    }
+    assert event.after == {
+        "name": "Northwind Studio",
+        "timezone": "Asia/Tokyo",
+        "logo": org.logo.name,
+        "alert_thresholds": [80, 100],
+    }
 
 
 def test_view_removes_the_logo(team, client):
@@ -483,3 +493,17 @@ def test_purge_task_returns_the_count(team):
     with time_machine.travel(t0 + timedelta(days=settings.ORGANIZATION_RETENTION_DAYS + 1), tick=False):
         assert organizations_purge_deleted_run.delay().get() == 1
     assert not Organization.objects.filter(pk=org.pk).exists()
+
+
+def test_profile_sets_alert_thresholds_and_refuses_bad_ones(team, client):
+    org = team["org"]
+    client.force_login(team["owner"])
+    data = {"name": org.name, "timezone": org.timezone, "alert_thresholds": "50, 90"}
+    client.post(profile_url(org), data)
+    org.refresh_from_db()
+    assert org.alert_thresholds == [50, 90]
+    for bad in ("abc", "0, 80", "80, 150"):
+        response = client.post(profile_url(org), {**data, "alert_thresholds": bad})
+        assert response.status_code == 400
+        org.refresh_from_db()
+        assert org.alert_thresholds == [50, 90]
