@@ -39,7 +39,7 @@ from django.core.management import call_command  # noqa: E402
 from django.db import connection, connections  # noqa: E402
 
 from billing import ledger  # noqa: E402
-from billing.models import Account, AccountKind  # noqa: E402
+from billing.models import Account, AccountKind, account_balance  # noqa: E402
 from billing.reconcile import reconcile_organization  # noqa: E402
 from orgs.models import Organization, User  # noqa: E402
 from orgs.services import organization_create  # noqa: E402
@@ -157,9 +157,8 @@ def fresh_organization(credits: int) -> tuple[Organization, Workspace, User]:
 
 
 def pool_balance(organization: Organization) -> int:
-    return Account.objects.get(
-        organization=organization, kind=AccountKind.WORKSPACE, workspace__is_primary=True
-    ).balance
+    pool = Account.objects.get(organization=organization, kind=AccountKind.WORKSPACE, workspace__is_primary=True)
+    return account_balance(pool.pk)
 
 
 def main() -> None:

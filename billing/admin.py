@@ -46,10 +46,14 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 @admin.register(Account)
 class AccountAdmin(ReadOnlyAdmin):
-    list_display = ["__str__", "organization", "kind", "balance"]
+    list_display = ["__str__", "organization", "kind", "live_balance", "stripes"]
     list_filter = ["kind"]
     search_fields = ["organization__name", "organization__slug", "workspace__name"]
     list_select_related = ["organization", "workspace"]
+
+    @admin.display(description="Balance", ordering="balance")
+    def live_balance(self, obj: Account) -> int:
+        return obj.balance  # type: ignore[attr-defined]
 
 
 class LedgerEntryInline(admin.TabularInline):

@@ -17,7 +17,8 @@ from django.urls import reverse
 from django.utils.timezone import now
 
 from billing.ledger import period_bounds, system_account_ids
-from billing.models import Account, AccountKind, AlertState, LedgerEntry, SpendCounter, WorkspaceLimit
+from billing.models import AccountKind, AlertState, LedgerEntry, SpendCounter, WorkspaceLimit
+from billing.selectors import workspace_balances
 from orgs.models import CreditMode, Membership, Notification, Organization, OrganizationRole
 from workspaces.models import Workspace
 
@@ -61,11 +62,7 @@ def organization_usages(organization: Organization, at: datetime | None = None) 
     starts_at = resets_at.replace(year=period_start.year, month=period_start.month, day=1)
     consumed = _consumed_by_workspace(organization, starts_at)
     workspaces = {ws.pk: ws for ws in Workspace.objects.live().filter(organization=organization)}
-    balances = dict(
-        Account.objects.filter(organization=organization, kind=AccountKind.WORKSPACE).values_list(
-            "workspace_id", "balance"
-        )
-    )
+    balances = workspace_balances(organization=organization)
     slug = organization.slug
     usages: list[Usage] = []
     if organization.credit_mode == CreditMode.SHARED:

@@ -4,16 +4,19 @@ Every movement goes through `post_transaction`, inside the caller's transaction:
 
 1. insert the LedgerTransaction and its entries (no lock on any balance row yet);
 2. move the monthly spend counters, each with a conditional upsert (limits can never be exceeded);
-3. apply the cached balances, in ascending account id, each debit as a conditional
-   `UPDATE … SET balance = balance - x WHERE id = … AND balance >= x`.
+3. apply the cached balances, in ascending account id. A balance is striped over several rows (AccountStripe):
+   a debit is a conditional `UPDATE … SET balance = balance - x WHERE … AND balance >= x` on the stripe of this
+   database connection; when that stripe is short, every stripe of the account is locked in stripe order, the
+   total checked (a refusal happens only when the whole balance is short) and what is left spread evenly again.
 
-Locks are therefore always taken in one order — counters, then accounts by id — so concurrent charges, transfers
-and sweeps never deadlock, and the contended balance row is locked only for its UPDATE and the COMMIT.
+Locks are therefore always taken in one order — counters, then (account id, stripe) — so concurrent charges,
+transfers and sweeps never deadlock; concurrent spenders of one pool mostly update different rows.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -22,6 +25,7 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 import psycopg
+from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections, transaction
 from django.db.models import Q, Sum
 from django.utils.timezone import now
@@ -31,6 +35,7 @@ from billing.models import (
     ORGANIZATION_KINDS,
     Account,
     AccountKind,
+    AccountStripe,
     Hold,
     HoldStatus,
     LedgerEntry,
@@ -38,6 +43,8 @@ from billing.models import (
     SpendCounter,
     TransactionKind,
     WorkspaceLimit,
+    account_balance,
+    balance_of,
 )
 from orgs.models import CreditMode, Organization, User
 from workspaces.models import Workspace
@@ -118,16 +125,29 @@ def period_bounds(organization: Organization, at: datetime | None = None) -> tup
 # --- accounts ------------------------------------------------------------------------------------------------
 
 
+def _open(*, stripes: int, **fields: Any) -> Account:
+    account = Account.objects.create(stripes=stripes, **fields)
+    if account.kind in CACHED_KINDS:  # system accounts keep no balance rows: their balance is their entries
+        AccountStripe.objects.bulk_create([AccountStripe(account=account, stripe=i) for i in range(stripes)])
+    return account
+
+
 def accounts_open_for_organization(*, organization: Organization) -> None:
-    Account.objects.bulk_create(
-        [Account(organization=organization, kind=kind) for kind in ORGANIZATION_KINDS], ignore_conflicts=True
-    )
+    existing = set(Account.objects.filter(organization=organization).values_list("kind", flat=True))
+    for kind in ORGANIZATION_KINDS:
+        if kind not in existing:
+            _open(organization=organization, kind=kind, stripes=1)
 
 
 def account_open_for_workspace(*, workspace: Workspace) -> Account:
-    account, _ = Account.objects.get_or_create(
-        workspace=workspace, defaults={"organization_id": workspace.organization_id, "kind": AccountKind.WORKSPACE}
-    )
+    account = Account.objects.filter(workspace=workspace).first()
+    if account is None:
+        account = _open(
+            organization_id=workspace.organization_id,
+            workspace=workspace,
+            kind=AccountKind.WORKSPACE,
+            stripes=settings.CREDIT_BALANCE_STRIPES,
+        )
     return account
 
 
@@ -153,7 +173,10 @@ def paying_account(workspace: Workspace, organization: Organization) -> PayingAc
     )
     own = primary = None
     balances: dict[int, int] = {}
-    for pk, ws_id, is_primary, balance in rows.values_list("pk", "workspace_id", "workspace__is_primary", "balance"):
+    annotated = rows.annotate(live_balance=balance_of("pk"))
+    for pk, ws_id, is_primary, balance in annotated.values_list(
+        "pk", "workspace_id", "workspace__is_primary", "live_balance"
+    ):
         balances[pk] = balance
         if ws_id == workspace.pk:
             own = pk
@@ -168,8 +191,7 @@ def paying_account(workspace: Workspace, organization: Organization) -> PayingAc
 
 def available_credits(workspace: Workspace, organization: Organization) -> int:
     """What the workspace can spend right now (its balance or the pool), before any monthly limit."""
-    paying = paying_account(workspace, organization)
-    return Account.objects.values_list("balance", flat=True).get(pk=paying.account_id)
+    return paying_account(workspace, organization).balance
 
 
 # --- the write primitive -------------------------------------------------------------------------------------
@@ -228,27 +250,79 @@ def _move_counter(move: CounterMove) -> None:
             )
 
 
+_DEBIT_LOCK_SPACE = 0x51C0  # advisory-lock namespace: "debiting this account outside the one-statement charge"
+
+
+def lock_for_debit(account_ids: Iterable[int]) -> None:
+    """Queue, in ascending account id, on each account's transaction-scoped debit lock.
+
+    A conditional UPDATE that waits for a row and then fails its recheck keeps the row lock it took, so a
+    debit that falls back to locking every stripe could otherwise hold one stripe while waiting for the rest.
+    Debits other than the one-statement charge (which never waits while holding a lock) therefore take this lock
+    first; together with ascending order it keeps the lock order total."""
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        for account_id in sorted(set(account_ids)):
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_DEBIT_LOCK_SPACE, account_id])
+
+
+def _my_stripe(stripes: int) -> int:
+    """The stripe this database connection debits: spreads concurrent spenders over different rows."""
+    if stripes <= 1:
+        return 0
+    db = connections[DEFAULT_DB_ALIAS]
+    if db.vendor == "postgresql" and db.connection is not None:
+        return int(db.connection.info.backend_pid) % stripes
+    return os.getpid() % stripes
+
+
+def _collect(cursor: Any, account_id: int, need: int, stripes: int) -> None:
+    """Take `need` from the account as a whole: lock every stripe, then spread what is left evenly.
+
+    The caller holds the account's debit lock (`lock_for_debit`)."""
+    table = AccountStripe._meta.db_table
+    lock = " FOR UPDATE" if connection.vendor == "postgresql" else ""
+    cursor.execute(
+        f"SELECT balance FROM {table} WHERE account_id = %s ORDER BY stripe{lock}",  # noqa: S608
+        [account_id],
+    )
+    total = sum(row[0] for row in cursor.fetchall())
+    if total < need:
+        raise _Insufficient(account_id)
+    left = total - need
+    cursor.execute(
+        f"UPDATE {table} SET balance = CASE WHEN stripe < %s THEN %s ELSE %s END WHERE account_id = %s",  # noqa: S608
+        [left % stripes, left // stripes + 1, left // stripes, account_id],
+    )
+
+
 def _apply_balances(deltas: Mapping[int, int]) -> dict[int, int]:
-    """Apply signed deltas to cached balances in ascending id; a debit never takes a balance below zero."""
-    table = Account._meta.db_table
+    """Apply signed deltas to cached balances in ascending account id; no balance ever goes below zero."""
+    table = AccountStripe._meta.db_table
+    stripes_of = dict(Account.objects.filter(pk__in=list(deltas)).values_list("pk", "stripes"))
     balances: dict[int, int] = {}
     with connection.cursor() as cursor:
         for account_id in sorted(deltas):
-            delta = deltas[account_id]
-            if delta < 0:
+            delta, stripes = deltas[account_id], stripes_of[account_id]
+            mine = _my_stripe(stripes)
+            if delta > 0:
                 cursor.execute(
-                    f"UPDATE {table} SET balance = balance + %s WHERE id = %s AND balance >= %s RETURNING balance",  # noqa: S608
-                    [delta, account_id, -delta],
+                    f"UPDATE {table} SET balance = balance + %s WHERE account_id = %s AND stripe = %s",  # noqa: S608
+                    [delta, account_id, mine],
                 )
             else:
+                if stripes > 1:
+                    lock_for_debit([account_id])
                 cursor.execute(
-                    f"UPDATE {table} SET balance = balance + %s WHERE id = %s RETURNING balance",  # noqa: S608
-                    [delta, account_id],
+                    f"UPDATE {table} SET balance = balance + %s "  # noqa: S608
+                    "WHERE account_id = %s AND stripe = %s AND balance >= %s RETURNING balance",
+                    [delta, account_id, mine, -delta],
                 )
-            row = cursor.fetchone()
-            if row is None:
-                raise _Insufficient(account_id)
-            balances[account_id] = row[0]
+                if cursor.fetchone() is None:
+                    _collect(cursor, account_id, -delta, stripes)
+            cursor.execute(f"SELECT SUM(balance) FROM {table} WHERE account_id = %s", [account_id])  # noqa: S608
+            balances[account_id] = int(cursor.fetchone()[0])
     return balances
 
 
@@ -270,6 +344,7 @@ def post_transaction(
     reverses: LedgerTransaction | None = None,
     period_start: date | None = None,
     counters: Iterable[CounterMove] = (),
+    counted: list[list[int | None]] | None = None,
 ) -> tuple[LedgerTransaction, dict[int, int]]:
     """Write one transaction of movements (inside transaction.atomic). Returns it and the new cached balances."""
     lines = [(source, target, value) for source, target, value in movements if value != 0]
@@ -286,6 +361,7 @@ def post_transaction(
         memo=memo[:255],
         reverses=reverses,
         period_start=period_start,
+        counted=counted or [],
     )
     LedgerEntry.objects.bulk_create(
         [
@@ -356,8 +432,7 @@ def _refusal(
 ) -> CreditLimitReached:
     period_start, resets_at = period_bounds(organization)
     if isinstance(error, _Insufficient):
-        balance = Account.objects.values_list("balance", flat=True).get(pk=paying.account_id)
-        return CreditLimitReached(limit=paying.limit, available=balance, resets_at=None)
+        return CreditLimitReached(limit=paying.limit, available=account_balance(paying.account_id), resets_at=None)
     who = Q(user__isnull=True) if error.user_id is None else Q(user_id=error.user_id)
     limit = WorkspaceLimit.objects.get(who, workspace=workspace).monthly_limit
     spent = (
@@ -408,6 +483,7 @@ def _spend(
                 memo=memo,
                 period_start=period_start,
                 counters=counter_moves,
+                counted=[[move.workspace_id, move.user_id] for move in counter_moves],
             )
             hold = None
             if kind == "hold":
@@ -455,25 +531,31 @@ WITH ctx AS (
         EXISTS (SELECT 1 FROM billing_workspacelimit l WHERE l.workspace_id = %(workspace)s
                 AND (l.user_id IS NULL OR l.user_id = %(user)s)) AS limited
     FROM orgs_organization o WHERE o.id = %(organization)s
+), pay AS (
+    SELECT ctx.paying, ctx.mode, ctx.sink, ctx.limited, a.stripes
+    FROM ctx JOIN billing_account a ON a.id = ctx.paying
 ), debit AS (
-    UPDATE billing_account a SET balance = a.balance - %(amount)s
-    FROM ctx
-    WHERE a.id = ctx.paying AND a.balance >= %(amount)s AND NOT ctx.limited
-    RETURNING a.id, a.balance
+    UPDATE billing_accountstripe s SET balance = s.balance - %(amount)s
+    FROM pay
+    WHERE s.account_id = pay.paying AND s.stripe = pg_backend_pid() %% pay.stripes
+      AND s.balance >= %(amount)s AND NOT pay.limited
+    RETURNING s.account_id
 ), txn AS (
     INSERT INTO billing_ledgertransaction
         (organization_id, kind, amount, actor_id, workspace_id, idempotency_key, request_hash, memo,
-         created_at, period_start, reverses_id)
+         created_at, period_start, reverses_id, counted)
     SELECT %(organization)s, 'charge', %(amount)s, %(user)s, %(workspace)s, %(key)s, %(fingerprint)s, %(memo)s,
-           %(created)s, %(period)s, NULL
+           %(created)s, %(period)s, NULL, '[]'::jsonb
     FROM debit
     RETURNING id
 ), movement AS (
     INSERT INTO billing_ledgerentry (transaction_id, from_account_id, to_account_id, amount)
-    SELECT txn.id, debit.id, ctx.sink, %(amount)s FROM txn, debit, ctx
+    SELECT txn.id, debit.account_id, pay.sink, %(amount)s FROM txn, debit, pay
 )
-SELECT ctx.paying, ctx.mode, ctx.limited, debit.balance, txn.id
-FROM ctx LEFT JOIN debit ON TRUE LEFT JOIN txn ON TRUE
+SELECT pay.paying, pay.mode, pay.limited,
+       (SELECT SUM(balance) FROM billing_accountstripe WHERE account_id = pay.paying) - %(amount)s,
+       txn.id
+FROM pay LEFT JOIN debit ON TRUE LEFT JOIN txn ON TRUE
 """
 
 
@@ -496,7 +578,7 @@ def _charge_postgresql(
     fingerprint: str,
     memo: str,
 ) -> SpendResult | None:
-    """The single-statement charge; None when the workspace has limits (the caller takes the general path)."""
+    """The single-statement charge; None when the general path must decide (limits, or a short stripe)."""
     params = {
         "organization": organization.pk,
         "workspace": workspace.pk,
@@ -521,14 +603,12 @@ def _charge_postgresql(
         return _replayed(existing, workspace, organization)
     if row is None or row[0] is None:
         raise LedgerError("This workspace has no credit account.")
-    paying_id, mode, limited, balance, txn_id = row
-    if limited:
+    _, _, limited, available, txn_id = row
+    if limited or txn_id is None:
+        # Monthly limits apply, or this connection's stripe is short: the general path checks the whole balance
+        # (and refuses only if that is short).
         return None
-    if txn_id is None:
-        available = Account.objects.values_list("balance", flat=True).get(pk=paying_id)
-        limit: LimitName = "pool" if mode == CreditMode.SHARED else "workspace_balance"
-        raise CreditLimitReached(limit=limit, available=available, resets_at=None)
-    return SpendResult(transaction_id=txn_id, available=balance)
+    return SpendResult(transaction_id=txn_id, available=int(available))
 
 
 def charge(
@@ -625,7 +705,7 @@ def _settle(
         return _replayed(existing, hold.workspace, organization)
     try:
         with transaction.atomic():
-            locked = Hold.objects.select_for_update().get(pk=hold.pk)
+            locked = Hold.objects.select_for_update().select_related("hold_transaction").get(pk=hold.pk)
             if locked.status != HoldStatus.PENDING:
                 raise HoldNotPending(f"This hold was already {locked.get_status_display().lower()}.")
             if captured > locked.amount:
@@ -635,17 +715,12 @@ def _settle(
             back_to = _giving_back_to(organization, locked.account_id)
             holds = system[AccountKind.HOLDS]
             movements = [(holds, system[AccountKind.SINK], captured), (holds, back_to, returned)]
+            counted = locked.hold_transaction.counted
             moves = []
             if returned:
                 moves = [
-                    CounterMove(m.workspace_id, m.user_id, locked.period_start, -returned, None)
-                    for m in _limit_moves(
-                        organization=organization,
-                        workspace=hold.workspace,
-                        user=locked.user,
-                        amount=0,
-                        period_start=locked.period_start,
-                    )
+                    CounterMove(workspace_id, user_id, locked.period_start, -returned, None)
+                    for workspace_id, user_id in counted
                 ]
             txn, _ = post_transaction(
                 organization_id=organization.pk,
@@ -659,6 +734,7 @@ def _settle(
                 request_hash=fingerprint,
                 period_start=locked.period_start,
                 counters=moves,
+                counted=counted if kind == TransactionKind.CAPTURE and captured else [],
             )
             locked.status = HoldStatus.CAPTURED if kind == TransactionKind.CAPTURE else HoldStatus.RELEASED
             locked.captured_amount = captured
@@ -723,7 +799,9 @@ def refund(
     system = system_account_ids(original.organization_id)
     with transaction.atomic():
         locked = LedgerTransaction.objects.select_for_update().get(pk=original.pk)
-        consumed_line = locked.entries.get(to_account_id=system[AccountKind.SINK])
+        consumed_line = locked.entries.filter(to_account_id=system[AccountKind.SINK]).first()
+        if consumed_line is None:
+            raise InvalidAmount("Nothing was consumed by this transaction, so there is nothing to refund.")
         if locked.kind == TransactionKind.CAPTURE:
             paid_by_account = Hold.objects.get(settle_transaction=locked).account_id
         else:
@@ -733,17 +811,10 @@ def refund(
         if amount > consumed_line.amount - already:
             raise InvalidAmount(f"At most {consumed_line.amount - already} credits of this charge can be refunded.")
         moves = []
-        if locked.period_start is not None and locked.workspace_id is not None:
-            workspace = Workspace.objects.get(pk=locked.workspace_id)
+        if locked.period_start is not None:
             moves = [
-                CounterMove(m.workspace_id, m.user_id, locked.period_start, -amount, None)
-                for m in _limit_moves(
-                    organization=workspace.organization,
-                    workspace=workspace,
-                    user=locked.actor,
-                    amount=0,
-                    period_start=locked.period_start,
-                )
+                CounterMove(workspace_id, user_id, locked.period_start, -amount, None)
+                for workspace_id, user_id in locked.counted
             ]
         txn, _ = post_transaction(
             organization_id=locked.organization_id,
@@ -842,8 +913,8 @@ def credits_transfer(
                 memo=f"{source.name} → {target.name}",
             )
     except _Insufficient:
-        balance = Account.objects.values_list("balance", flat=True).get(pk=accounts[source.pk])
-        raise CreditLimitReached(limit="workspace_balance", available=balance, resets_at=None) from None
+        available = account_balance(accounts[source.pk])
+        raise CreditLimitReached(limit="workspace_balance", available=available, resets_at=None) from None
     return txn
 
 
@@ -863,13 +934,19 @@ def sweep_to_primary(
     if workspaces is not None:
         accounts = accounts.filter(workspace__in=list(workspaces))
     primary = primary_account_id(organization)
-    # Lock every account involved in ascending id (the ledger's lock order) before reading balances.
-    locked = list(
-        Account.objects.select_for_update()
-        .filter(pk__in=[*accounts.values_list("pk", flat=True), primary])
-        .order_by("pk")
-        .values_list("pk", "balance")
+    involved = [*accounts.values_list("pk", flat=True), primary]
+    lock_for_debit(involved)
+    # Lock every stripe involved in (account id, stripe) order — the ledger's lock order — before reading them.
+    stripes = list(
+        AccountStripe.objects.select_for_update()
+        .filter(account_id__in=involved)
+        .order_by("account_id", "stripe")
+        .values_list("account_id", "balance")
     )
+    totals: dict[int, int] = defaultdict(int)
+    for account_id, balance in stripes:
+        totals[account_id] += balance
+    locked = sorted(totals.items())
     moving = [(pk, balance) for pk, balance in locked if pk != primary and balance > 0]
     total = sum(balance for _, balance in moving)
     if total == 0:
@@ -887,8 +964,8 @@ def sweep_to_primary(
 
 def organization_balance_total(organization: Organization) -> int:
     """All spendable credits of the organization (every workspace balance), not counting holds or the bank."""
-    total = Account.objects.filter(organization=organization, kind=AccountKind.WORKSPACE).aggregate(t=Sum("balance"))
-    return total["t"] or 0
+    stripes = AccountStripe.objects.filter(account__organization=organization, account__kind=AccountKind.WORKSPACE)
+    return stripes.aggregate(total=Sum("balance"))["total"] or 0
 
 
 __all__ = [

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.db.models import OuterRef, Subquery, Sum, Value
+from django.db.models.functions import Coalesce
 from django.utils.timezone import now
 
 from orgs.models import Organization
@@ -31,18 +33,62 @@ CACHED_KINDS = (AccountKind.WORKSPACE, AccountKind.BANK)
 ORGANIZATION_KINDS = (AccountKind.SOURCE, AccountKind.SINK, AccountKind.HOLDS, AccountKind.BANK)
 
 
+def balance_of(account_ref: str) -> Coalesce:
+    """The live balance of the account `account_ref` points at (an OuterRef path): the sum of its stripes."""
+    stripes = (
+        AccountStripe.objects.filter(account=OuterRef(account_ref))
+        .values("account")
+        .annotate(total=Sum("balance"))
+        .values("total")
+    )
+    return Coalesce(Subquery(stripes), Value(0), output_field=models.BigIntegerField())
+
+
+def account_balance(account_id: int) -> int:
+    """The live balance of one account."""
+    total = AccountStripe.objects.filter(account_id=account_id).aggregate(total=Sum("balance"))["total"]
+    return total or 0
+
+
+def balances_by_account(accounts: models.QuerySet[Account]) -> dict[int, int]:
+    """Live balances of the given accounts, by account id (accounts without stripes read 0)."""
+    totals = dict(
+        AccountStripe.objects.filter(account__in=accounts)
+        .values_list("account_id")
+        .annotate(total=Sum("balance"))
+        .values_list("account_id", "total")
+    )
+    return {pk: totals.get(pk, 0) for pk in accounts.values_list("pk", flat=True)}
+
+
+class AccountQuerySet(models.QuerySet["Account"]):
+    pass
+
+
+class AccountManager(models.Manager["Account"]):
+    """Every Account comes with its live `balance` (the sum of its stripes)."""
+
+    def get_queryset(self) -> AccountQuerySet:
+        return AccountQuerySet(self.model, using=self._db).annotate(balance=balance_of("pk"))
+
+
 class Account(models.Model):
+    """A balance of credits. Cached balances live in `stripes` rows (AccountStripe) so that concurrent spenders
+    update different rows; `Account.objects` annotates their sum as `balance`."""
+
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="credit_accounts")
     workspace = models.OneToOneField(
         Workspace, on_delete=models.CASCADE, null=True, blank=True, related_name="credit_account"
     )
     kind = models.CharField(max_length=10, choices=AccountKind.choices)
-    balance = models.BigIntegerField(default=0)
+    stripes = models.PositiveSmallIntegerField(default=1)
     created_at = models.DateTimeField(default=now)
+
+    objects = AccountManager()
 
     class Meta:
         constraints = [
-            models.CheckConstraint(condition=models.Q(balance__gte=0), name="account_balance_never_negative"),
+            models.CheckConstraint(condition=models.Q(stripes__gte=1), name="account_at_least_one_stripe"),
             models.CheckConstraint(
                 condition=models.Q(kind=AccountKind.WORKSPACE, workspace__isnull=False)
                 | (~models.Q(kind=AccountKind.WORKSPACE) & models.Q(workspace__isnull=True)),
@@ -63,6 +109,24 @@ class Account(models.Model):
     @property
     def caches_balance(self) -> bool:
         return self.kind in CACHED_KINDS
+
+
+class AccountStripe(models.Model):
+    """One stripe of a cached balance. A debit takes from the spender's own stripe; when it is short, the ledger
+    locks every stripe of the account, checks the total and spreads what is left evenly again."""
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="balance_stripes")
+    stripe = models.PositiveSmallIntegerField()
+    balance = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["account", "stripe"], name="account_stripe_unique"),
+            models.CheckConstraint(condition=models.Q(balance__gte=0), name="account_stripe_never_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"stripe {self.stripe} of account {self.account_id}: {self.balance}"
 
 
 class TransactionKind(models.TextChoices):
@@ -128,6 +192,12 @@ class LedgerTransaction(models.Model):
         help_text="For a refund: the charge or capture it gives credits back for.",
     )
     period_start = models.DateField(null=True, blank=True, help_text="Budget period of a spend.")
+    counted = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="The monthly spend counters this spend moved, as [workspace id, member id or null] pairs: "
+        "refunds and releases give back to exactly these.",
+    )
     memo = models.CharField(max_length=255, blank=True)
     created_at = models.DateTimeField(default=now)
 

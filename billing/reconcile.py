@@ -8,7 +8,17 @@ from django.db.models import Count, F, OuterRef, Q, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 from django.utils.timezone import now
 
-from billing.models import CACHED_KINDS, Account, AccountKind, Hold, HoldStatus, LedgerEntry, LedgerTransaction
+from billing.models import (
+    CACHED_KINDS,
+    Account,
+    AccountKind,
+    AccountStripe,
+    Hold,
+    HoldStatus,
+    LedgerEntry,
+    LedgerTransaction,
+    balance_of,
+)
 from orgs.models import CreditMode, Organization
 
 
@@ -47,15 +57,28 @@ def reconcile(*, organization: Organization | None = None, at: datetime | None =
         rows = LedgerEntry.objects.filter(**{field: OuterRef("pk")}).values(field).annotate(s=Sum("amount"))
         return Coalesce(Subquery(rows.values("s")), Value(0))
 
-    accounts = Account.objects.filter(scope).annotate(entries_total=summed("to_account") - summed("from_account"))
-    drifted = accounts.filter(kind__in=CACHED_KINDS).exclude(balance=F("entries_total"))
+    accounts = Account.objects.filter(scope).annotate(
+        entries_total=summed("to_account") - summed("from_account"), live=balance_of("pk")
+    )
+    drifted = accounts.filter(kind__in=CACHED_KINDS).exclude(live=F("entries_total"))
     problems += [
         f"account {pk} ({kind}): cached balance {balance} != sum of entries {total}"
-        for pk, kind, balance, total in drifted.values_list("pk", "kind", "balance", "entries_total")
+        for pk, kind, balance, total in drifted.values_list("pk", "kind", "live", "entries_total")
     ]
     problems += [
-        f"account {pk}: negative balance {balance}"
-        for pk, balance in Account.objects.filter(scope, balance__lt=0).values_list("pk", "balance")
+        f"account {pk}, stripe {stripe}: negative balance {balance}"
+        for pk, stripe, balance in AccountStripe.objects.filter(balance__lt=0).values_list(
+            "account_id", "stripe", "balance"
+        )
+    ]
+    missing_stripes = (
+        Account.objects.filter(scope, kind__in=CACHED_KINDS)
+        .annotate(rows=Count("balance_stripes"))
+        .exclude(rows=F("stripes"))
+    )
+    problems += [
+        f"account {pk}: {rows} balance stripes, expected {stripes}"
+        for pk, rows, stripes in missing_stripes.values_list("pk", "rows", "stripes")
     ]
 
     pending = (
@@ -78,16 +101,19 @@ def reconcile(*, organization: Organization | None = None, at: datetime | None =
         for pk, expires in expired.values_list("pk", "expires_at")
     ]
 
-    shared_leftovers = Account.objects.filter(
-        scope,
-        kind=AccountKind.WORKSPACE,
-        workspace__is_primary=False,
-        organization__credit_mode=CreditMode.SHARED,
-        balance__gt=0,
+    shared_leftovers = (
+        Account.objects.filter(
+            scope,
+            kind=AccountKind.WORKSPACE,
+            workspace__is_primary=False,
+            organization__credit_mode=CreditMode.SHARED,
+        )
+        .annotate(live=balance_of("pk"))
+        .filter(live__gt=0)
     )
     problems += [
         f"account {pk}: {balance} credits outside the pool while the organization is in shared mode"
-        for pk, balance in shared_leftovers.values_list("pk", "balance")
+        for pk, balance in shared_leftovers.values_list("pk", "live")
     ]
     return problems
 

@@ -7,8 +7,8 @@ from django.db.models import Q, Sum
 
 from billing.ledger import PayingAccount, paying_account, period_bounds
 from billing.models import (
-    Account,
     AccountKind,
+    AccountStripe,
     Invoice,
     LedgerEntry,
     Plan,
@@ -69,11 +69,9 @@ def credits_overview(*, workspace: Workspace, organization: Organization, user: 
 
 def workspace_balances(*, organization: Organization) -> dict[int, int]:
     """Live balance of every workspace account of the organization, by workspace id."""
-    return dict(
-        Account.objects.filter(organization=organization, kind=AccountKind.WORKSPACE).values_list(
-            "workspace_id", "balance"
-        )
-    )
+    stripes = AccountStripe.objects.filter(account__organization=organization, account__kind=AccountKind.WORKSPACE)
+    totals = stripes.values_list("account__workspace_id").annotate(total=Sum("balance"))
+    return dict(totals.values_list("account__workspace_id", "total"))
 
 
 @dataclass(frozen=True)
@@ -89,10 +87,12 @@ class BillingSummary:
 def billing_summary(*, organization: Organization) -> BillingSummary:
     plans = list(Plan.objects.filter(is_active=True))
     balances = dict(
-        Account.objects.filter(organization=organization, kind__in=[AccountKind.WORKSPACE, AccountKind.BANK])
-        .values("kind")
+        AccountStripe.objects.filter(
+            account__organization=organization, account__kind__in=[AccountKind.WORKSPACE, AccountKind.BANK]
+        )
+        .values_list("account__kind")
         .annotate(total=Sum("balance"))
-        .values_list("kind", "total")
+        .values_list("account__kind", "total")
     )
     return BillingSummary(
         subscription=Subscription.objects.select_related("plan").filter(organization=organization).first(),

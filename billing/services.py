@@ -18,6 +18,7 @@ from billing.gateways import GATEWAYS, Gateway
 from billing.ledger import (
     credits_grant,
     credits_transfer,
+    lock_for_debit,
     post_transaction,
     primary_account_id,
     refund,
@@ -27,6 +28,7 @@ from billing.ledger import (
 from billing.models import (
     Account,
     AccountKind,
+    AccountStripe,
     Invoice,
     InvoicePurpose,
     InvoiceStatus,
@@ -39,6 +41,7 @@ from billing.models import (
     SubscriptionStatus,
     TransactionKind,
     WorkspaceLimit,
+    account_balance,
 )
 from orgs.audit import audit_record
 from orgs.models import CreditMode, Membership, Organization, User
@@ -156,15 +159,6 @@ def workspace_limit_set(
         after={"monthly_limit": monthly_limit, "member": user.email if user else None},
     )
     return result
-
-
-def workspace_balances(*, organization: Organization) -> dict[int, int]:
-    """Live balance of every workspace of the organization, by workspace id."""
-    return dict(
-        Account.objects.filter(organization=organization, workspace__isnull=False).values_list(
-            "workspace_id", "balance"
-        )
-    )
 
 
 # --- plans, subscriptions, invoices, the Credit Bank -------------------------------------------------------------
@@ -422,25 +416,28 @@ def subscriptions_renew_due(*, at: datetime | None = None) -> int:
 
 
 def credit_bank_balance(organization: Organization) -> int:
-    return Account.objects.values_list("balance", flat=True).get(organization=organization, kind=AccountKind.BANK)
+    return account_balance(
+        Account.objects.values_list("pk", flat=True).get(organization=organization, kind=AccountKind.BANK)
+    )
 
 
 def credit_bank_unlock(*, organization: Organization, actor: User | None) -> int:
     """A purchase unlocks the Credit Bank: its credits return to the Primary Workspace (caller's transaction)."""
-    bank = Account.objects.select_for_update().get(organization=organization, kind=AccountKind.BANK)
-    if bank.balance <= 0:
+    bank = Account.objects.get(organization=organization, kind=AccountKind.BANK)
+    amount = bank.balance  # type: ignore[attr-defined]
+    if amount <= 0:
         return 0
     primary = primary_account_id(organization)
-    post_transaction(
+    post_transaction(  # the debit is conditional: a concurrent unlock cannot take the bank below zero
         organization_id=organization.pk,
         kind=TransactionKind.BANK_UNLOCK,
-        amount=bank.balance,
-        movements=[(bank.pk, primary, bank.balance)],
+        amount=amount,
+        movements=[(bank.pk, primary, amount)],
         cached_account_ids={bank.pk, primary},
         actor=actor,
         memo="Credit Bank unlocked by a purchase",
     )
-    return bank.balance
+    return amount
 
 
 def packs_expire_due(*, at: datetime | None = None) -> int:
@@ -488,12 +485,22 @@ def _bank_from_balances(*, organization: Organization, amount: int, bank_id: int
     """Take `amount` (or what there is) into the bank: from the Primary Workspace first, then the largest budgets."""
     if amount <= 0:
         return 0
-    accounts = list(
-        Account.objects.select_for_update(of=("self",))
-        .filter(organization=organization, kind=AccountKind.WORKSPACE)
-        .order_by("pk")
-        .values_list("pk", "balance", "workspace__is_primary")
+    workspace_accounts = dict(
+        Account.objects.filter(organization=organization, kind=AccountKind.WORKSPACE).values_list(
+            "pk", "workspace__is_primary"
+        )
     )
+    totals: dict[int, int] = dict.fromkeys(workspace_accounts, 0)
+    lock_for_debit(workspace_accounts)
+    locked = (
+        AccountStripe.objects.select_for_update()
+        .filter(account_id__in=list(workspace_accounts))
+        .order_by("account_id", "stripe")
+        .values_list("account_id", "balance")
+    )
+    for account_id, balance in locked:
+        totals[account_id] += balance
+    accounts = [(pk, totals[pk], workspace_accounts[pk]) for pk in sorted(workspace_accounts)]
     ordered = sorted(accounts, key=lambda row: (not row[2], -row[1]))
     movements, left = [], amount
     for pk, balance, _ in ordered:

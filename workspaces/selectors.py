@@ -5,6 +5,7 @@ from typing import Any
 
 from django.db.models import Count, F, Q, QuerySet, Value
 
+from billing.models import balance_of
 from orgs.models import Membership, MembershipStatus, Organization, OrganizationRole
 from workspaces.models import Workspace, WorkspaceMembership, WorkspaceUserObjectPermission
 
@@ -49,7 +50,7 @@ def workspaces_for_management(*, organization: Organization) -> QuerySet[Workspa
                 ),
             ),
             people=F("assigned") + Value(admins),
-            balance=F("credit_account__balance"),
+            balance=balance_of("credit_account"),
         )
         .order_by("-is_primary", "name")
     )

@@ -193,3 +193,5 @@ TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 SITE_URL = env.str("SITE_URL", default="http://localhost:8000").rstrip("/")
 INVITATION_TTL_DAYS = env.int("INVITATION_TTL_DAYS", default=7)
 MEMBERS_PAGE_SIZE = 25
+# Rows each workspace balance is striped over, so that concurrent spenders of one pool update different rows.
+CREDIT_BALANCE_STRIPES = env.int("CREDIT_BALANCE_STRIPES", default=8)
