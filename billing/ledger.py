@@ -395,9 +395,38 @@ def _replay(organization_id: int, key: str | None, fingerprint: str) -> LedgerTr
     return existing
 
 
+MAX_AMOUNT = 10**15  # far above any real movement, far below BIGINT
+
+
 def _require_positive(amount: int) -> None:
     if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
         raise InvalidAmount("The amount must be a whole number of credits greater than zero.")
+    if amount > MAX_AMOUNT:
+        raise InvalidAmount(f"The amount can be at most {MAX_AMOUNT:,} credits.")
+
+
+def _share_lock(organization: Organization, workspaces: Iterable[Workspace] = ()) -> None:
+    """Inside a transaction: hold the organization (and workspaces) steady for this movement.
+
+    A share lock makes a credit-mode switch (which updates the organization row) or a workspace archive (which
+    updates the workspace row) wait for the movement, or the movement for them; the mode and `archived_at` are
+    then read as they are in force. Lock order: organization, workspaces by id, counters, accounts by id."""
+    ids = sorted({ws.pk for ws in workspaces})
+    share = " FOR SHARE" if connection.vendor == "postgresql" else ""
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT credit_mode FROM orgs_organization WHERE id = %s{share}", [organization.pk])  # noqa: S608
+        organization.credit_mode = cursor.fetchone()[0]
+        if ids:
+            placeholders = ", ".join(["%s"] * len(ids))
+            cursor.execute(
+                f"SELECT id, archived_at FROM workspaces_workspace WHERE id IN ({placeholders}) ORDER BY id{share}",  # noqa: S608
+                ids,
+            )
+            archived = {pk for pk, archived_at in cursor.fetchall() if archived_at is not None}
+            for workspace in workspaces:
+                if workspace.pk in archived:
+                    workspace.archived_at = workspace.archived_at or now()
+                    raise LedgerError("Deleted workspaces cannot send, receive or spend credits.")
 
 
 # --- spending ------------------------------------------------------------------------------------------------
@@ -461,15 +490,17 @@ def _spend(
     existing = _replay(organization.pk, idempotency_key, fingerprint)
     if existing is not None:
         return _replayed(existing, workspace, organization)
-    paying = paying_account(workspace, organization)
     system = system_account_ids(organization.pk)
     period_start, _ = period_bounds(organization)
-    counter_moves = _limit_moves(
-        organization=organization, workspace=workspace, user=user, amount=amount, period_start=period_start
-    )
     target = system[AccountKind.SINK] if kind == "charge" else system[AccountKind.HOLDS]
+    paying: PayingAccount | None = None
     try:
         with transaction.atomic():
+            _share_lock(organization, [workspace])
+            paying = paying_account(workspace, organization)
+            counter_moves = _limit_moves(
+                organization=organization, workspace=workspace, user=user, amount=amount, period_start=period_start
+            )
             txn, balances = post_transaction(
                 organization_id=organization.pk,
                 kind=TransactionKind.CHARGE if kind == "charge" else TransactionKind.HOLD,
@@ -498,6 +529,7 @@ def _spend(
                     hold_transaction=txn,
                 )
     except (_Insufficient, _CounterFull) as error:
+        assert paying is not None  # noqa: S101 (refusals come after the paying account is known)
         raise _refusal(error, paying=paying, organization=organization, workspace=workspace) from None
     except IntegrityError:
         # A concurrent request with the same idempotency key won the race: answer as a replay.
@@ -529,7 +561,9 @@ WITH ctx AS (
         o.credit_mode AS mode,
         (SELECT a.id FROM billing_account a WHERE a.organization_id = o.id AND a.kind = 'sink') AS sink,
         EXISTS (SELECT 1 FROM billing_workspacelimit l WHERE l.workspace_id = %(workspace)s
-                AND (l.user_id IS NULL OR l.user_id = %(user)s)) AS limited
+                AND (l.user_id IS NULL OR l.user_id = %(user)s))
+        OR EXISTS (SELECT 1 FROM workspaces_workspace w WHERE w.id = %(workspace)s AND w.archived_at IS NOT NULL)
+        AS limited
     FROM orgs_organization o WHERE o.id = %(organization)s
 ), pay AS (
     SELECT ctx.paying, ctx.mode, ctx.sink, ctx.limited, a.stripes
@@ -681,7 +715,6 @@ def hold_place(
 def _giving_back_to(organization: Organization, account_id: int) -> int:
     """Where credits given back (hold remainder, refund) go: the account that paid, unless the organization has
     since switched to the shared pool or that workspace was deleted — then the pool (Primary Workspace)."""
-    organization.refresh_from_db(fields=["credit_mode"])
     account = Account.objects.select_related("workspace").get(pk=account_id)
     assert account.workspace is not None  # noqa: S101 (paying accounts are workspace accounts)
     if account.workspace.is_primary:
@@ -707,7 +740,11 @@ def _settle(
         with transaction.atomic():
             locked = Hold.objects.select_for_update().select_related("hold_transaction").get(pk=hold.pk)
             if locked.status != HoldStatus.PENDING:
+                raced = _replay(organization.pk, idempotency_key, fingerprint)
+                if raced is not None:  # the same request, answered by a concurrent retry
+                    return _replayed(raced, hold.workspace, organization)
                 raise HoldNotPending(f"This hold was already {locked.get_status_display().lower()}.")
+            _share_lock(organization)
             if captured > locked.amount:
                 raise InvalidAmount(f"Cannot capture more than the {locked.amount} credits held.")
             system = system_account_ids(organization.pk)
@@ -797,39 +834,47 @@ def refund(
     if existing is not None:
         return existing
     system = system_account_ids(original.organization_id)
-    with transaction.atomic():
-        locked = LedgerTransaction.objects.select_for_update().get(pk=original.pk)
-        consumed_line = locked.entries.filter(to_account_id=system[AccountKind.SINK]).first()
-        if consumed_line is None:
-            raise InvalidAmount("Nothing was consumed by this transaction, so there is nothing to refund.")
-        if locked.kind == TransactionKind.CAPTURE:
-            paid_by_account = Hold.objects.get(settle_transaction=locked).account_id
-        else:
-            paid_by_account = consumed_line.from_account_id
-        paid_by_account = _giving_back_to(Organization.objects.get(pk=locked.organization_id), paid_by_account)
-        already = locked.reversals.aggregate(total=Sum("amount"))["total"] or 0
-        if amount > consumed_line.amount - already:
-            raise InvalidAmount(f"At most {consumed_line.amount - already} credits of this charge can be refunded.")
-        moves = []
-        if locked.period_start is not None:
-            moves = [
-                CounterMove(workspace_id, user_id, locked.period_start, -amount, None)
-                for workspace_id, user_id in locked.counted
-            ]
-        txn, _ = post_transaction(
-            organization_id=locked.organization_id,
-            kind=TransactionKind.REFUND,
-            amount=amount,
-            movements=[(system[AccountKind.SINK], paid_by_account, amount)],
-            cached_account_ids={paid_by_account},
-            actor=actor,
-            workspace_id=locked.workspace_id,
-            idempotency_key=idempotency_key,
-            request_hash=fingerprint,
-            memo=reason,
-            reverses=locked,
-            counters=moves,
-        )
+    try:
+        with transaction.atomic():
+            locked = LedgerTransaction.objects.select_for_update().get(pk=original.pk)
+            consumed_line = locked.entries.filter(to_account_id=system[AccountKind.SINK]).first()
+            if consumed_line is None:
+                raise InvalidAmount("Nothing was consumed by this transaction, so there is nothing to refund.")
+            if locked.kind == TransactionKind.CAPTURE:
+                paid_by_account = Hold.objects.get(settle_transaction=locked).account_id
+            else:
+                paid_by_account = consumed_line.from_account_id
+            owner_org = Organization.objects.get(pk=locked.organization_id)
+            _share_lock(owner_org)
+            paid_by_account = _giving_back_to(owner_org, paid_by_account)
+            already = locked.reversals.aggregate(total=Sum("amount"))["total"] or 0
+            if amount > consumed_line.amount - already:
+                raise InvalidAmount(f"At most {consumed_line.amount - already} credits of this charge can be refunded.")
+            moves = []
+            if locked.period_start is not None:
+                moves = [
+                    CounterMove(workspace_id, user_id, locked.period_start, -amount, None)
+                    for workspace_id, user_id in locked.counted
+                ]
+            txn, _ = post_transaction(
+                organization_id=locked.organization_id,
+                kind=TransactionKind.REFUND,
+                amount=amount,
+                movements=[(system[AccountKind.SINK], paid_by_account, amount)],
+                cached_account_ids={paid_by_account},
+                actor=actor,
+                workspace_id=locked.workspace_id,
+                idempotency_key=idempotency_key,
+                request_hash=fingerprint,
+                memo=reason,
+                reverses=locked,
+                counters=moves,
+            )
+    except IntegrityError:
+        raced = _replay(original.organization_id, idempotency_key, fingerprint)
+        if raced is None:
+            raise
+        return raced
     return txn
 
 
@@ -859,18 +904,24 @@ def credits_grant(
         return existing
     system = system_account_ids(organization.pk)
     primary = primary_account_id(organization)
-    with transaction.atomic():
-        txn, _ = post_transaction(
-            organization_id=organization.pk,
-            kind=kind,
-            amount=amount,
-            movements=[(system[AccountKind.SOURCE], primary, amount)],
-            cached_account_ids={primary},
-            actor=actor,
-            idempotency_key=idempotency_key,
-            request_hash=fingerprint,
-            memo=memo,
-        )
+    try:
+        with transaction.atomic():
+            txn, _ = post_transaction(
+                organization_id=organization.pk,
+                kind=kind,
+                amount=amount,
+                movements=[(system[AccountKind.SOURCE], primary, amount)],
+                cached_account_ids={primary},
+                actor=actor,
+                idempotency_key=idempotency_key,
+                request_hash=fingerprint,
+                memo=memo,
+            )
+    except IntegrityError:
+        raced = _replay(organization.pk, idempotency_key, fingerprint)
+        if raced is None:
+            raise
+        return raced
     return txn
 
 
@@ -885,14 +936,6 @@ def credits_transfer(
 ) -> LedgerTransaction:
     """Move credits between two workspaces' balances (workspace budget mode); never more than the source has."""
     _require_positive(amount)
-    if organization.credit_mode != CreditMode.BUDGET:
-        raise ModeMismatch("Credits are moved between workspaces in workspace budget mode only.")
-    if source.pk == target.pk:
-        raise LedgerError("Pick two different workspaces.")
-    if source.organization_id != organization.pk or target.organization_id != organization.pk:
-        raise LedgerError("Both workspaces must belong to the organization.")
-    if source.archived_at is not None or target.archived_at is not None:
-        raise LedgerError("Deleted workspaces cannot send or receive credits.")
     fingerprint = request_fingerprint(op="transfer", source=source.pk, target=target.pk, amount=amount)
     existing = _replay(organization.pk, idempotency_key, fingerprint)
     if existing is not None:
@@ -900,6 +943,14 @@ def credits_transfer(
     accounts = dict(Account.objects.filter(workspace__in=[source, target]).values_list("workspace_id", "pk"))
     try:
         with transaction.atomic():
+            _share_lock(organization)
+            if organization.credit_mode != CreditMode.BUDGET:
+                raise ModeMismatch("Credits are moved between workspaces in workspace budget mode only.")
+            if source.pk == target.pk:
+                raise LedgerError("Pick two different workspaces.")
+            if source.organization_id != organization.pk or target.organization_id != organization.pk:
+                raise LedgerError("Both workspaces must belong to the organization.")
+            _share_lock(organization, [source, target])  # re-reads the mode too: unchanged under the lock
             txn, _ = post_transaction(
                 organization_id=organization.pk,
                 kind=TransactionKind.TRANSFER,
@@ -915,6 +966,11 @@ def credits_transfer(
     except _Insufficient:
         available = account_balance(accounts[source.pk])
         raise CreditLimitReached(limit="workspace_balance", available=available, resets_at=None) from None
+    except IntegrityError:
+        raced = _replay(organization.pk, idempotency_key, fingerprint)
+        if raced is None:
+            raise
+        return raced
     return txn
 
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from datetime import datetime
 
-from django.db.models import Count, F, OuterRef, Q, Subquery, Sum, Value
+from django.db.models import Count, F, Q, Sum, Value
 from django.db.models.functions import Coalesce
 from django.utils.timezone import now
 
@@ -53,17 +54,26 @@ def reconcile(*, organization: Organization | None = None, at: datetime | None =
             f"entry {pk}: refers to a missing transaction or account" for pk in orphans.values_list("pk", flat=True)
         ]
 
-    def summed(field: str) -> Coalesce:
-        rows = LedgerEntry.objects.filter(**{field: OuterRef("pk")}).values(field).annotate(s=Sum("amount"))
-        return Coalesce(Subquery(rows.values("s")), Value(0))
-
-    accounts = Account.objects.filter(scope).annotate(
-        entries_total=summed("to_account") - summed("from_account"), live=balance_of("pk")
+    # Net of every account in one pass over the entries (two grouped scans), not one scan per account.
+    entries = LedgerEntry.objects.all()
+    if organization is not None:
+        entries = entries.filter(transaction__organization=organization)
+    net: dict[int, int] = defaultdict(int)
+    for account_id, total in entries.values_list("to_account").annotate(s=Sum("amount")).values_list("to_account", "s"):
+        net[account_id] += total
+    for account_id, total in (
+        entries.values_list("from_account").annotate(s=Sum("amount")).values_list("from_account", "s")
+    ):
+        net[account_id] -= total
+    accounts = list(
+        Account.objects.filter(scope)
+        .annotate(live=balance_of("pk"))
+        .values_list("pk", "kind", "live", "organization_id")
     )
-    drifted = accounts.filter(kind__in=CACHED_KINDS).exclude(live=F("entries_total"))
     problems += [
-        f"account {pk} ({kind}): cached balance {balance} != sum of entries {total}"
-        for pk, kind, balance, total in drifted.values_list("pk", "kind", "live", "entries_total")
+        f"account {pk} ({kind}): cached balance {live} != sum of entries {net.get(pk, 0)}"
+        for pk, kind, live, _ in accounts
+        if kind in CACHED_KINDS and live != net.get(pk, 0)
     ]
     problems += [
         f"account {pk}, stripe {stripe}: negative balance {balance}"
@@ -81,18 +91,16 @@ def reconcile(*, organization: Organization | None = None, at: datetime | None =
         for pk, rows, stripes in missing_stripes.values_list("pk", "rows", "stripes")
     ]
 
-    pending = (
-        Hold.objects.filter(organization=OuterRef("organization"), status=HoldStatus.PENDING)
-        .values("organization")
+    pending = dict(
+        Hold.objects.filter(scope, status=HoldStatus.PENDING)
+        .values_list("organization")
         .annotate(s=Sum("amount"))
-        .values("s")
+        .values_list("organization", "s")
     )
-    escrow = accounts.filter(kind=AccountKind.HOLDS).annotate(pending=Coalesce(Subquery(pending), Value(0)))
     problems += [
-        f"organization {org_id}: holds account holds {total}, pending holds add up to {held}"
-        for org_id, total, held in escrow.exclude(entries_total=F("pending")).values_list(
-            "organization_id", "entries_total", "pending"
-        )
+        f"organization {org_id}: holds account holds {net.get(pk, 0)}, pending holds add up to {pending.get(org_id, 0)}"
+        for pk, kind, _, org_id in accounts
+        if kind == AccountKind.HOLDS and net.get(pk, 0) != pending.get(org_id, 0)
     ]
 
     expired = Hold.objects.filter(scope, status=HoldStatus.PENDING, expires_at__lt=at or now())

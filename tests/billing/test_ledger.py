@@ -304,12 +304,6 @@ def test_amounts_must_be_positive_whole_numbers(operation, amount):
     assert reconcile() == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: billing/ledger.py _require_positive(): no upper bound, so an amount beyond BIGINT (2**63) reaches "
-    "PostgreSQL and fails with a raw DataError (psycopg's NumericValueOutOfRange on the single-statement path), a 500 "
-    "instead of InvalidAmount. Fix: refuse amounts above 2**63 - 1 (or a product maximum) in _require_positive.",
-)
 @pytest.mark.parametrize("operation", ["charge", "hold", "grant", "transfer"])
 def test_amounts_beyond_bigint_are_refused(operation):
     ctx = budget_ctx(grant=1_000, to_a=500) if operation == "transfer" else make_ctx(grant=1_000)
@@ -421,16 +415,7 @@ def test_idempotency_keys_are_per_organization():
 @pytest.mark.parametrize(
     "path",
     [
-        pytest.param(
-            "fast",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="BUG: billing/ledger.py _charge_postgresql: a replayed key is only recognised when the debit "
-                "succeeds (the unique violation comes from the INSERT after the UPDATE); once the balance is below "
-                "the amount the replay is refused with CreditLimitReached (and a reused key with a different "
-                "amount too, instead of IdempotencyConflict). The general path checks _replay first.",
-            ),
-        ),
+        "fast",
         "general",
     ],
 )
@@ -447,22 +432,12 @@ def test_charge_replay_after_the_balance_ran_out_is_still_a_replay(path):
     assert reconcile() == []
 
 
-STALE_MODE_BUG = (
-    "BUG: billing/ledger.py paying_account() (used by _spend: charges of workspaces with monthly limits, and every "
-    "hold) takes the credit mode from the Organization object passed in, while the single-statement charge reads it "
-    "from the database. An organization loaded before a switch to budget mode (a request in flight) still spends "
-    "the pool after the switch, escaping the workspace's budget (and the workspace monthly limit is applied or "
-    "skipped by the stale mode). Fix: read credit_mode from the database in the spend's transaction, e.g. in "
-    "paying_account's query, as _CHARGE_SQL does."
-)
-
-
 @pytest.mark.parametrize(
     "operation",
     [
         "charge",
-        pytest.param("charge_general", marks=pytest.mark.xfail(strict=True, reason=STALE_MODE_BUG)),
-        pytest.param("hold", marks=pytest.mark.xfail(strict=True, reason=STALE_MODE_BUG)),
+        "charge_general",
+        "hold",
     ],
 )
 def test_spend_pays_from_the_balance_of_the_mode_in_force(operation):
@@ -734,12 +709,6 @@ def test_refund_replay_and_only_spends_are_refundable():
     assert reconcile() == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: billing/ledger.py refund(): a capture of 0 credits has no entry into the sink, so "
-    "`locked.entries.get(to_account_id=sink)` raises LedgerEntry.DoesNotExist (a 500) instead of a typed "
-    "refusal; use .filter(...).first() and refuse with InvalidAmount('nothing to refund').",
-)
 def test_refund_of_a_capture_of_nothing_is_a_typed_refusal():
     ctx = make_ctx(grant=1_000)
     hold = hold_place(organization=ctx.org, workspace=ctx.a, user=ctx.member, amount=100).hold
@@ -983,13 +952,6 @@ def test_expired_hold_gives_its_reservation_back_to_the_limit():
         assert reconcile() == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: billing/ledger.py refund()/_settle(): give-backs decrement the spend counters of the limits that "
-    "exist *now*, not of those the spend was counted against. A charge made before the member limit existed "
-    "was never counted, yet its refund takes credits off the new counter, so the member spends past the limit. "
-    "Fix: record on the spend (LedgerTransaction/Hold) which counters it moved and give back only to those.",
-)
 def test_refund_of_an_uncounted_charge_does_not_free_room_under_a_later_limit():
     ctx = make_ctx(grant=10_000)
     before_limit = txn(charge(organization=ctx.org, workspace=ctx.a, user=ctx.member, amount=100))
@@ -1002,12 +964,6 @@ def test_refund_of_an_uncounted_charge_does_not_free_room_under_a_later_limit():
     assert reconcile() == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: billing/ledger.py refund(): refunding (in shared mode) a charge made in budget mode decrements the "
-    "workspace monthly counter, which never counted it, so the workspace spends past its limit in shared mode. "
-    "Same fix: give back only to the counters the spend moved.",
-)
 def test_refund_of_a_budget_mode_charge_does_not_free_room_under_the_workspace_limit():
     ctx = budget_ctx(grant=10_000, to_a=1_000)
     workspace_limit_set(workspace=ctx.a, user=None, monthly_limit=500, actor=ctx.owner)
@@ -1021,13 +977,6 @@ def test_refund_of_a_budget_mode_charge_does_not_free_room_under_the_workspace_l
     assert reconcile() == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: billing/ledger.py _settle(): a hold placed in shared mode counts against the workspace monthly "
-    "limit, but when it is released after a switch to budget mode _limit_moves() skips the workspace limit, so "
-    "the reservation is never given back; back in shared mode the same month, the workspace is blocked by "
-    "credits it never spent. Same fix: give back to the counters the hold moved (recorded on the Hold).",
-)
 def test_hold_released_after_a_mode_switch_gives_its_reservation_back():
     ctx = make_ctx(grant=10_000)
     workspace_limit_set(workspace=ctx.a, user=None, monthly_limit=500, actor=ctx.owner)

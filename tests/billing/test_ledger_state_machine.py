@@ -81,6 +81,7 @@ class HoldRecord:
     amount: int
     paid_from: str
     status: str = HoldStatus.PENDING
+    counted: bool = False  # whether the member's monthly counter counted the reservation
 
 
 @dataclass
@@ -93,6 +94,7 @@ class SpendRecord:
     consumed: int
     paid_from: str
     refunded: int = 0
+    counted: bool = False  # whether the member's monthly counter counted the spend
 
 
 class LedgerMachine(RuleBasedStateMachine):
@@ -162,14 +164,19 @@ class LedgerMachine(RuleBasedStateMachine):
             violations["pool" if self.mode == CreditMode.SHARED else "workspace_balance"] = self.balance[paying]
         return violations
 
-    def count(self, workspace: str, user: str, amount: int) -> None:
-        """Spend counters are kept only while a limit exists; a give-back (negative) stops at zero.
+    def count(self, workspace: str, user: str, amount: int) -> bool:
+        """A spend moves the member's counter only while a limit exists; returns whether it did."""
+        if (workspace, user) not in self.limits:
+            return False
+        key = (workspace, user)
+        self.counters[key] = self.counters.get(key, 0) + amount
+        return True
 
-        This mirrors the implementation, which gives back to the limits that exist at give-back time (see the xfail
-        tests in test_ledger.py: once spends record the counters they moved, give-backs should follow them)."""
-        if (workspace, user) in self.limits:
+    def give_back(self, workspace: str, user: str, amount: int, counted: bool) -> None:
+        """A refund or a release gives back to the counter the spend moved (if it moved one), floored at zero."""
+        if counted:
             key = (workspace, user)
-            self.counters[key] = max(self.counters.get(key, 0) + amount, 0)
+            self.counters[key] = max(self.counters.get(key, 0) - amount, 0)
 
     def expect_refusal(self, violations: dict[str, int], call):
         with pytest.raises(CreditLimitReached) as refused:
@@ -185,7 +192,7 @@ class LedgerMachine(RuleBasedStateMachine):
         self.consumed += captured
         self.balance[self.give_back_to(record.paid_from)] += returned
         if returned:
-            self.count(record.workspace, record.user, -returned)
+            self.give_back(record.workspace, record.user, returned, record.counted)
 
     # --- rules ---------------------------------------------------------------------------------------------------
 
@@ -271,14 +278,14 @@ class LedgerMachine(RuleBasedStateMachine):
         event(f"{kind} in {self.mode} mode")
         paying = self.paying(workspace)
         self.balance[paying] -= amount
-        self.count(workspace, user, amount)
+        counted = self.count(workspace, user, amount)
         assert (result.available, result.replayed) == (self.balance[paying], False)
         if kind == "hold":
-            record = HoldRecord(result.hold.pk, workspace, user, amount, paying)
+            record = HoldRecord(result.hold.pk, workspace, user, amount, paying, counted=counted)
             self.hold_records[record.pk] = record
             return record
         self.consumed += amount
-        return SpendRecord(result.transaction_id, workspace, user, amount, paying)
+        return SpendRecord(result.transaction_id, workspace, user, amount, paying, counted=counted)
 
     @rule(target=spends, workspace=A_WORKSPACE, user=A_USER, amount=AMOUNTS)
     def charge(self, workspace, user, amount):
@@ -332,7 +339,9 @@ class LedgerMachine(RuleBasedStateMachine):
         assert result.available == self.balance[self.paying(record.workspace)]
         if amount == 0:
             return multiple()  # nothing consumed, nothing to refund
-        return SpendRecord(result.transaction_id, record.workspace, record.user, amount, record.paid_from)
+        return SpendRecord(
+            result.transaction_id, record.workspace, record.user, amount, record.paid_from, counted=record.counted
+        )
 
     @rule(record=holds)
     def release(self, record):
@@ -366,7 +375,7 @@ class LedgerMachine(RuleBasedStateMachine):
         record.refunded += amount
         self.consumed -= amount
         self.balance[self.give_back_to(record.paid_from)] += amount
-        self.count(record.workspace, record.user, -amount)
+        self.give_back(record.workspace, record.user, amount, record.counted)
 
     @rule(mode=st.sampled_from(CreditMode.values))
     def switch_mode(self, mode):
