@@ -398,6 +398,16 @@ def _replay(organization_id: int, key: str | None, fingerprint: str) -> LedgerTr
 MAX_AMOUNT = 10**15  # far above any real movement, far below BIGINT
 
 
+def _replay_or_raise(
+    organization_id: int, key: str | None, fingerprint: str, error: IntegrityError
+) -> LedgerTransaction:
+    """After a unique violation: a concurrent request with the same key won the race — answer with its result."""
+    raced = _replay(organization_id, key, fingerprint)
+    if raced is None:
+        raise error
+    return raced
+
+
 def _require_positive(amount: int) -> None:
     if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
         raise InvalidAmount("The amount must be a whole number of credits greater than zero.")
@@ -531,12 +541,11 @@ def _spend(
     except (_Insufficient, _CounterFull) as error:
         assert paying is not None  # noqa: S101 (refusals come after the paying account is known)
         raise _refusal(error, paying=paying, organization=organization, workspace=workspace) from None
-    except IntegrityError:
+    except IntegrityError as error:
         # A concurrent request with the same idempotency key won the race: answer as a replay.
-        existing = _replay(organization.pk, idempotency_key, fingerprint)
-        if existing is None:
-            raise
-        return _replayed(existing, workspace, organization)
+        return _replayed(
+            _replay_or_raise(organization.pk, idempotency_key, fingerprint, error), workspace, organization
+        )
     return SpendResult(transaction_id=txn.pk, available=balances[paying.account_id], hold=hold)
 
 
@@ -778,11 +787,11 @@ def _settle(
             locked.settle_transaction = txn
             locked.settled_at = now()
             locked.save(update_fields=["status", "captured_amount", "settle_transaction", "settled_at"])
-    except IntegrityError:
-        existing = _replay(organization.pk, idempotency_key, fingerprint)
-        if existing is None:
-            raise
-        return _replayed(existing, hold.workspace, organization)
+    except IntegrityError as error:
+        # A concurrent request with the same idempotency key won the race: answer as a replay.
+        return _replayed(
+            _replay_or_raise(organization.pk, idempotency_key, fingerprint, error), hold.workspace, organization
+        )
     available = available_credits(hold.workspace, organization)
     return SpendResult(transaction_id=txn.pk, available=available, hold=locked)
 
@@ -870,11 +879,8 @@ def refund(
                 reverses=locked,
                 counters=moves,
             )
-    except IntegrityError:
-        raced = _replay(original.organization_id, idempotency_key, fingerprint)
-        if raced is None:
-            raise
-        return raced
+    except IntegrityError as error:
+        return _replay_or_raise(original.organization_id, idempotency_key, fingerprint, error)
     return txn
 
 
@@ -917,11 +923,8 @@ def credits_grant(
                 request_hash=fingerprint,
                 memo=memo,
             )
-    except IntegrityError:
-        raced = _replay(organization.pk, idempotency_key, fingerprint)
-        if raced is None:
-            raise
-        return raced
+    except IntegrityError as error:
+        return _replay_or_raise(organization.pk, idempotency_key, fingerprint, error)
     return txn
 
 
@@ -966,11 +969,8 @@ def credits_transfer(
     except _Insufficient:
         available = account_balance(accounts[source.pk])
         raise CreditLimitReached(limit="workspace_balance", available=available, resets_at=None) from None
-    except IntegrityError:
-        raced = _replay(organization.pk, idempotency_key, fingerprint)
-        if raced is None:
-            raise
-        return raced
+    except IntegrityError as error:
+        return _replay_or_raise(organization.pk, idempotency_key, fingerprint, error)
     return txn
 
 
