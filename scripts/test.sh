@@ -67,4 +67,5 @@ DJANGO_SETTINGS_MODULE=qolaba.settings.production \
   ALLOWED_HOSTS=qolaba.example.com \
   .venv/bin/python manage.py check --deploy --fail-level WARNING
 say "Tests"
-exec .venv/bin/pytest "$@"
+# A fresh test database every run: an interrupted transactional test can leave committed rows behind.
+exec .venv/bin/pytest --create-db "$@"
