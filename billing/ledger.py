@@ -398,9 +398,7 @@ def _replay(organization_id: int, key: str | None, fingerprint: str) -> LedgerTr
 MAX_AMOUNT = 10**15  # far above any real movement, far below BIGINT
 
 
-def _replay_or_raise(
-    organization_id: int, key: str | None, fingerprint: str, error: IntegrityError
-) -> LedgerTransaction:
+def _replay_or_raise(organization_id: int, key: str | None, fingerprint: str, error: Exception) -> LedgerTransaction:
     """After a unique violation: a concurrent request with the same key won the race — answer with its result."""
     raced = _replay(organization_id, key, fingerprint)
     if raced is None:
@@ -639,11 +637,10 @@ def _charge_postgresql(
                 row = _execute_prepared(_CHARGE_SQL, params)
         else:
             row = _execute_prepared(_CHARGE_SQL, params)
-    except (IntegrityError, psycopg.errors.UniqueViolation):
-        existing = _replay(organization.pk, idempotency_key, fingerprint)
-        if existing is None:
-            raise
-        return _replayed(existing, workspace, organization)
+    except (IntegrityError, psycopg.errors.UniqueViolation) as error:
+        return _replayed(
+            _replay_or_raise(organization.pk, idempotency_key, fingerprint, error), workspace, organization
+        )
     if row is None or row[0] is None:
         raise LedgerError("This workspace has no credit account.")
     _, _, limited, available, txn_id = row
@@ -1022,14 +1019,3 @@ def organization_balance_total(organization: Organization) -> int:
     """All spendable credits of the organization (every workspace balance), not counting holds or the bank."""
     stripes = AccountStripe.objects.filter(account__organization=organization, account__kind=AccountKind.WORKSPACE)
     return stripes.aggregate(total=Sum("balance"))["total"] or 0
-
-
-__all__ = [
-    "CACHED_KINDS",
-    "CreditLimitReached",
-    "HoldNotPending",
-    "IdempotencyConflict",
-    "InvalidAmount",
-    "LedgerError",
-    "ModeMismatch",
-]

@@ -61,15 +61,11 @@ def balances_by_account(accounts: models.QuerySet[Account]) -> dict[int, int]:
     return {pk: totals.get(pk, 0) for pk in accounts.values_list("pk", flat=True)}
 
 
-class AccountQuerySet(models.QuerySet["Account"]):
-    pass
-
-
 class AccountManager(models.Manager["Account"]):
     """Every Account comes with its live `balance` (the sum of its stripes)."""
 
-    def get_queryset(self) -> AccountQuerySet:
-        return AccountQuerySet(self.model, using=self._db).annotate(balance=balance_of("pk"))
+    def get_queryset(self) -> models.QuerySet[Account]:
+        return super().get_queryset().annotate(balance=balance_of("pk"))
 
 
 class Account(models.Model):
