@@ -3,16 +3,10 @@ import logging
 from celery import shared_task
 
 from billing.alerts import alerts_evaluate_all
-from billing.ledger import holds_release_expired
 from billing.reconcile import reconcile
 from billing.services import packs_expire_due, subscriptions_renew_due
 
 logger = logging.getLogger(__name__)
-
-
-@shared_task
-def holds_release_expired_run() -> int:
-    return holds_release_expired()
 
 
 @shared_task

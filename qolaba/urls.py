@@ -1,7 +1,8 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 
 from orgs.views import home
+from usage.api import api, not_found
 
 admin.site.site_header = "Qolaba staff"
 admin.site.site_title = "Qolaba staff"
@@ -14,4 +15,6 @@ urlpatterns = [
     path("", include("orgs.urls")),
     path("", include("workspaces.urls")),
     path("", include("billing.urls")),
+    path("api/v1/", api.urls),
+    re_path(r"^api/(?P<rest>.*)$", not_found),
 ]

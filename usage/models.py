@@ -1,1 +1,151 @@
-"""Models arrive with the credits (billing) and AI activity (usage) issues."""
+"""Prices of the AI tools and the usage events they produce.
+
+Usage events are the app's largest table (one row per generation, tens of millions over time): narrow rows,
+no database foreign keys (partitioned tables are referenced by id only), indexes only for the reads the
+product makes — per workspace and per member over a time range. See docs/architecture.md for monthly
+partitioning.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.utils.timezone import now
+
+from usage.tools import Tool
+
+MAX_CREDITS_PER_UNIT = 1_000_000
+MAX_UNITS = 1_000_000
+
+
+class PriceQuerySet(models.QuerySet["Price"]):
+    def active(self) -> PriceQuerySet:
+        return self.filter(is_active=True)
+
+
+class Price(models.Model):
+    """What one unit of a model of a tool costs. Data edited by staff; changes apply to the next generation."""
+
+    tool = models.CharField(max_length=10, choices=Tool.choices)
+    model = models.CharField(max_length=100, help_text="The model name the tool services send, e.g. gpt-4o.")
+    unit = models.CharField(max_length=30, help_text="What is counted, e.g. message, image, second.")
+    credits_per_unit = models.PositiveIntegerField(
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_CREDITS_PER_UNIT)]
+    )
+    description = models.CharField(max_length=200, blank=True)
+    is_active = models.BooleanField(default=True, help_text="Inactive prices are refused by the metering API.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = PriceQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["tool", "model"]
+        constraints = [
+            models.UniqueConstraint(fields=["tool", "model"], name="price_unique_tool_model"),
+            models.CheckConstraint(
+                condition=models.Q(credits_per_unit__gte=1, credits_per_unit__lte=MAX_CREDITS_PER_UNIT),
+                name="price_credits_per_unit_range",
+            ),
+            models.CheckConstraint(condition=models.Q(tool__in=Tool.values), name="price_tool_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_tool_display()} · {self.model}: {self.credits_per_unit} per {self.unit}"
+
+
+class UsageStatus(models.TextChoices):
+    HELD = "held", "Held"
+    CAPTURED = "captured", "Captured"
+    RELEASED = "released", "Released"
+
+
+class UsageEventQuerySet(models.QuerySet["UsageEvent"]):
+    def spent(self) -> UsageEventQuerySet:
+        """Events whose credits were actually charged."""
+        return self.filter(status=UsageStatus.CAPTURED)
+
+
+class UsageEvent(models.Model):
+    """One generation: who ran which model in which workspace, for how many credits, and in which state."""
+
+    organization = models.ForeignKey(
+        "orgs.Organization", on_delete=models.DO_NOTHING, related_name="+", db_constraint=False, db_index=False
+    )
+    workspace = models.ForeignKey(
+        "workspaces.Workspace", on_delete=models.DO_NOTHING, related_name="+", db_constraint=False, db_index=False
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.DO_NOTHING, related_name="+", db_constraint=False, db_index=False
+    )
+    tool = models.CharField(max_length=10, choices=Tool.choices)
+    model = models.CharField(max_length=100)
+    units = models.PositiveIntegerField()
+    credits = models.BigIntegerField(help_text="Credits charged (held, for a pending hold; 0 once released).")
+    status = models.CharField(max_length=10, choices=UsageStatus.choices)
+    idempotency_key = models.CharField(max_length=255)
+    ledger_transaction = models.ForeignKey(
+        "billing.LedgerTransaction",
+        on_delete=models.DO_NOTHING,
+        related_name="+",
+        db_constraint=False,
+        db_index=False,
+        help_text="The charge, or the hold's settlement once settled.",
+    )
+    hold = models.ForeignKey(
+        "billing.Hold",
+        on_delete=models.DO_NOTHING,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_constraint=False,
+        db_index=False,  # partial index below: only long jobs have one
+    )
+    history_draft = models.JSONField(
+        null=True, blank=True, help_text="A hold's history, kept until the generation is captured."
+    )
+    created_at = models.DateTimeField(default=now)
+    settled_at = models.DateTimeField(null=True, blank=True)
+
+    objects = UsageEventQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=models.Q(units__gte=1), name="usage_event_units_positive"),
+            models.CheckConstraint(condition=models.Q(credits__gte=0), name="usage_event_credits_not_negative"),
+            models.CheckConstraint(condition=models.Q(status__in=UsageStatus.values), name="usage_event_status_valid"),
+        ]
+        indexes = [
+            models.Index(fields=["workspace", "created_at"], name="usage_event_workspace_time"),
+            models.Index(fields=["organization", "user", "created_at"], name="usage_event_member_time"),
+            models.Index(fields=["organization", "created_at"], name="usage_event_org_time"),
+            models.Index(fields=["hold"], condition=models.Q(hold__isnull=False), name="usage_event_hold"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.tool}/{self.model} x {self.units} = {self.credits} ({self.status})"
+
+
+class IdempotentRequest(models.Model):
+    """The answer to a metering request, kept under its Idempotency-Key so that a retry gets the same answer.
+
+    Written in the same transaction as the charge it answers; its unique (workspace, key) is what makes
+    concurrent retries of one key charge once.
+    """
+
+    workspace = models.ForeignKey(
+        "workspaces.Workspace", on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False
+    )
+    key = models.CharField(max_length=255)
+    request_hash = models.CharField(max_length=64)
+    status_code = models.PositiveSmallIntegerField(default=0, help_text="0 while the request is being answered.")
+    response = models.JSONField(default=dict)
+    created_at = models.DateTimeField(default=now, db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "key"], name="idempotent_request_unique_key"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.key} → {self.status_code}"

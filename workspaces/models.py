@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 from django.conf import settings
@@ -9,6 +10,7 @@ from django.utils.timezone import now
 from guardian.models import UserObjectPermissionBase
 
 from orgs.models import Organization
+from usage.tools import Tool
 
 
 class WorkspaceQuerySet(models.QuerySet["Workspace"]):
@@ -108,3 +110,117 @@ class WorkspaceUserObjectPermission(UserObjectPermissionBase):
 
     class Meta(UserObjectPermissionBase.Meta):
         indexes = [models.Index(fields=["user", "content_object"])]
+
+
+def history_media_path(item: HistoryItem, filename: str) -> str:
+    """Unguessable, workspace-scoped storage names; the files are only ever served through a permission check."""
+    extension = filename.rsplit(".", 1)[-1].lower() if "." in filename else "bin"
+    return f"history/{item.workspace_id}/{now():%Y/%m}/{secrets.token_urlsafe(16)}.{extension[:8]}"
+
+
+class HistoryItemQuerySet(models.QuerySet["HistoryItem"]):
+    def visible(self) -> HistoryItemQuerySet:
+        return self.filter(deleted_at__isnull=True)
+
+    def for_user(self, user: Any) -> HistoryItemQuerySet:
+        """Items of the workspaces the user may open (the same permission rows as every workspace page)."""
+        return self.visible().filter(workspace__in=Workspace.objects.for_user(user))
+
+
+class HistoryItem(models.Model):
+    """The content of one generation. It belongs to exactly one workspace and is never shown outside it."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+", db_index=False)
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="history_items", db_index=False)
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        related_name="history_items",
+        help_text="Stays after the member is removed: their items remain attributed to them.",
+    )
+    tool = models.CharField(max_length=10, choices=Tool.choices)
+    model = models.CharField(max_length=100)
+    prompt = models.TextField(blank=True)
+    output_text = models.TextField(blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    media = models.FileField(upload_to=history_media_path, blank=True, max_length=200)
+    media_content_type = models.CharField(max_length=100, blank=True)
+    credits = models.BigIntegerField(default=0)
+    usage_event_id = models.BigIntegerField(
+        null=True, blank=True, unique=True, help_text="The usage event (by id: that table is partitioned)."
+    )
+    created_at = models.DateTimeField(default=now)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+    deleted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    objects = HistoryItemQuerySet.as_manager()
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["workspace", "-created_at"],
+                condition=models.Q(deleted_at__isnull=True),
+                name="history_workspace_newest",
+            ),
+            models.Index(
+                fields=["workspace", "author", "-created_at"],
+                condition=models.Q(deleted_at__isnull=True),
+                name="history_workspace_author",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_tool_display()} · {self.model} · {self.created_at:%Y-%m-%d %H:%M}"
+
+    @property
+    def is_deleted(self) -> bool:
+        return self.deleted_at is not None
+
+    @property
+    def has_image(self) -> bool:
+        return bool(self.media) and self.media_content_type.startswith("image/")
+
+
+API_KEY_PREFIX = "qlb"
+
+
+class ApiKeyQuerySet(models.QuerySet["ApiKey"]):
+    def active(self) -> ApiKeyQuerySet:
+        return self.filter(revoked_at__isnull=True)
+
+
+class ApiKey(models.Model):
+    """A workspace's key for the metering API. Only a SHA-256 of the secret is kept; it is shown once."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="api_keys")
+    name = models.CharField(max_length=80)
+    prefix = models.CharField(max_length=16, unique=True, help_text="Public part of the key, shown in lists.")
+    secret_hash = models.CharField(max_length=64)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    objects = ApiKeyQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({API_KEY_PREFIX}_{self.prefix}_…)"
+
+    @property
+    def is_revoked(self) -> bool:
+        return self.revoked_at is not None
+
+    @property
+    def display_prefix(self) -> str:
+        return f"{API_KEY_PREFIX}_{self.prefix}_…"

@@ -1,13 +1,15 @@
 from __future__ import annotations
 
+import hmac
 from dataclasses import dataclass
 from typing import Any
 
 from django.db.models import Count, F, Q, QuerySet, Value
 
 from billing.models import balance_of
-from orgs.models import Membership, MembershipStatus, Organization, OrganizationRole
-from workspaces.models import Workspace, WorkspaceMembership, WorkspaceUserObjectPermission
+from orgs.models import Membership, MembershipStatus, Organization, OrganizationRole, User
+from workspaces.models import ApiKey, Workspace, WorkspaceMembership, WorkspaceUserObjectPermission
+from workspaces.services import api_key_parse
 
 
 def workspaces_for_switcher(*, user: Any, organization: Any) -> QuerySet[Workspace]:
@@ -83,3 +85,41 @@ def workspace_people(*, workspace: Workspace) -> list[dict[str, Any]]:
     ]
     people += [{"user": wm.user, "role": wm.role, "via": "Assigned", "assigned": True} for wm in assigned]
     return people
+
+
+def api_key_authenticate(raw: str) -> ApiKey | None:
+    """The live key `raw` is, with its workspace and organization; None for anything else (malformed, unknown,
+    revoked, or its workspace or organization deleted). Compared in constant time."""
+    parsed = api_key_parse(raw)
+    if parsed is None:
+        return None
+    prefix, secret_hash = parsed
+    api_key = (
+        ApiKey.objects.active()
+        .filter(
+            prefix=prefix,
+            workspace__archived_at__isnull=True,
+            workspace__organization__deleted_at__isnull=True,
+        )
+        .select_related("workspace__organization")
+        .first()
+    )
+    if api_key is None or not hmac.compare_digest(api_key.secret_hash, secret_hash):
+        return None
+    return api_key
+
+
+def workspace_spender(*, workspace: Workspace, email: str) -> User | None:
+    """The active user with this email who may spend credits in `workspace` (the same permission rows that guard
+    every page: viewers, removed members and strangers have no `use_workspace` row)."""
+    row = (
+        WorkspaceUserObjectPermission.objects.filter(
+            content_object=workspace,
+            permission__codename="use_workspace",
+            user__email=email.strip().lower(),
+            user__is_active=True,
+        )
+        .select_related("user")
+        .first()
+    )
+    return row.user if row is not None else None

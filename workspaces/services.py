@@ -1,9 +1,13 @@
 from __future__ import annotations
 
+import hashlib
+import secrets
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.files import File
 from django.db import transaction
 from django.db.models import Q
 from django.utils.timezone import now
@@ -14,7 +18,7 @@ from orgs.audit import audit_record
 from orgs.models import Membership, MembershipStatus, Organization, OrganizationRole, User
 from orgs.roles import permissions_apply
 from qolaba.slugs import unique_slug
-from workspaces.models import Workspace, WorkspaceMembership, WorkspaceRole
+from workspaces.models import API_KEY_PREFIX, ApiKey, HistoryItem, Workspace, WorkspaceMembership, WorkspaceRole
 
 
 def _organization_admins(organization: Organization) -> list[User]:
@@ -240,3 +244,140 @@ def membership_workspaces_set(*, membership: Membership, assignments: dict[Works
             before=before,
             after=after,
         )
+
+
+# --- API keys ------------------------------------------------------------------------------------------------
+
+
+def _api_key_secret_hash(secret: str) -> str:
+    # Keys carry 240 bits of randomness, so a fast hash is as safe as a slow one and keeps every API call cheap.
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def api_key_parse(raw: str) -> tuple[str, str] | None:
+    """Split `qlb_<prefix>_<secret>` into (prefix, hash of the whole key); None when it is not such a key."""
+    parts = raw.split("_", 2)
+    if len(parts) != 3 or parts[0] != API_KEY_PREFIX or len(parts[1]) != 8 or not 30 <= len(parts[2]) <= 64:
+        return None
+    if not all(part.isascii() and part.replace("-", "").replace("_", "").isalnum() for part in parts[1:]):
+        return None
+    return parts[1], _api_key_secret_hash(raw)
+
+
+@transaction.atomic
+def api_key_create(*, workspace: Workspace, actor: User, name: str) -> tuple[ApiKey, str]:
+    """A new key for the metering API. Returns the key and its secret, which is never shown again."""
+    name = name.strip()
+    if not name:
+        raise ValidationError({"name": "Name the key after the service that will use it."})
+    if workspace.is_archived:
+        raise ValidationError("A deleted workspace cannot get new API keys.")
+    prefix = secrets.token_hex(4)
+    secret = f"{API_KEY_PREFIX}_{prefix}_{secrets.token_urlsafe(30)}"
+    api_key = ApiKey.objects.create(
+        workspace=workspace,
+        name=name[:80],
+        prefix=prefix,
+        secret_hash=_api_key_secret_hash(secret),
+        created_by=actor,
+    )
+    audit_record(
+        organization=workspace.organization,
+        actor=actor,
+        action="api_key.created",
+        target=api_key,
+        after={"name": api_key.name, "prefix": api_key.display_prefix, "workspace": workspace.name},
+    )
+    return api_key, secret
+
+
+@transaction.atomic
+def api_key_revoke(*, api_key: ApiKey, actor: User) -> ApiKey:
+    """Revoke at once: the next request with this key is refused. Revoking twice changes nothing."""
+    locked = ApiKey.objects.select_for_update().select_related("workspace__organization").get(pk=api_key.pk)
+    if locked.is_revoked:
+        return locked
+    locked.revoked_at = now()
+    locked.revoked_by = actor
+    locked.save(update_fields=["revoked_at", "revoked_by"])
+    audit_record(
+        organization=locked.workspace.organization,
+        actor=actor,
+        action="api_key.revoked",
+        target=locked,
+        before={"name": locked.name, "prefix": locked.display_prefix, "workspace": locked.workspace.name},
+    )
+    return locked
+
+
+API_KEY_LAST_USED_PRECISION = timedelta(minutes=1)
+
+
+def api_key_mark_used(*, api_key: ApiKey) -> None:
+    """Record that the key was used, at most once a minute (a write on every call would cost the hot path)."""
+    at = now()
+    if api_key.last_used_at is not None and at - api_key.last_used_at < API_KEY_LAST_USED_PRECISION:
+        return
+    ApiKey.objects.filter(pk=api_key.pk).filter(
+        Q(last_used_at__isnull=True) | Q(last_used_at__lt=at - API_KEY_LAST_USED_PRECISION)
+    ).update(last_used_at=at)
+    api_key.last_used_at = at
+
+
+# --- history -------------------------------------------------------------------------------------------------
+
+HISTORY_PROMPT_MAX = 100_000
+HISTORY_OUTPUT_MAX = 500_000
+
+
+def history_item_create(
+    *,
+    workspace: Workspace,
+    author: User,
+    tool: str,
+    model: str,
+    credits: int,
+    prompt: str = "",
+    output_text: str = "",
+    metadata: dict[str, Any] | None = None,
+    media: File[Any] | None = None,
+    media_content_type: str = "",
+    usage_event_id: int | None = None,
+    created_at: datetime | None = None,
+) -> HistoryItem:
+    """Record a generation's content in its workspace (called inside the charge's transaction)."""
+    item = HistoryItem(
+        organization_id=workspace.organization_id,
+        workspace=workspace,
+        author=author,
+        tool=tool,
+        model=model,
+        credits=credits,
+        prompt=prompt[:HISTORY_PROMPT_MAX],
+        output_text=output_text[:HISTORY_OUTPUT_MAX],
+        metadata=metadata or {},
+        media_content_type=media_content_type if media is not None else "",
+        usage_event_id=usage_event_id,
+        created_at=created_at or now(),
+    )
+    if media is not None:
+        item.media.save(media.name or "media.bin", media, save=False)
+    item.save(force_insert=True)
+    return item
+
+
+def history_item_can_delete(*, item: HistoryItem, user: User, workspace_permissions: frozenset[str]) -> bool:
+    """The author, or an admin of the workspace (org Owners and Admins are admins of every workspace)."""
+    return item.author_id == user.pk or "manage_workspace" in workspace_permissions
+
+
+@transaction.atomic
+def history_item_delete(*, item: HistoryItem, actor: User) -> HistoryItem:
+    """Soft delete: hidden from History at once; the usage event and the credits it cost stay for reports."""
+    locked = HistoryItem.objects.select_for_update().get(pk=item.pk)
+    if locked.is_deleted:
+        return locked
+    locked.deleted_at = now()
+    locked.deleted_by = actor
+    locked.save(update_fields=["deleted_at", "deleted_by"])
+    return locked

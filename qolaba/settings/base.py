@@ -38,6 +38,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "usage.middleware.payload_limit",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -167,7 +168,11 @@ CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "purge-deleted-organizations": {"task": "orgs.tasks.organizations_purge_deleted_run", "schedule": 60 * 60},
-    "release-expired-holds": {"task": "billing.tasks.holds_release_expired_run", "schedule": 60},
+    "release-expired-holds": {"task": "usage.tasks.holds_expire_run", "schedule": 60},
+    "prune-idempotency-keys": {
+        "task": "usage.tasks.idempotent_requests_prune_run",
+        "schedule": crontab(hour=4, minute=0),
+    },
     "credit-alerts": {"task": "billing.tasks.alerts_evaluate_run", "schedule": 60},
     "renew-subscriptions": {"task": "billing.tasks.subscriptions_renew_due_run", "schedule": 10 * 60},
     "expire-credit-packs": {"task": "billing.tasks.packs_expire_due_run", "schedule": 60 * 60},

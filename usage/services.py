@@ -1,0 +1,314 @@
+"""Metering: every generation is charged (or held, then captured or released) through the ledger, and its usage
+event and history item are written in the same database transaction as the credits move."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import connection, transaction
+from django.utils.timezone import now
+
+from billing import ledger
+from billing.models import Hold, HoldStatus
+from orgs.models import User
+from usage.models import IdempotentRequest, Price, UsageEvent, UsageStatus
+from workspaces.models import HistoryItem, Workspace
+from workspaces.services import history_item_create
+
+
+class MeteringError(Exception):
+    """A refusal of the metering services: nothing was written."""
+
+    code = "metering_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class UnknownPrice(MeteringError):
+    code = "unknown_price"
+
+
+class HoldNotFound(MeteringError):
+    code = "not_found"
+
+
+class IdempotencyKeyReused(MeteringError):
+    code = "idempotency_conflict"
+
+
+class UnitsAboveHeld(MeteringError):
+    code = "invalid_request"
+
+
+@dataclass(frozen=True)
+class HistoryContent:
+    prompt: str = ""
+    output_text: str = ""
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"prompt": self.prompt, "output_text": self.output_text, "metadata": self.metadata}
+
+    def merged_with(self, later: HistoryContent | None) -> HistoryContent:
+        """A hold's content completed by its capture's: what the capture says wins, the rest is kept."""
+        if later is None:
+            return self
+        return HistoryContent(
+            prompt=later.prompt or self.prompt,
+            output_text=later.output_text or self.output_text,
+            metadata={**self.metadata, **later.metadata},
+        )
+
+
+def price_find(*, tool: str, model: str) -> Price:
+    price = Price.objects.active().filter(tool=tool, model=model).first()
+    if price is None:
+        raise UnknownPrice(f"There is no price for model {model!r} of tool {tool!r}; GET /api/v1/prices lists them.")
+    return price
+
+
+def _memo(tool: str, model: str, units: int) -> str:
+    return f"{tool}/{model} x {units}"[:255]
+
+
+def _record(
+    *, event: UsageEvent, workspace: Workspace, user: User, content: HistoryContent | None, at: datetime
+) -> HistoryItem:
+    content = content or HistoryContent()
+    return history_item_create(
+        workspace=workspace,
+        author=user,
+        tool=event.tool,
+        model=event.model,
+        credits=event.credits,
+        prompt=content.prompt,
+        output_text=content.output_text,
+        metadata=content.metadata,
+        usage_event_id=event.pk,
+        created_at=at,
+    )
+
+
+@dataclass(frozen=True)
+class Metered:
+    event: UsageEvent
+    available: int
+
+
+def usage_charge(
+    *,
+    workspace: Workspace,
+    user: User,
+    price: Price,
+    units: int,
+    idempotency_key: str,
+    history: HistoryContent | None = None,
+) -> Metered:
+    """Charge a finished generation at its price and record it, all in one transaction."""
+    credits = price.credits_per_unit * units
+    at = now()
+    with transaction.atomic():
+        result = ledger.charge(
+            organization=workspace.organization,
+            workspace=workspace,
+            user=user,
+            amount=credits,
+            memo=_memo(price.tool, price.model, units),
+        )
+        event = UsageEvent.objects.create(
+            organization_id=workspace.organization_id,
+            workspace=workspace,
+            user=user,
+            tool=price.tool,
+            model=price.model,
+            units=units,
+            credits=credits,
+            status=UsageStatus.CAPTURED,
+            idempotency_key=idempotency_key,
+            ledger_transaction_id=result.transaction_id,
+            created_at=at,
+            settled_at=at,
+        )
+        _record(event=event, workspace=workspace, user=user, content=history, at=at)
+    return Metered(event=event, available=result.available)
+
+
+def usage_hold_place(
+    *,
+    workspace: Workspace,
+    user: User,
+    price: Price,
+    units: int,
+    ttl: timedelta,
+    idempotency_key: str,
+    history: HistoryContent | None = None,
+) -> Metered:
+    """Reserve a long generation's price; it is captured (≤ held) or released later, or released at expiry."""
+    credits = price.credits_per_unit * units
+    with transaction.atomic():
+        result = ledger.hold_place(
+            organization=workspace.organization,
+            workspace=workspace,
+            user=user,
+            amount=credits,
+            ttl=ttl,
+            memo=_memo(price.tool, price.model, units),
+        )
+        assert result.hold is not None  # noqa: S101 (a placed hold always has its row)
+        event = UsageEvent.objects.create(
+            organization_id=workspace.organization_id,
+            workspace=workspace,
+            user=user,
+            tool=price.tool,
+            model=price.model,
+            units=units,
+            credits=credits,
+            status=UsageStatus.HELD,
+            idempotency_key=idempotency_key,
+            ledger_transaction_id=result.transaction_id,
+            hold=result.hold,
+            history_draft=history.as_dict() if history is not None else None,
+            created_at=result.hold.created_at,
+        )
+    event.hold = result.hold
+    return Metered(event=event, available=result.available)
+
+
+def held_event_find(*, workspace: Workspace, event_id: int) -> UsageEvent:
+    """The hold `event_id` of this workspace; any other id (another workspace's, a plain charge) is not found."""
+    event = (
+        UsageEvent.objects.filter(pk=event_id, workspace=workspace, hold__isnull=False).select_related("hold").first()
+        if 0 < event_id < 2**63
+        else None
+    )
+    if event is None:
+        raise HoldNotFound("No hold with this id in this workspace.")
+    return event
+
+
+def _not_pending(event: UsageEvent) -> ledger.HoldNotPending:
+    return ledger.HoldNotPending(f"This hold was already {event.get_status_display().lower()}.")
+
+
+def usage_hold_capture(
+    *, event: UsageEvent, workspace: Workspace, units: int | None = None, history: HistoryContent | None = None
+) -> Metered:
+    """Charge `units` (default: all held) of a pending hold; the rest of the held credits go back."""
+    assert event.hold is not None  # noqa: S101 (callers find holds with held_event_find)
+    if event.status == UsageStatus.HELD and event.hold.expires_at <= now():
+        usage_hold_release(event=event)  # what the sweeper would do a moment later
+        raise ledger.HoldNotPending("This hold expired and its credits were released.")
+    units = event.units if units is None else units
+    if units > event.units:
+        raise UnitsAboveHeld(f"Cannot capture {units} units: only {event.units} were held.")
+    at = now()
+    with transaction.atomic():
+        locked = UsageEvent.objects.select_for_update().get(pk=event.pk)
+        if locked.status != UsageStatus.HELD:
+            raise _not_pending(locked)
+        credits = locked.credits // locked.units * units  # the price per unit when the hold was placed
+        result = ledger.hold_capture(hold=event.hold, amount=credits)
+        locked.status = UsageStatus.CAPTURED
+        locked.units, locked.credits, locked.settled_at = units, credits, at
+        locked.ledger_transaction_id = result.transaction_id
+        draft = HistoryContent(**locked.history_draft) if locked.history_draft else HistoryContent()
+        locked.history_draft = None
+        locked.save(update_fields=["status", "units", "credits", "settled_at", "ledger_transaction", "history_draft"])
+        _record(event=locked, workspace=workspace, user=locked.user, content=draft.merged_with(history), at=at)
+    return Metered(event=locked, available=result.available)
+
+
+def usage_hold_release(*, event: UsageEvent) -> UsageEvent:
+    """Give a pending hold's credits back. Releasing a released hold changes nothing; a captured one is refused."""
+    assert event.hold_id is not None  # noqa: S101
+    with transaction.atomic():
+        locked = UsageEvent.objects.select_for_update(of=("self",)).select_related("hold").get(pk=event.pk)
+        if locked.status == UsageStatus.RELEASED:
+            return locked
+        if locked.status != UsageStatus.HELD:
+            raise _not_pending(locked)
+        assert locked.hold is not None  # noqa: S101
+        result = ledger.hold_release(hold=locked.hold)
+        locked.status, locked.credits, locked.settled_at = UsageStatus.RELEASED, 0, now()
+        locked.ledger_transaction_id = result.transaction_id
+        locked.history_draft = None
+        locked.save(update_fields=["status", "credits", "settled_at", "ledger_transaction", "history_draft"])
+    return locked
+
+
+def holds_expire(*, at: datetime | None = None) -> int:
+    """Release every pending hold past its expiry, with its usage event (the scheduled sweeper). Returns how many."""
+    released = 0
+    expired = Hold.objects.filter(status=HoldStatus.PENDING, expires_at__lte=at or now()).select_related(
+        "organization", "workspace"
+    )
+    for hold in expired:
+        event = UsageEvent.objects.filter(hold=hold).first()
+        try:
+            if event is not None:
+                usage_hold_release(event=event)
+            else:
+                ledger.hold_release(hold=hold)  # a hold placed outside the metering API
+        except ledger.HoldNotPending:
+            continue  # captured or released meanwhile
+        released += 1
+    return released
+
+
+# --- idempotency ---------------------------------------------------------------------------------------------
+
+
+def request_hash(operation: str, payload: dict[str, Any]) -> str:
+    canonical = json.dumps({"op": operation, **payload}, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Answer:
+    status_code: int
+    body: dict[str, Any]
+    replayed: bool = False
+
+
+_CLAIM_SQL = (
+    "INSERT INTO usage_idempotentrequest (workspace_id, key, request_hash, status_code, response, created_at) "
+    "VALUES (%s, %s, %s, 0, %s, %s) ON CONFLICT (workspace_id, key) DO NOTHING RETURNING id"
+)
+
+
+def idempotent_answer(
+    *, workspace: Workspace, key: str, request_hash: str, produce: Callable[[], tuple[int, dict[str, Any]]]
+) -> Answer:
+    """Answer a request once per Idempotency-Key: the first request claims the key and runs `produce` in the same
+    transaction; a concurrent retry waits on the claim (the unique index) and then replays the stored answer.
+    Refusals (`produce` raising) are not stored, so a request refused for lack of credits can be retried."""
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(_CLAIM_SQL, [workspace.pk, key, request_hash, "{}", now()])
+            claimed = cursor.fetchone()
+        if claimed is None:
+            stored = IdempotentRequest.objects.get(workspace=workspace, key=key)
+            if stored.request_hash != request_hash:
+                raise IdempotencyKeyReused(
+                    "This Idempotency-Key was already used for a different request; use a new key for a new request."
+                )
+            return Answer(stored.status_code, stored.response, replayed=True)
+        status_code, body = produce()
+        IdempotentRequest.objects.filter(pk=claimed[0]).update(status_code=status_code, response=body)
+    return Answer(status_code, body)
+
+
+IDEMPOTENCY_RETENTION = timedelta(days=30)
+
+
+def idempotent_requests_prune(*, before: datetime | None = None) -> int:
+    """Forget stored answers older than the retention (a retry that late is a new request)."""
+    deleted, _ = IdempotentRequest.objects.filter(created_at__lt=before or now() - IDEMPOTENCY_RETENTION).delete()
+    return deleted

@@ -1,0 +1,13 @@
+from celery import shared_task
+
+from usage.services import holds_expire, idempotent_requests_prune
+
+
+@shared_task
+def holds_expire_run() -> int:
+    return holds_expire()
+
+
+@shared_task
+def idempotent_requests_prune_run() -> int:
+    return idempotent_requests_prune()
