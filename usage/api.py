@@ -283,6 +283,15 @@ IdempotencyKey = Annotated[str, Header(alias="Idempotency-Key", pattern=IDEMPOTE
 # --- endpoints -----------------------------------------------------------------------------------------------
 
 
+class HealthOut(Schema):
+    status: Literal["ok"]
+
+
+@router.get("/health", auth=None, response={200: HealthOut}, summary="Liveness (no key needed)")
+def health(request: HttpRequest) -> dict[str, str]:
+    return {"status": "ok"}
+
+
 @router.get("/workspace", response={200: WorkspaceOut, 401: ErrorOut}, summary="The key's workspace")
 def workspace_detail(request: HttpRequest) -> dict[str, Any]:
     workspace = _workspace(request)

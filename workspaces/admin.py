@@ -3,11 +3,12 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from workspaces.models import Workspace, WorkspaceMembership
-from workspaces.services import workspace_create, workspace_update
+from workspaces.models import ApiKey, HistoryItem, Workspace, WorkspaceMembership
+from workspaces.services import api_key_revoke, workspace_create, workspace_update
 
 
 class WorkspaceAddForm(forms.ModelForm):
@@ -91,4 +92,54 @@ class WorkspaceAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         # Workspaces are archived (and restored) through the app; the Primary Workspace never goes away.
+        return False
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    """Support can see and revoke keys; only workspace admins create them (the secret is shown once, to them)."""
+
+    list_display = ["name", "display_prefix", "workspace", "created_by", "created_at", "last_used_at", "revoked_at"]
+    list_filter = [("revoked_at", admin.EmptyFieldListFilter)]
+    search_fields = ["name", "=prefix", "workspace__name", "workspace__organization__name"]
+    list_select_related = ["workspace__organization", "created_by"]
+    readonly_fields = ["name", "display_prefix", "workspace", "created_by", "created_at", "last_used_at", "revoked_at"]
+    actions = ["revoke"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.action(description="Revoke the selected keys", permissions=["change"])
+    def revoke(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
+        revoked = 0
+        for api_key in queryset.filter(revoked_at__isnull=True):
+            api_key_revoke(api_key=api_key, actor=request.user)  # type: ignore[arg-type]
+            revoked += 1
+        messages.success(request, f"Revoked {revoked} key(s).")
+
+
+@admin.register(HistoryItem)
+class HistoryItemAdmin(admin.ModelAdmin):
+    """Read-only: support can check that a generation was recorded, not change what a customer made."""
+
+    list_display = ["created_at", "workspace", "author", "tool", "model", "credits", "deleted_at"]
+    list_filter = ["tool", ("deleted_at", admin.EmptyFieldListFilter)]
+    search_fields = ["workspace__name", "workspace__organization__name", "=author__email"]
+    list_select_related = ["workspace__organization", "author"]
+    date_hierarchy = "created_at"
+    show_full_result_count = False
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return [field.name for field in HistoryItem._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request.method in ("GET", "HEAD") and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
