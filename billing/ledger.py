@@ -632,7 +632,8 @@ def _charge_postgresql(
         "created": now(),
     }
     try:
-        if connection.in_atomic_block:
+        if connection.in_atomic_block and idempotency_key:
+            # A savepoint, so that a duplicate key can be answered as a replay inside the caller's transaction.
             with transaction.atomic():
                 row = _execute_prepared(_CHARGE_SQL, params)
         else:

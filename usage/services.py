@@ -114,7 +114,8 @@ def usage_charge(
     """Charge a finished generation at its price and record it, all in one transaction."""
     credits = price.credits_per_unit * units
     at = now()
-    with transaction.atomic():
+    # No savepoint inside a caller's transaction: a refusal raises, and the caller's transaction rolls back.
+    with transaction.atomic(savepoint=False):
         result = ledger.charge(
             organization=workspace.organization,
             workspace=workspace,
@@ -152,7 +153,8 @@ def usage_hold_place(
 ) -> Metered:
     """Reserve a long generation's price; it is captured (≤ held) or released later, or released at expiry."""
     credits = price.credits_per_unit * units
-    with transaction.atomic():
+    # No savepoint inside a caller's transaction: a refusal raises, and the caller's transaction rolls back.
+    with transaction.atomic(savepoint=False):
         result = ledger.hold_place(
             organization=workspace.organization,
             workspace=workspace,
