@@ -205,8 +205,8 @@ def usage_hold_capture(
     """Charge `units` (default: all held) of a pending hold; the rest of the held credits go back."""
     assert event.hold is not None  # noqa: S101 (callers find holds with held_event_find)
     if event.status == UsageStatus.HELD and event.hold.expires_at <= now():
-        usage_hold_release(event=event)  # what the sweeper would do a moment later
-        raise ledger.HoldNotPending("This hold expired and its credits were released.")
+        # Past its expiry a hold is the sweeper's to release (within a minute), never capturable.
+        raise ledger.HoldNotPending("This hold expired; its credits are released.")
     units = event.units if units is None else units
     if units > event.units:
         raise UnitsAboveHeld(f"Cannot capture {units} units: only {event.units} were held.")
