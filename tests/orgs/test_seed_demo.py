@@ -10,8 +10,12 @@ from allauth.account.models import EmailAddress
 from django.core.management import call_command
 from django.test import Client
 
+from billing.models import LedgerTransaction
+from orgs.management.commands import seed_demo as seed_demo_command
+from orgs.management.commands._demo_usage import UsageSeeded
 from orgs.models import AuditEvent, Membership, Organization, OrganizationUserObjectPermission, User
-from workspaces.models import Workspace, WorkspaceMembership, WorkspaceUserObjectPermission
+from usage.models import UsageEvent
+from workspaces.models import HistoryItem, Workspace, WorkspaceMembership, WorkspaceUserObjectPermission
 
 pytestmark = pytest.mark.django_db
 
@@ -36,13 +40,42 @@ def domain_row_counts() -> dict[str, int]:
         WorkspaceMembership,
         OrganizationUserObjectPermission,
         WorkspaceUserObjectPermission,
+        UsageEvent,
+        HistoryItem,
+        LedgerTransaction,
     ]
     return {model.__name__: model.objects.count() for model in models}
+
+
+@pytest.fixture(autouse=True)
+def _media_root(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"  # the demo's history images
+
+
+@pytest.fixture
+def with_usage() -> None:
+    """Seed the months of usage too (the other tests here skip it: test_seed_demo_usage.py covers it)."""
+
+
+@pytest.fixture(autouse=True)
+def _without_usage(request, monkeypatch):
+    if "with_usage" not in request.fixturenames:
+        monkeypatch.setattr(seed_demo_command, "usage_seed", lambda **kwargs: UsageSeeded())
 
 
 @pytest.fixture
 def demo() -> dict:
     return seed_json()
+
+
+def without_api_keys(data: dict) -> dict:
+    return {
+        **data,
+        "orgs": [
+            {**org, "workspaces": [{k: v for k, v in ws.items() if k != "api_key"} for ws in org["workspaces"]]}
+            for org in data["orgs"]
+        ],
+    }
 
 
 def test_json_output_is_exactly_one_json_object_with_users_and_orgs():
@@ -63,8 +96,10 @@ def test_json_shape(demo):
         assert isinstance(org["name"], str)
         assert sum(ws["is_primary"] for ws in org["workspaces"]) == 1
         for ws in org["workspaces"]:
-            assert set(ws) == {"id", "slug", "name", "is_primary"}
+            assert set(ws) == {"id", "api_key", "slug", "name", "is_primary"}
             assert isinstance(ws["id"], int)
+            assert isinstance(ws["api_key"], str)
+            assert ws["api_key"].startswith("qlb_")
             assert isinstance(ws["is_primary"], bool)
             all_ws_ids.add(ws["id"])
     for user in demo["users"]:
@@ -98,21 +133,33 @@ def test_every_org_has_exactly_one_owner_and_members_of_every_role(demo):
         assert "member" in roles
 
 
-def test_running_twice_creates_nothing_new():
+def test_running_twice_creates_nothing_new(with_usage):
     first = seed_json()
     counts = domain_row_counts()
 
     second = seed_json()
 
     assert domain_row_counts() == counts
-    assert second == first
+    assert without_api_keys(second) == without_api_keys(first)
+    first_keys = {ws["api_key"] for org in first["orgs"] for ws in org["workspaces"]}
+    second_keys = {ws["api_key"] for org in second["orgs"] for ws in org["workspaces"]}
+    assert not first_keys & second_keys  # secrets are stored hashed: --json hands out new ones
 
 
-def test_running_twice_writes_no_new_audit_events():
+def test_running_twice_writes_no_new_audit_events(with_usage):
     seed()
     events = AuditEvent.objects.count()
     seed()
     assert AuditEvent.objects.count() == events
+
+
+def test_json_rerun_audits_only_the_replaced_api_keys():
+    first = seed_json()
+    events = AuditEvent.objects.count()
+    seed_json()
+    new = AuditEvent.objects.order_by("pk")[events:]
+    workspaces = sum(len(org["workspaces"]) for org in first["orgs"])
+    assert sorted(event.action for event in new) == ["api_key.created"] * workspaces + ["api_key.revoked"] * workspaces
 
 
 def test_plain_run_prints_the_users_and_the_password(demo):

@@ -1,6 +1,8 @@
-"""Build (or top up) a realistic demo: organizations, workspaces, and members of every role.
+"""Build (or top up) a realistic demo: organizations, workspaces, members of every role, the price list, an API
+key per workspace, and a few months of usage and history.
 
-Idempotent: running it again reuses what exists and creates only what is missing.
+Idempotent: running it again reuses what exists and creates only what is missing. The one exception is the API
+keys: their secrets are stored hashed, so `--json` (which prints them) revokes the demo keys and makes new ones.
 """
 
 from __future__ import annotations
@@ -26,8 +28,11 @@ from billing.services import (
 )
 from orgs.models import CreditMode, Membership, Organization, OrganizationRole, User
 from orgs.services import membership_add, organization_create
+from usage.catalog import prices_ensure_defaults
 from workspaces.models import Workspace, WorkspaceRole
 from workspaces.services import workspace_create, workspace_membership_set
+
+from ._demo_usage import UsageSeeded, api_keys_issue, demo_holds_release_expired, usage_seed
 
 DEMO_PASSWORD = "qolaba-demo-2026"  # noqa: S105 (published demo credentials)
 
@@ -180,8 +185,9 @@ def _seed_credits(
         )
 
 
-def demo_summary() -> dict[str, Any]:
-    """What the demo holds, in the shape `seed_demo --json` prints."""
+def demo_summary(api_keys: dict[int, str] | None = None) -> dict[str, Any]:
+    """What the demo holds, in the shape `seed_demo --json` prints (`api_keys`: workspace id -> key secret)."""
+    api_keys = api_keys or {}
     users = []
     orgs = []
     for spec in DEMO:
@@ -191,7 +197,13 @@ def demo_summary() -> dict[str, Any]:
                 "slug": organization.slug,
                 "name": organization.name,
                 "workspaces": [
-                    {"id": ws.pk, "slug": ws.slug, "name": ws.name, "is_primary": ws.is_primary}
+                    {
+                        "id": ws.pk,
+                        "api_key": api_keys.get(ws.pk),
+                        "slug": ws.slug,
+                        "name": ws.name,
+                        "is_primary": ws.is_primary,
+                    }
                     for ws in Workspace.objects.live().filter(organization=organization).order_by("-is_primary", "name")
                 ],
             }
@@ -213,21 +225,45 @@ def demo_summary() -> dict[str, Any]:
 
 
 class Command(BaseCommand):
-    help = "Create the demo organizations, workspaces and users (idempotent). --json prints what exists."
+    help = (
+        "Create the demo organizations, workspaces, users, API keys and months of usage (idempotent). "
+        "--json prints what exists, with a new working API key per workspace."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--json", action="store_true", help="Print the demo's users, orgs and workspaces as JSON.")
+        parser.add_argument(
+            "--json",
+            action="store_true",
+            help="Print the demo's users, orgs and workspaces as JSON, with a new API key per workspace "
+            "(the previous demo keys are revoked).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        api_keys: dict[int, str] = {}
+        usage: dict[str, UsageSeeded] = {}
         # Emails sent while seeding (console backend in development) must not mix with the JSON on stdout.
         with redirect_stdout(sys.stderr), transaction.atomic():
             plans_ensure_defaults()
+            prices_ensure_defaults()
             for spec in DEMO:
-                _seed_organization(spec)
-        summary = demo_summary()
+                organization = _seed_organization(spec)
+                owner = User.objects.get(email__iexact=spec.owner.email)
+                api_keys |= api_keys_issue(organization=organization, owner=owner, rotate=options["json"])
+                demo_holds_release_expired(organization=organization)
+                usage[spec.slug] = usage_seed(organization=organization)
+        summary = demo_summary(api_keys)
         if options["json"]:
             self.stdout.write(json.dumps(summary, indent=2))
             return
         self.stdout.write(self.style.SUCCESS("Demo data is ready. Every demo user's password: " + DEMO_PASSWORD))
         for user in summary["users"]:
             self.stdout.write(f"  {user['email']:<28} {user['role']:<7} in {user['org']}")
+        for slug, seeded in usage.items():
+            if seeded.events:
+                self.stdout.write(
+                    f"  {slug}: {seeded.events} generations of usage and history seeded "
+                    f"in {seeded.workspaces} workspaces ({seeded.images} with images)"
+                )
+        self.stdout.write(
+            "  API keys: `seed_demo --json` prints a working key per workspace (it replaces the demo keys)."
+        )
