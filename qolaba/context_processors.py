@@ -10,12 +10,16 @@ from orgs.models import Notification
 # (label, icon, url name, organization permission needed, or None for workspace tabs, needs a workspace in the URL)
 NAVIGATION = [
     ("Overview", "overview", "workspaces:overview", None, True),
+    ("History", "history", "workspaces:history", None, True),
     ("Members", "members", "orgs:members", "manage_members", False),
     ("Workspaces", "workspaces", "workspaces:list", "view_organization", False),
     ("Billing", "billing", "billing:page", "manage_billing", False),
     ("Audit", "audit", "orgs:audit", "view_audit_log", False),
     ("Profile", "profile", "orgs:profile", "edit_profile", False),
 ]
+
+# Tabs whose URL is a prefix of other tabs' pages; every other tab is also active on the pages below it.
+EXACT_MATCH = {"workspaces:overview"}
 
 
 def tenant(request: HttpRequest) -> dict[str, Any]:
@@ -40,7 +44,8 @@ def tenant(request: HttpRequest) -> dict[str, Any]:
         elif not current.can(permission):
             continue
         url = reverse(url_name, kwargs=kwargs)
-        active = request.path == url if needs_workspace else request.path.startswith(url)
+        # The workspace's root (Overview) is a prefix of every workspace page: it is active on itself only.
+        active = request.path == url if url_name in EXACT_MATCH else request.path.startswith(url)
         items.append({"label": label, "icon": icon, "url": url, "active": active})
     unread = (
         Notification.objects.unread().filter(user=current.membership.user_id, organization=current.organization).count()

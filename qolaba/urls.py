@@ -1,3 +1,5 @@
+from django.conf import settings
+from django.conf.urls.static import static
 from django.contrib import admin
 from django.urls import include, path, re_path
 
@@ -18,3 +20,7 @@ urlpatterns = [
     path("api/v1/", api.urls),
     re_path(r"^api/(?P<rest>.*)$", not_found),
 ]
+
+if settings.DEBUG:
+    # Development only: organization logos (public media). History media is private and never served from here.
+    urlpatterns += static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)

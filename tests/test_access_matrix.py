@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pytest
+from django.core.files.base import ContentFile
 from django.db import transaction
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
@@ -22,8 +23,16 @@ from orgs.models import (
 )
 from orgs.services import invitations_create
 from tests.factories import UserFactory, make_member, make_organization, make_workspace
-from workspaces.models import Workspace, WorkspaceMembership, WorkspaceRole, WorkspaceUserObjectPermission
-from workspaces.services import workspace_archive
+from usage.tools import Tool
+from workspaces.models import (
+    ApiKey,
+    HistoryItem,
+    Workspace,
+    WorkspaceMembership,
+    WorkspaceRole,
+    WorkspaceUserObjectPermission,
+)
+from workspaces.services import api_key_create, history_item_create, workspace_archive
 
 PERSONAS = [
     "anonymous",
@@ -86,6 +95,15 @@ MATRIX: dict[str, Route] = {
     "workspaces:member_set": Route("manage_workspace", POST),
     "workspaces:member_remove": Route("manage_workspace", POST),
     "workspaces:delete": Route("org_admin", BOTH),
+    "workspaces:history": Route("view_workspace", GET),
+    "workspaces:history_item": Route("view_workspace", GET),
+    "workspaces:history_media": Route("view_workspace", GET),
+    # Deleting a history item is for its author or a workspace admin. The fixture item's author is the `subject`
+    # (a plain workspace member, not a persona), so for every persona this is the workspace admins' level; the
+    # author's own right is tested in tests/workspaces/test_history_views.py.
+    "workspaces:history_delete": Route("manage_workspace", BOTH),
+    "workspaces:api_key_create": Route("manage_workspace", POST),
+    "workspaces:api_key_revoke": Route("manage_workspace", BOTH),
     "billing:page": Route("org_admin", GET),
     "billing:subscribe": Route("org_admin", BOTH),
     "billing:buy": Route("org_admin", BOTH),
@@ -132,6 +150,17 @@ def _build_org(label: str, personas: dict[str, object] | None) -> dict[str, obje
         make_member(org, user=personas["workspace_member"], workspaces={target: WorkspaceRole.MEMBER})
         make_member(org, user=personas["workspace_admin"], workspaces={target: WorkspaceRole.ADMIN})
     subject = make_member(org, workspaces={target: WorkspaceRole.MEMBER})
+    item = history_item_create(
+        workspace=target,
+        author=subject.user,
+        tool=Tool.IMAGE,
+        model="flux-pro",
+        credits=8,
+        prompt="A lighthouse",
+        media=ContentFile(b"\x89PNG\r\n\x1a\n", name="out.png"),
+        media_content_type="image/png",
+    )
+    api_key, _ = api_key_create(workspace=target, actor=owner, name=f"{label} service")
     invitation = invitations_create(
         organization=org,
         emails=[f"invitee-{label.lower()}@example.com"],
@@ -147,6 +176,8 @@ def _build_org(label: str, personas: dict[str, object] | None) -> dict[str, obje
         "user_id": subject.user_id,
         "invitation_id": invitation.pk,
         "workspace_id": archived.pk,
+        "item_id": item.pk,
+        "key_id": api_key.pk,
     }
 
 
@@ -175,6 +206,12 @@ URL_KWARGS: dict[str, tuple[str, ...]] = {
     "workspaces:member_set": ("org_slug", "ws_slug"),
     "workspaces:member_remove": ("org_slug", "ws_slug", "user_id"),
     "workspaces:delete": ("org_slug", "ws_slug"),
+    "workspaces:history": ("org_slug", "ws_slug"),
+    "workspaces:history_item": ("org_slug", "ws_slug", "item_id"),
+    "workspaces:history_media": ("org_slug", "ws_slug", "item_id"),
+    "workspaces:history_delete": ("org_slug", "ws_slug", "item_id"),
+    "workspaces:api_key_create": ("org_slug", "ws_slug"),
+    "workspaces:api_key_revoke": ("org_slug", "ws_slug", "key_id"),
     "billing:page": ("org_slug",),
     "billing:subscribe": ("org_slug",),
     "billing:buy": ("org_slug",),
@@ -187,7 +224,8 @@ URL_KWARGS: dict[str, tuple[str, ...]] = {
 
 
 @pytest.fixture
-def world(db):
+def world(db, settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"  # the history item's file
     personas = {name: UserFactory() for name in PERSONAS if name != "anonymous"}
     own = _build_org("Own", personas)
     foreign = _build_org("Foreign", None)
@@ -206,6 +244,8 @@ def _fingerprint() -> tuple:
         OrganizationUserObjectPermission.objects.count(),
         WorkspaceUserObjectPermission.objects.count(),
         AuditEvent.objects.count(),
+        list(HistoryItem.objects.order_by("pk").values_list("pk", "deleted_at")),
+        list(ApiKey.objects.order_by("pk").values_list("pk", "name", "revoked_at")),
     )
 
 

@@ -1,11 +1,15 @@
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from django import forms
+from django.core.validators import MaxValueValidator, MinValueValidator
 
 from orgs.models import Membership, OrganizationRole
-from workspaces.models import Workspace, WorkspaceRole
+from usage.tools import Tool
+from workspaces.models import ApiKey, Workspace, WorkspaceRole
+from workspaces.selectors import HistoryAuthor
 
 
 class WorkspaceForm(forms.Form):
@@ -36,3 +40,70 @@ class WorkspaceMemberForm(forms.Form):
             .order_by("user__email")
         )
         field.label_from_instance = lambda m: m.user.email  # type: ignore[attr-defined]
+
+
+HISTORY_FIRST_DAY, HISTORY_LAST_DAY = date(1970, 1, 1), date(2999, 12, 31)
+HISTORY_DATE_RANGE = [MinValueValidator(HISTORY_FIRST_DAY), MaxValueValidator(HISTORY_LAST_DAY)]
+
+
+class HistoryFilterForm(forms.Form):
+    """The History tab's filters (a GET form). Invalid values are reported on the form and not applied."""
+
+    q = forms.CharField(
+        required=False,
+        max_length=200,
+        label="Search",
+        widget=forms.TextInput(attrs={"type": "search", "placeholder": "Words in prompts or outputs"}),
+    )
+    tool = forms.ChoiceField(required=False, choices=[("", "All tools"), *Tool.choices])
+    member = forms.TypedChoiceField(required=False, coerce=int, empty_value=None)
+    date_from = forms.DateField(
+        required=False,
+        label="From",
+        validators=HISTORY_DATE_RANGE,
+        widget=forms.DateInput(attrs={"type": "date", "min": HISTORY_FIRST_DAY, "max": HISTORY_LAST_DAY}),
+    )
+    date_to = forms.DateField(
+        required=False,
+        label="To",
+        validators=HISTORY_DATE_RANGE,
+        widget=forms.DateInput(attrs={"type": "date", "min": HISTORY_FIRST_DAY, "max": HISTORY_LAST_DAY}),
+    )
+
+    def __init__(self, *args: Any, authors: list[HistoryAuthor], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["member"].choices = [  # type: ignore[attr-defined]
+            ("", "All members"),
+            *((str(user.pk), user.email if user.has_access else f"{user.email} (removed)") for user in authors),
+        ]
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        date_from, date_to = cleaned.get("date_from"), cleaned.get("date_to")
+        if date_from and date_to and date_from > date_to:
+            self.add_error("date_to", "The end date is before the start date.")
+        return cleaned
+
+    def filters(self) -> dict[str, Any]:
+        """The valid filters, for `history_items` (call after `is_valid()`; an invalid field is left out)."""
+        data = getattr(self, "cleaned_data", {})
+        return {
+            "search": data.get("q") or "",
+            "tool": data.get("tool") or "",
+            "author_id": data.get("member"),
+            "date_from": data.get("date_from"),
+            "date_to": data.get("date_to"),
+        }
+
+
+class ApiKeyForm(forms.Form):
+    name = forms.CharField(
+        max_length=ApiKey._meta.get_field("name").max_length,
+        label="Key name",
+        widget=forms.TextInput(attrs={"placeholder": "e.g. Image generation service"}),
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # Its own ids: the settings page also has the workspace's name field.
+        kwargs.setdefault("auto_id", "id_api_key_%s")
+        super().__init__(*args, **kwargs)

@@ -4,6 +4,7 @@ import secrets
 from typing import Any
 
 from django.conf import settings
+from django.core.files.storage import Storage, storages
 from django.db import models
 from django.db.models.functions import Lower
 from django.utils.timezone import now
@@ -112,6 +113,10 @@ class WorkspaceUserObjectPermission(UserObjectPermissionBase):
         indexes = [models.Index(fields=["user", "content_object"])]
 
 
+def history_storage() -> Storage:
+    return storages["history"]
+
+
 def history_media_path(item: HistoryItem, filename: str) -> str:
     """Unguessable, workspace-scoped storage names; the files are only ever served through a permission check."""
     extension = filename.rsplit(".", 1)[-1].lower() if "." in filename else "bin"
@@ -144,7 +149,7 @@ class HistoryItem(models.Model):
     prompt = models.TextField(blank=True)
     output_text = models.TextField(blank=True)
     metadata = models.JSONField(default=dict, blank=True)
-    media = models.FileField(upload_to=history_media_path, blank=True, max_length=200)
+    media = models.FileField(upload_to=history_media_path, storage=history_storage, blank=True, max_length=200)
     media_content_type = models.CharField(max_length=100, blank=True)
     credits = models.BigIntegerField(default=0)
     usage_event_id = models.BigIntegerField(

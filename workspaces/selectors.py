@@ -2,13 +2,18 @@ from __future__ import annotations
 
 import hmac
 from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from django.db.models import Count, F, Q, QuerySet, Value
+from django.db import connection
+from django.db.models import BooleanField, Count, Exists, F, OuterRef, Q, QuerySet, Value
+from django.db.models.expressions import RawSQL
+from django.db.models.functions import Substr
 
 from billing.models import balance_of
 from orgs.models import Membership, MembershipStatus, Organization, OrganizationRole, User
-from workspaces.models import ApiKey, Workspace, WorkspaceMembership, WorkspaceUserObjectPermission
+from workspaces.models import ApiKey, HistoryItem, Workspace, WorkspaceMembership, WorkspaceUserObjectPermission
 from workspaces.services import api_key_parse
 
 
@@ -123,3 +128,100 @@ def workspace_spender(*, workspace: Workspace, email: str) -> User | None:
         .first()
     )
     return row.user if row is not None else None
+
+
+# --- history -------------------------------------------------------------------------------------------------
+
+# The expression of the GIN index `history_fulltext` (migration 0003), written the same way so that PostgreSQL's
+# planner matches it (the index is partial: the query must also say `deleted_at IS NULL`, which `visible()` does).
+HISTORY_FULLTEXT_DOCUMENT = (
+    "to_tsvector('simple'::regconfig, "
+    """COALESCE("workspaces_historyitem"."prompt", '') || ' ' || """
+    """COALESCE("workspaces_historyitem"."output_text", ''))"""
+)
+HISTORY_FULLTEXT_MATCH = f"{HISTORY_FULLTEXT_DOCUMENT} @@ websearch_to_tsquery('simple'::regconfig, %s)"
+HISTORY_EXCERPT_LENGTH = 240
+
+
+def history_search(items: QuerySet[HistoryItem], text: str) -> QuerySet[HistoryItem]:
+    """Items whose prompt or output contains the words of `text`.
+
+    PostgreSQL: full-text search over the indexed expression (words, any order; "quoted phrases" and -excluded
+    words as in a web search engine). SQLite (the embedded demo): a case-insensitive substring search.
+    """
+    text = text.strip()
+    if not text:
+        return items
+    if connection.vendor == "postgresql":
+        # A constant SQL text; the user's words are a bound parameter.
+        return items.filter(RawSQL(HISTORY_FULLTEXT_MATCH, [text], output_field=BooleanField()))  # noqa: S611
+    return items.filter(Q(prompt__icontains=text) | Q(output_text__icontains=text))
+
+
+@dataclass(frozen=True)
+class HistoryAuthor:
+    pk: int
+    email: str
+    has_access: bool  # False for people removed from the organization or the workspace
+
+
+def history_authors(*, workspace: Workspace) -> list[HistoryAuthor]:
+    """Everyone who authored a visible item of `workspace`, by email, in one query. Removed members are included
+    (their items stay attributed to them); `has_access` says whether they can still open the workspace."""
+    authored = HistoryItem.objects.visible().filter(workspace=workspace).values("author_id")
+    can_open = WorkspaceUserObjectPermission.objects.filter(
+        content_object=workspace, user=OuterRef("pk"), permission__codename="view_workspace"
+    )
+    authors = User.objects.filter(pk__in=authored).annotate(has_access=Exists(can_open))
+    rows = authors.order_by("email").values_list("pk", "email", "has_access")
+    return [HistoryAuthor(pk, email, has_access) for pk, email, has_access in rows]
+
+
+def user_can_open_workspace(*, user_id: int, workspace: Workspace) -> bool:
+    """Whether the user still holds the permission row that opens `workspace` (False once removed)."""
+    return WorkspaceUserObjectPermission.objects.filter(
+        content_object=workspace, user_id=user_id, permission__codename="view_workspace"
+    ).exists()
+
+
+def _day_start(day: date, zone: ZoneInfo) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=zone)
+
+
+def history_items(
+    *,
+    workspace: Workspace,
+    tool: str = "",
+    author_id: int | None = None,
+    date_from: date | None = None,
+    date_to: date | None = None,
+    search: str = "",
+) -> QuerySet[HistoryItem]:
+    """The visible items of `workspace`, newest first, for the History list.
+
+    Dates are calendar days in the organization's time zone (both ends included). The long texts are not loaded:
+    the list gets a `prompt_excerpt` and the author in the same query.
+    """
+    items: QuerySet[HistoryItem] = HistoryItem.objects.visible().filter(workspace=workspace)
+    if tool:
+        items = items.filter(tool=tool)
+    if author_id is not None:
+        items = items.filter(author_id=author_id)
+    zone = ZoneInfo(workspace.organization.timezone)
+    if date_from is not None:
+        items = items.filter(created_at__gte=_day_start(date_from, zone))
+    if date_to is not None:
+        items = items.filter(created_at__lt=_day_start(date_to + timedelta(days=1), zone))
+    items = history_search(items, search)
+    return (
+        items.select_related("author")
+        .annotate(prompt_excerpt=Substr("prompt", 1, HISTORY_EXCERPT_LENGTH))
+        .defer("prompt", "output_text", "metadata", "author__password")
+        .order_by("-created_at", "-pk")
+    )
+
+
+def workspace_api_keys(*, workspace: Workspace) -> tuple[list[ApiKey], list[ApiKey]]:
+    """The workspace's API keys, newest first, in one query: (active, revoked)."""
+    keys = list(ApiKey.objects.filter(workspace=workspace).select_related("created_by", "revoked_by"))
+    return [k for k in keys if not k.is_revoked], [k for k in keys if k.is_revoked]

@@ -17,4 +17,22 @@ urlpatterns = [
         name="member_remove",
     ),
     path("o/<slug:org_slug>/w/<slug:ws_slug>/delete/", views.workspace_delete, name="delete"),
+    path("o/<slug:org_slug>/w/<slug:ws_slug>/history/", views.history_list, name="history"),
+    path("o/<slug:org_slug>/w/<slug:ws_slug>/history/<int:item_id>/", views.history_item_detail, name="history_item"),
+    path(
+        "o/<slug:org_slug>/w/<slug:ws_slug>/history/<int:item_id>/delete/",
+        views.history_item_delete_view,
+        name="history_delete",
+    ),
+    path(
+        "o/<slug:org_slug>/w/<slug:ws_slug>/history/<int:item_id>/media/",
+        views.history_item_media,
+        name="history_media",
+    ),
+    path("o/<slug:org_slug>/w/<slug:ws_slug>/settings/api-keys/", views.api_key_create_view, name="api_key_create"),
+    path(
+        "o/<slug:org_slug>/w/<slug:ws_slug>/settings/api-keys/<int:key_id>/revoke/",
+        views.api_key_revoke_view,
+        name="api_key_revoke",
+    ),
 ]

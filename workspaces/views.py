@@ -1,12 +1,17 @@
 from __future__ import annotations
 
+import json
+from pathlib import PurePosixPath
 from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.http import HttpResponse
+from django.core.paginator import Paginator
+from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.cache import add_never_cache_headers, patch_cache_control, patch_vary_headers
 from django.utils.timezone import now
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -14,16 +19,24 @@ from billing.selectors import credits_overview
 from orgs.models import User
 from qolaba.access import TenantRequest, WorkspaceRequest, organization_view, workspace_view
 from qolaba.views import confirmed_action, form_add_service_errors
-from workspaces.forms import WorkspaceForm, WorkspaceMemberForm
-from workspaces.models import Workspace
+from workspaces.forms import ApiKeyForm, HistoryFilterForm, WorkspaceForm, WorkspaceMemberForm
+from workspaces.models import ApiKey, HistoryItem, Workspace
 from workspaces.selectors import (
     archived_workspaces,
+    history_authors,
+    history_items,
+    user_can_open_workspace,
+    workspace_api_keys,
     workspace_overview_figures,
     workspace_people,
     workspaces_for_management,
     workspaces_for_switcher,
 )
 from workspaces.services import (
+    api_key_create,
+    api_key_revoke,
+    history_item_can_delete,
+    history_item_delete,
     workspace_archive,
     workspace_create,
     workspace_membership_remove,
@@ -84,10 +97,18 @@ def workspace_overview(request: WorkspaceRequest, org_slug: str, ws_slug: str) -
     return render(request, "workspaces/overview.html", {"figures": figures, "credits": credits})
 
 
+def _api_keys_context(request: WorkspaceRequest, form: ApiKeyForm | None = None) -> dict[str, Any]:
+    active, revoked = workspace_api_keys(workspace=request.tenant.workspace)
+    return {"api_key_form": form or ApiKeyForm(), "api_keys": active, "revoked_api_keys": revoked}
+
+
 def _settings_page(
     request: WorkspaceRequest,
     form: WorkspaceForm | None = None,
     member_form: WorkspaceMemberForm | None = None,
+    api_key_form: ApiKeyForm | None = None,
+    new_key: ApiKey | None = None,
+    new_secret: str = "",
     status: int = 200,
 ) -> HttpResponse:
     workspace = request.tenant.workspace
@@ -95,6 +116,9 @@ def _settings_page(
         "form": form or WorkspaceForm(initial={"name": workspace.name, "description": workspace.description}),
         "member_form": member_form or WorkspaceMemberForm(workspace=workspace),
         "people": workspace_people(workspace=workspace),
+        **_api_keys_context(request, api_key_form),
+        "new_key": new_key,
+        "new_secret": new_secret,
     }
     return render(request, "workspaces/settings.html", context, status=status)
 
@@ -187,3 +211,166 @@ def workspace_restore_view(request: TenantRequest, org_slug: str, workspace_id: 
     else:
         messages.success(request, f"Workspace “{workspace.name}” restored with its members.")
     return redirect("workspaces:list", org_slug=org_slug)
+
+
+# --- history -------------------------------------------------------------------------------------------------
+
+HISTORY_PAGE_SIZE = 25
+HISTORY_FILTER_PARAMETERS = ("q", "tool", "member", "date_from", "date_to")
+# Images a browser may show inline. Anything else (SVG included: it can carry scripts) is only ever downloaded.
+INLINE_IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp", "image/avif"})
+
+
+def _history_item_or_404(request: WorkspaceRequest, item_id: int) -> HistoryItem:
+    """A visible item of the request's workspace: another workspace's id, or a deleted item, is not found."""
+    return get_object_or_404(
+        HistoryItem.objects.visible().select_related("author"), pk=item_id, workspace=request.tenant.workspace
+    )
+
+
+@require_GET
+@workspace_view()
+def history_list(request: WorkspaceRequest, org_slug: str, ws_slug: str) -> HttpResponse:
+    workspace = request.tenant.workspace
+    authors = history_authors(workspace=workspace)
+    form = HistoryFilterForm(request.GET or None, authors=authors)
+    form.is_valid()
+    page = Paginator(history_items(workspace=workspace, **form.filters()), HISTORY_PAGE_SIZE).get_page(
+        request.GET.get("page")
+    )
+    querystring = urlencode({key: request.GET[key] for key in HISTORY_FILTER_PARAMETERS if request.GET.get(key)})
+    context = {
+        "form": form,
+        "page": page,
+        "querystring": querystring,
+        "filtered": bool(querystring),
+        "removed_authors": {user.pk for user in authors if not user.has_access},
+        "inline_image_types": INLINE_IMAGE_TYPES,
+    }
+    # The results alone for the filter form and the page links (not for htmx's history restore: a whole page).
+    if request.htmx and request.htmx.target == "history-results" and not request.htmx.history_restore_request:
+        response = render(request, "workspaces/history.html#history-results", context)
+    else:
+        response = render(request, "workspaces/history.html", context)
+    patch_vary_headers(response, ["HX-Request"])  # the same URL answers a fragment or a page
+    return response
+
+
+@require_GET
+@workspace_view()
+def history_item_detail(request: WorkspaceRequest, org_slug: str, ws_slug: str, item_id: int) -> HttpResponse:
+    item = _history_item_or_404(request, item_id)
+    context = {
+        "item": item,
+        "metadata_json": json.dumps(item.metadata, indent=2, ensure_ascii=False, sort_keys=True),
+        "shows_image": item.has_image and item.media_content_type in INLINE_IMAGE_TYPES,
+        "can_delete": history_item_can_delete(
+            item=item, user=request.user, workspace_permissions=request.tenant.workspace_permissions
+        ),
+        "author_removed": item.author_id is not None
+        and not user_can_open_workspace(user_id=item.author_id, workspace=request.tenant.workspace),
+    }
+    return render(request, "workspaces/history_item.html", context)
+
+
+@require_http_methods(["GET", "POST"])
+@workspace_view()
+def history_item_delete_view(request: WorkspaceRequest, org_slug: str, ws_slug: str, item_id: int) -> HttpResponse:
+    item = _history_item_or_404(request, item_id)
+    permissions = request.tenant.workspace_permissions
+    if not history_item_can_delete(item=item, user=request.user, workspace_permissions=permissions):
+        raise Http404  # as if it did not exist, like everything else one may not do
+    kwargs = {"org_slug": org_slug, "ws_slug": ws_slug}
+    history_url = reverse("workspaces:history", kwargs=kwargs)
+    detail_url = reverse("workspaces:history_item", kwargs={**kwargs, "item_id": item_id})
+    return confirmed_action(
+        request,
+        run=lambda: history_item_delete(item=item, actor=request.user),
+        success_message=f"History item deleted ({item.get_tool_display()} · {item.model}).",
+        success_url=history_url,
+        confirmation={
+            "title": "Delete this history item?",
+            "body": "It disappears from the workspace's History for everyone, with its output and file. "
+            "The credits it cost stay in the usage reports.",
+            "confirm_label": "Delete item",
+            "cancel_url": detail_url,
+        },
+    )
+
+
+@require_GET
+@workspace_view()
+def history_item_media(request: WorkspaceRequest, org_slug: str, ws_slug: str, item_id: int) -> FileResponse:
+    """The item's file, streamed through the same permission check as every page (never from MEDIA_URL)."""
+    item = _history_item_or_404(request, item_id)
+    if not item.media:
+        raise Http404
+    try:
+        handle = item.media.open("rb")
+    except FileNotFoundError as missing:
+        raise Http404 from missing
+    content_type = item.media_content_type or "application/octet-stream"
+    inline = content_type in INLINE_IMAGE_TYPES
+    extension = PurePosixPath(item.media.name).suffix
+    response = FileResponse(
+        handle,
+        content_type=content_type,
+        as_attachment=not inline,
+        filename=f"{item.tool}-{item.pk}{extension}",
+    )
+    response["X-Content-Type-Options"] = "nosniff"
+    # Even if a browser were made to render it as a document, it could run nothing and reach nothing.
+    response["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'; sandbox"
+    patch_cache_control(response, private=True, max_age=300)
+    return response
+
+
+# --- API keys ------------------------------------------------------------------------------------------------
+
+
+@require_POST
+@workspace_view("manage_workspace")
+def api_key_create_view(request: WorkspaceRequest, org_slug: str, ws_slug: str) -> HttpResponse:
+    """Create a key and show its secret in this response only: it is not stored anywhere it could be read again
+    (not in the session, the messages or a URL), and the response is not cached."""
+    form = ApiKeyForm(request.POST)
+    created: ApiKey | None = None
+    secret = ""
+    if form.is_valid():
+        try:
+            created, secret = api_key_create(
+                workspace=request.tenant.workspace, actor=request.user, name=form.cleaned_data["name"]
+            )
+        except ValidationError as error:
+            form_add_service_errors(form, error)
+        else:
+            form = ApiKeyForm()
+    if request.htmx and request.htmx.target == "api-keys":
+        # A refusal is a 200 here: htmx swaps only successful answers, and the form's errors must be shown.
+        context = {**_api_keys_context(request, form), "new_key": created, "new_secret": secret}
+        response = render(request, "workspaces/settings.html#api-keys", context)
+    else:
+        status = 200 if created else 400
+        response = _settings_page(request, api_key_form=form, new_key=created, new_secret=secret, status=status)
+    add_never_cache_headers(response)
+    return response
+
+
+@require_http_methods(["GET", "POST"])
+@workspace_view("manage_workspace")
+def api_key_revoke_view(request: WorkspaceRequest, org_slug: str, ws_slug: str, key_id: int) -> HttpResponse:
+    api_key = get_object_or_404(ApiKey, pk=key_id, workspace=request.tenant.workspace)
+    settings_url = reverse("workspaces:settings", kwargs={"org_slug": org_slug, "ws_slug": ws_slug})
+    return confirmed_action(
+        request,
+        run=lambda: api_key_revoke(api_key=api_key, actor=request.user),
+        success_message=f"The API key “{api_key.name}” ({api_key.display_prefix}) was revoked.",
+        success_url=f"{settings_url}#api-keys",
+        confirmation={
+            "title": f"Revoke the API key “{api_key.name}”?",
+            "body": "Every service using it is refused from its next request. This cannot be undone: "
+            "create a new key to give access again.",
+            "confirm_label": "Revoke key",
+            "cancel_url": f"{settings_url}#api-keys",
+        },
+    )

@@ -136,8 +136,12 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 MEDIA_URL = "media/"
 MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(BASE_DIR / "media")))
+# Generated media of the workspaces' history: never under MEDIA_ROOT (which may be served publicly, for logos);
+# only the history media view reads it, after the permission check.
+HISTORY_MEDIA_ROOT = Path(env.str("HISTORY_MEDIA_ROOT", default=str(BASE_DIR / "private-media")))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "history": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": HISTORY_MEDIA_ROOT}},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
 

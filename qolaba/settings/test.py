@@ -3,7 +3,7 @@
 import os
 
 from .base import *  # noqa: F403
-from .base import env
+from .base import BASE_DIR, STORAGES, env
 
 SECRET_KEY = "test-only-secret-key"  # noqa: S105
 DEBUG = False
@@ -31,9 +31,10 @@ CELERY_TASK_ALWAYS_EAGER = True
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
-STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
+STORAGES["history"] = {
+    "BACKEND": "django.core.files.storage.FileSystemStorage",
+    "OPTIONS": {"location": BASE_DIR / "tmp" / "test-history-media"},
 }
 ACCOUNT_EMAIL_VERIFICATION = "optional"
 # Serve static files straight from the finders (no collectstatic before tests, also for the live server).
