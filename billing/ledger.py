@@ -609,6 +609,33 @@ def _execute_prepared(sql: str, params: dict[str, Any]) -> tuple[Any, ...] | Non
         return cursor.execute(sql, params, prepare=True).fetchone()
 
 
+_CHARGE_SAVEPOINT = "ledger_charge"
+
+
+def _execute_prepared_in_savepoint(sql: str, params: dict[str, Any]) -> tuple[Any, ...] | None:
+    """The charge statement inside the caller's transaction, under a savepoint sent in the same round trip.
+
+    When the conditional debit does not happen (limits, or this connection's stripe is short) the savepoint is
+    rolled back: PostgreSQL keeps the row lock of a conditional UPDATE whose recheck failed until the savepoint or
+    transaction ends, and the general path that follows must not hold it while it waits for the debit lock.
+    """
+    db = connections[DEFAULT_DB_ALIAS]
+    db.ensure_connection()
+    raw = db.connection
+    with psycopg.Cursor(raw) as cursor:
+        try:
+            with raw.pipeline():
+                cursor.execute(f"SAVEPOINT {_CHARGE_SAVEPOINT}")
+                cursor.execute(sql, params, prepare=True)
+            row = cursor.fetchone()
+        except psycopg.Error:
+            cursor.execute(f"ROLLBACK TO SAVEPOINT {_CHARGE_SAVEPOINT}")
+            raise
+        if row is None or row[4] is None:
+            cursor.execute(f"ROLLBACK TO SAVEPOINT {_CHARGE_SAVEPOINT}")
+    return row
+
+
 def _charge_postgresql(
     *,
     organization: Organization,
@@ -632,10 +659,8 @@ def _charge_postgresql(
         "created": now(),
     }
     try:
-        if connection.in_atomic_block and idempotency_key:
-            # A savepoint, so that a duplicate key can be answered as a replay inside the caller's transaction.
-            with transaction.atomic():
-                row = _execute_prepared(_CHARGE_SQL, params)
+        if connection.in_atomic_block:
+            row = _execute_prepared_in_savepoint(_CHARGE_SQL, params)
         else:
             row = _execute_prepared(_CHARGE_SQL, params)
     except (IntegrityError, psycopg.errors.UniqueViolation) as error:

@@ -8,6 +8,7 @@ OpenAPI document), then call a usage service inside `idempotent_answer`. Every r
 from __future__ import annotations
 
 import json
+import math
 import re
 from datetime import timedelta
 from typing import Annotated, Any, Literal
@@ -27,6 +28,7 @@ from usage.services import (
     HistoryContent,
     MeteringError,
     held_event_find,
+    hold_is_expired,
     idempotent_answer,
     price_find,
     request_hash,
@@ -161,12 +163,42 @@ class WorkspaceKey(HttpBearer):
         return api_key
 
 
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not JSON")
+
+
+def _finite(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise ValueError(f"{text} is out of range")
+    return number
+
+
+def _nul_at(value: Any, path: str = "") -> str | None:
+    """Where a NUL character hides in parsed JSON (PostgreSQL text cannot store one), or None."""
+    if isinstance(value, str):
+        return path or "body" if "\x00" in value else None
+    items: Any = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        here = f"{path}.{key}" if path else str(key)
+        if isinstance(key, str) and "\x00" in key:
+            return here
+        found = _nul_at(item, here)
+        if found is not None:
+            return found
+    return None
+
+
 class JsonParser(Parser):
     def parse_body(self, request: HttpRequest) -> Any:
         try:
-            return json.loads(request.body)
-        except (ValueError, UnicodeDecodeError):
+            data = json.loads(request.body, parse_constant=_not_json, parse_float=_finite)
+        except (ValueError, UnicodeDecodeError, RecursionError):
             raise ApiError(400, "invalid_request", "The body is not valid JSON.", fields={}) from None
+        where = _nul_at(data)
+        if where is not None:
+            raise ApiError(400, "invalid_request", "Text may not contain NUL characters.", fields={where: "NUL"})
+        return data
 
 
 api = NinjaAPI(
@@ -314,11 +346,12 @@ def price_list(request: HttpRequest) -> dict[str, Any]:
 @router.post("/charges", response={201: ChargeOut, **ERRORS}, summary="Charge a finished generation")
 def charge_create(request: HttpRequest, payload: ChargeIn, idempotency_key: IdempotencyKey) -> HttpResponse:
     workspace = _workspace(request)
-    user = _spender(workspace, payload.member)
-    price = price_find(tool=payload.tool, model=payload.model)
     fingerprint = request_hash("charge", payload.model_dump() | {"member": payload.member.strip().lower()})
 
     def produce() -> tuple[int, dict[str, Any]]:
+        # Checked only for a new request: a replay answers what was done, even if the member left since.
+        user = _spender(workspace, payload.member)
+        price = price_find(tool=payload.tool, model=payload.model)
         metered = usage_charge(
             workspace=workspace,
             user=user,
@@ -343,11 +376,12 @@ def charge_create(request: HttpRequest, payload: ChargeIn, idempotency_key: Idem
 @router.post("/holds", response={201: HoldOut, **ERRORS}, summary="Hold the price of a long generation")
 def hold_create(request: HttpRequest, payload: HoldIn, idempotency_key: IdempotencyKey) -> HttpResponse:
     workspace = _workspace(request)
-    user = _spender(workspace, payload.member)
-    price = price_find(tool=payload.tool, model=payload.model)
     fingerprint = request_hash("hold", payload.model_dump() | {"member": payload.member.strip().lower()})
 
     def produce() -> tuple[int, dict[str, Any]]:
+        # Checked only for a new request: a replay answers what was done, even if the member left since.
+        user = _spender(workspace, payload.member)
+        price = price_find(tool=payload.tool, model=payload.model)
         metered = usage_hold_place(
             workspace=workspace,
             user=user,
@@ -378,6 +412,9 @@ def hold_capture(
     workspace = _workspace(request)
     event = held_event_find(workspace=workspace, event_id=hold_id)
     fingerprint = request_hash("capture", payload.model_dump() | {"hold": hold_id})
+    if hold_is_expired(event):
+        usage_hold_release(event=event)  # what the sweeper would do within a minute, done now
+        raise ledger.HoldNotPending("This hold expired; its credits were released.")
 
     def produce() -> tuple[int, dict[str, Any]]:
         metered = usage_hold_capture(
@@ -401,7 +438,7 @@ def hold_capture(
 
 @router.post(
     "/holds/{hold_id}/release",
-    response={200: ReleaseOut, 401: ErrorOut, 404: ErrorOut, 409: ErrorOut, 413: ErrorOut},
+    response={200: ReleaseOut, 400: ErrorOut, 401: ErrorOut, 404: ErrorOut, 409: ErrorOut, 413: ErrorOut},
     summary="Release a hold",
 )
 def hold_release(request: HttpRequest, hold_id: int) -> dict[str, Any]:

@@ -195,6 +195,11 @@ def held_event_find(*, workspace: Workspace, event_id: int) -> UsageEvent:
     return event
 
 
+def hold_is_expired(event: UsageEvent) -> bool:
+    """A hold still pending after its expiry (the sweeper releases it within a minute)."""
+    return event.status == UsageStatus.HELD and event.hold is not None and event.hold.expires_at <= now()
+
+
 def _not_pending(event: UsageEvent) -> ledger.HoldNotPending:
     return ledger.HoldNotPending(f"This hold was already {event.get_status_display().lower()}.")
 
@@ -204,9 +209,8 @@ def usage_hold_capture(
 ) -> Metered:
     """Charge `units` (default: all held) of a pending hold; the rest of the held credits go back."""
     assert event.hold is not None  # noqa: S101 (callers find holds with held_event_find)
-    if event.status == UsageStatus.HELD and event.hold.expires_at <= now():
-        # Past its expiry a hold is the sweeper's to release (within a minute), never capturable.
-        raise ledger.HoldNotPending("This hold expired; its credits are released.")
+    if hold_is_expired(event):
+        raise ledger.HoldNotPending("This hold expired; it is released, never captured.")
     units = event.units if units is None else units
     if units > event.units:
         raise UnitsAboveHeld(f"Cannot capture {units} units: only {event.units} were held.")
