@@ -19,6 +19,7 @@ from billing.selectors import credits_overview
 from orgs.models import User
 from qolaba.access import TenantRequest, WorkspaceRequest, organization_view, workspace_view
 from qolaba.views import confirmed_action, form_add_service_errors
+from usage.selectors import price_list
 from workspaces.forms import ApiKeyForm, HistoryFilterForm, WorkspaceForm, WorkspaceMemberForm
 from workspaces.models import ApiKey, HistoryItem, Workspace
 from workspaces.selectors import (
@@ -94,7 +95,8 @@ def workspace_overview(request: WorkspaceRequest, org_slug: str, ws_slug: str) -
     tenant = request.tenant
     figures = workspace_overview_figures(user=request.user, workspace=tenant.workspace)
     credits = credits_overview(workspace=tenant.workspace, organization=tenant.organization, user=request.user)
-    return render(request, "workspaces/overview.html", {"figures": figures, "credits": credits})
+    context = {"figures": figures, "credits": credits, "prices": price_list()}
+    return render(request, "workspaces/overview.html", context)
 
 
 def _api_keys_context(request: WorkspaceRequest, form: ApiKeyForm | None = None) -> dict[str, Any]:

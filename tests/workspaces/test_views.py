@@ -363,8 +363,8 @@ def build_org(*, members: int, workspaces: int) -> dict:
 
 
 # The overview reads the workspace, permissions, membership, three counts, the credits panel (balance, limits,
-# spend) and the unread notifications: a constant 12 whatever the size of the organization.
-QUERY_LIMIT = 12
+# spend), the price list and the unread notifications: a constant 13 whatever the size of the organization.
+QUERY_LIMIT = 13
 
 
 def measure_pages(django_assert_max_num_queries, world: dict) -> dict[tuple[str, str], int]:
