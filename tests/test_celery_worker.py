@@ -153,11 +153,8 @@ def celery_worker_process(transactional_db, settings, tmp_path):
         )
     worker = Worker(process, log_path, queue, mail_dir)
 
-    # The test process: not eager, same broker, same queue.
-    settings.CELERY_TASK_ALWAYS_EAGER = False
-    settings.CELERY_BROKER_URL = BROKER_URL
-    settings.CELERY_RESULT_BACKEND = BROKER_URL
-    settings.CELERY_TASK_DEFAULT_QUEUE = queue
+    # The test process: not eager, same broker, same queue. What to restore is read before anything changes (the
+    # Celery app's configuration may still be lazily bound to Django's settings).
     overrides = {
         "task_always_eager": False,
         "broker_url": BROKER_URL,
@@ -165,6 +162,10 @@ def celery_worker_process(transactional_db, settings, tmp_path):
         "task_default_queue": queue,
     }
     previous = {key: celery_app.conf[key] for key in overrides}
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    settings.CELERY_BROKER_URL = BROKER_URL
+    settings.CELERY_RESULT_BACKEND = BROKER_URL
+    settings.CELERY_TASK_DEFAULT_QUEUE = queue
     celery_app.conf.update(overrides)
     _reset_connections(celery_app)
     try:
