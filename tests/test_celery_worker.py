@@ -24,6 +24,7 @@ from celery.result import AsyncResult, EagerResult
 from celery.signals import after_task_publish
 from django.conf import settings as django_settings
 from django.db import connection
+from kombu import pools as kombu_pools
 
 from orgs.services import organization_create
 from orgs.tasks import organization_welcome_email_send
@@ -51,9 +52,11 @@ def _database_url() -> str:
 
 def _reset_connections(app) -> None:
     """Drop what the app cached from its previous configuration: broker pool, routing (queues) and backend."""
-    if app._pool is not None:
-        app._pool.force_close_all()
-        app._pool = None
+    # The app's broker pool is kombu's global pool for that broker: closing it alone would leave a closed pool in
+    # kombu's registry, and the next publish on the same broker (eager tasks serialise through a producer too)
+    # would fail with "Acquire on closed pool". Reset kombu's registry with it.
+    kombu_pools.reset()
+    app._pool = None
     app.__dict__.pop("amqp", None)  # cached_property: queues, router and producer pool follow the new conf
     app.__dict__.pop("control", None)
     app._backend_cache = None
