@@ -47,6 +47,7 @@ from billing.models import (
     balance_of,
 )
 from orgs.models import CreditMode, Organization, User
+from qolaba.db import execute_prepared_once
 from workspaces.models import Workspace
 
 LimitName = Literal["workspace_balance", "pool", "workspace_monthly_limit", "member_monthly_limit"]
@@ -600,42 +601,6 @@ FROM pay LEFT JOIN debit ON TRUE LEFT JOIN txn ON TRUE
 """
 
 
-def _execute_prepared(sql: str, params: dict[str, Any]) -> tuple[Any, ...] | None:
-    """Run as a server-side prepared statement on Django's own connection (Django's cursors bind parameters on
-    the client, so PostgreSQL would parse and plan this statement again on every charge)."""
-    db = connections[DEFAULT_DB_ALIAS]  # resolve the thread's connection once, not per attribute
-    db.ensure_connection()
-    with psycopg.Cursor(db.connection) as cursor:
-        return cursor.execute(sql, params, prepare=True).fetchone()
-
-
-_CHARGE_SAVEPOINT = "ledger_charge"
-
-
-def _execute_prepared_in_savepoint(sql: str, params: dict[str, Any]) -> tuple[Any, ...] | None:
-    """The charge statement inside the caller's transaction, under a savepoint sent in the same round trip.
-
-    When the conditional debit does not happen (limits, or this connection's stripe is short) the savepoint is
-    rolled back: PostgreSQL keeps the row lock of a conditional UPDATE whose recheck failed until the savepoint or
-    transaction ends, and the general path that follows must not hold it while it waits for the debit lock.
-    """
-    db = connections[DEFAULT_DB_ALIAS]
-    db.ensure_connection()
-    raw = db.connection
-    with psycopg.Cursor(raw) as cursor:
-        try:
-            with raw.pipeline():
-                cursor.execute(f"SAVEPOINT {_CHARGE_SAVEPOINT}")
-                cursor.execute(sql, params, prepare=True)
-            row = cursor.fetchone()
-        except psycopg.Error:
-            cursor.execute(f"ROLLBACK TO SAVEPOINT {_CHARGE_SAVEPOINT}")
-            raise
-        if row is None or row[4] is None:
-            cursor.execute(f"ROLLBACK TO SAVEPOINT {_CHARGE_SAVEPOINT}")
-    return row
-
-
 def _charge_postgresql(
     *,
     organization: Organization,
@@ -659,10 +624,7 @@ def _charge_postgresql(
         "created": now(),
     }
     try:
-        if connection.in_atomic_block:
-            row = _execute_prepared_in_savepoint(_CHARGE_SQL, params)
-        else:
-            row = _execute_prepared(_CHARGE_SQL, params)
+        row = execute_prepared_once(_CHARGE_SQL, params, done=lambda row: row is not None and row[4] is not None)
     except (IntegrityError, psycopg.errors.UniqueViolation) as error:
         return _replayed(
             _replay_or_raise(organization.pk, idempotency_key, fingerprint, error), workspace, organization

@@ -10,10 +10,12 @@ from __future__ import annotations
 import json
 import math
 import re
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
 from django.http import Http404, HttpRequest, HttpResponse
+from django.utils.timezone import now
 from ninja import Field, Header, NinjaAPI, Router, Schema
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.parser import Parser
@@ -22,6 +24,7 @@ from pydantic import ConfigDict, Strict
 
 from billing import ledger
 from billing.ledger import HOLD_TTL_MAX
+from usage.fastpath import charge_fast
 from usage.models import MAX_UNITS, Price
 from usage.services import (
     Answer,
@@ -39,7 +42,7 @@ from usage.services import (
 )
 from workspaces.models import ApiKey, Workspace
 from workspaces.selectors import api_key_authenticate, workspace_spender
-from workspaces.services import HISTORY_OUTPUT_MAX, HISTORY_PROMPT_MAX, api_key_mark_used
+from workspaces.services import HISTORY_OUTPUT_MAX, HISTORY_PROMPT_MAX, api_key_mark_used, api_key_parse
 
 MAX_BODY_BYTES = 1024 * 1024
 IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]{1,255}$"
@@ -155,12 +158,42 @@ class ErrorOut(Schema):
 # --- plumbing ------------------------------------------------------------------------------------------------
 
 
+@dataclass
+class PresentedKey:
+    """A well-formed key from the Authorization header; whether it is live is checked where it is used (in the
+    charge's one statement, or by `_workspace`)."""
+
+    raw: str
+    prefix: str
+    secret_hash: str
+    api_key: ApiKey | None = None
+
+
 class WorkspaceKey(HttpBearer):
-    def authenticate(self, request: HttpRequest, token: str) -> ApiKey | None:
-        api_key = api_key_authenticate(token.strip())
-        if api_key is not None:
-            api_key_mark_used(api_key=api_key)
-        return api_key
+    """A live workspace key (checked in the database before the body is even read)."""
+
+    def authenticate(self, request: HttpRequest, token: str) -> PresentedKey | None:
+        parsed = api_key_parse(token.strip())
+        if parsed is None:
+            return None
+        presented = PresentedKey(token.strip(), *parsed)
+        try:
+            _workspace_of(presented)
+        except AuthenticationError:
+            return None
+        return presented
+
+
+class WellFormedWorkspaceKey(HttpBearer):
+    """For the hot charge endpoint: only the key's form is checked here; the one-statement charge checks that it is
+    live (and the general path answers 401 when it is not)."""
+
+    def authenticate(self, request: HttpRequest, token: str) -> PresentedKey | None:
+        parsed = api_key_parse(token.strip())
+        return PresentedKey(token.strip(), *parsed) if parsed is not None else None
+
+
+WellFormedWorkspaceKey.__name__ = "WorkspaceKey"  # the same security scheme in the OpenAPI document
 
 
 def _not_json(constant: str) -> Any:
@@ -293,8 +326,18 @@ def _answer(answer: Answer) -> HttpResponse:
 
 
 def _workspace(request: HttpRequest) -> Workspace:
-    api_key: ApiKey = request.auth  # type: ignore[attr-defined]
-    return api_key.workspace
+    """The workspace of the request's key, once the key is known to be live (else 401)."""
+    return _workspace_of(request.auth)  # type: ignore[attr-defined]
+
+
+def _workspace_of(presented: PresentedKey) -> Workspace:
+    if presented.api_key is None:
+        api_key = api_key_authenticate(presented.raw)
+        if api_key is None:
+            raise AuthenticationError
+        api_key_mark_used(api_key_id=api_key.pk, last_used_at=api_key.last_used_at)
+        presented.api_key = api_key
+    return presented.api_key.workspace
 
 
 def _spender(workspace: Workspace, email: str) -> Any:
@@ -343,10 +386,42 @@ def price_list(request: HttpRequest) -> dict[str, Any]:
     return {"prices": list(prices)}
 
 
-@router.post("/charges", response={201: ChargeOut, **ERRORS}, summary="Charge a finished generation")
+@router.post(
+    "/charges",
+    auth=WellFormedWorkspaceKey(),
+    response={201: ChargeOut, **ERRORS},
+    summary="Charge a finished generation",
+)
 def charge_create(request: HttpRequest, payload: ChargeIn, idempotency_key: IdempotencyKey) -> HttpResponse:
+    presented: PresentedKey = request.auth  # type: ignore[attr-defined]
+    email = payload.member.strip().lower()
+    fingerprint = request_hash("charge", payload.model_dump() | {"member": email})
+    history = payload.history.content() if payload.history else HistoryContent()
+    fast = charge_fast(
+        prefix=presented.prefix,
+        secret_hash=presented.secret_hash,
+        email=email,
+        tool=payload.tool,
+        model=payload.model,
+        units=payload.units,
+        idempotency_key=idempotency_key,
+        fingerprint=fingerprint,
+        prompt=history.prompt,
+        output_text=history.output_text,
+        metadata=history.metadata,
+        created=now(),
+    )
+    if fast is not None:
+        api_key_mark_used(api_key_id=fast.key_id, last_used_at=fast.key_last_used_at)
+        return _answer(Answer(201, fast.body()))
+    return _charge_create_general(request, payload, idempotency_key, fingerprint)
+
+
+def _charge_create_general(
+    request: HttpRequest, payload: ChargeIn, idempotency_key: str, fingerprint: str
+) -> HttpResponse:
+    """Every case the one-statement charge leaves: refusals, replays, monthly limits, a short stripe, SQLite."""
     workspace = _workspace(request)
-    fingerprint = request_hash("charge", payload.model_dump() | {"member": payload.member.strip().lower()})
 
     def produce() -> tuple[int, dict[str, Any]]:
         # Checked only for a new request: a replay answers what was done, even if the member left since.

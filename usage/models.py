@@ -138,7 +138,7 @@ class IdempotentRequest(models.Model):
     )
     key = models.CharField(max_length=255)
     request_hash = models.CharField(max_length=64)
-    status_code = models.PositiveSmallIntegerField(default=0, help_text="0 while the request is being answered.")
+    status_code = models.PositiveSmallIntegerField()
     response = models.JSONField(default=dict)
     created_at = models.DateTimeField(default=now, db_index=True)
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils.timezone import now
 
 from billing import ledger
@@ -283,31 +283,44 @@ class Answer:
     replayed: bool = False
 
 
-_CLAIM_SQL = (
-    "INSERT INTO usage_idempotentrequest (workspace_id, key, request_hash, status_code, response, created_at) "
-    "VALUES (%s, %s, %s, 0, %s, %s) ON CONFLICT (workspace_id, key) DO NOTHING RETURNING id"
-)
+def _stored_answer(workspace: Workspace, key: str, request_hash: str) -> Answer | None:
+    stored = IdempotentRequest.objects.filter(workspace=workspace, key=key).first()
+    if stored is None:
+        return None
+    if stored.request_hash != request_hash:
+        raise IdempotencyKeyReused(
+            "This Idempotency-Key was already used for a different request; use a new key for a new request."
+        )
+    return Answer(stored.status_code, stored.response, replayed=True)
 
 
 def idempotent_answer(
     *, workspace: Workspace, key: str, request_hash: str, produce: Callable[[], tuple[int, dict[str, Any]]]
 ) -> Answer:
-    """Answer a request once per Idempotency-Key: the first request claims the key and runs `produce` in the same
-    transaction; a concurrent retry waits on the claim (the unique index) and then replays the stored answer.
-    Refusals (`produce` raising) are not stored, so a request refused for lack of credits can be retried."""
-    with transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute(_CLAIM_SQL, [workspace.pk, key, request_hash, "{}", now()])
-            claimed = cursor.fetchone()
-        if claimed is None:
-            stored = IdempotentRequest.objects.get(workspace=workspace, key=key)
-            if stored.request_hash != request_hash:
-                raise IdempotencyKeyReused(
-                    "This Idempotency-Key was already used for a different request; use a new key for a new request."
-                )
-            return Answer(stored.status_code, stored.response, replayed=True)
-        status_code, body = produce()
-        IdempotentRequest.objects.filter(pk=claimed[0]).update(status_code=status_code, response=body)
+    """Answer a request once per Idempotency-Key.
+
+    A key already answered is replayed. Otherwise `produce` runs and its answer is stored under the key in the
+    same transaction, *last*: credits are locked before the key, in the same order as the one-statement charge
+    (`usage.fastpath`), so the two paths never wait for each other in a cycle. A concurrent request with the same
+    key blocks on the key's unique index until the first commits; its own work is then rolled back (the insert
+    fails) and it replays the first one's answer. A refusal is not stored, so after adding credits the same key
+    can be retried."""
+    replay = _stored_answer(workspace, key, request_hash)
+    if replay is not None:
+        return replay
+    try:
+        with transaction.atomic():
+            status_code, body = produce()
+            IdempotentRequest.objects.create(
+                workspace=workspace, key=key, request_hash=request_hash, status_code=status_code, response=body
+            )
+    except Exception:
+        # Whatever stopped this one (the key's unique index, a hold a concurrent retry just captured, credits it
+        # just spent), a concurrent request with the same key that committed meanwhile has the answer.
+        replay = _stored_answer(workspace, key, request_hash)
+        if replay is None:
+            raise
+        return replay
     return Answer(status_code, body)
 
 

@@ -313,15 +313,16 @@ def api_key_revoke(*, api_key: ApiKey, actor: User) -> ApiKey:
 API_KEY_LAST_USED_PRECISION = timedelta(minutes=1)
 
 
-def api_key_mark_used(*, api_key: ApiKey) -> None:
-    """Record that the key was used, at most once a minute (a write on every call would cost the hot path)."""
+def api_key_mark_used(*, api_key_id: int, last_used_at: datetime | None) -> datetime | None:
+    """Record that the key was used, at most once a minute (a write on every call would cost the hot path).
+    Returns the new time, or None when the recorded one is recent enough."""
     at = now()
-    if api_key.last_used_at is not None and at - api_key.last_used_at < API_KEY_LAST_USED_PRECISION:
-        return
-    ApiKey.objects.filter(pk=api_key.pk).filter(
+    if last_used_at is not None and at - last_used_at < API_KEY_LAST_USED_PRECISION:
+        return None
+    ApiKey.objects.filter(pk=api_key_id).filter(
         Q(last_used_at__isnull=True) | Q(last_used_at__lt=at - API_KEY_LAST_USED_PRECISION)
     ).update(last_used_at=at)
-    api_key.last_used_at = at
+    return at
 
 
 # --- history -------------------------------------------------------------------------------------------------

@@ -349,9 +349,13 @@ def test_idempotent_requests_prune_forgets_old_answers(metered):
         ("day", timedelta(days=1)),
         ("edge", IDEMPOTENCY_RETENTION - timedelta(minutes=1)),
     ]:
-        IdempotentRequest.objects.create(workspace=metered.workspace, key=key, request_hash="h", created_at=at - age)
+        IdempotentRequest.objects.create(
+            workspace=metered.workspace, key=key, request_hash="h", status_code=201, created_at=at - age
+        )
     for key, age in [("old", IDEMPOTENCY_RETENTION + timedelta(minutes=1)), ("ancient", timedelta(days=400))]:
-        IdempotentRequest.objects.create(workspace=metered.workspace, key=key, request_hash="h", created_at=at - age)
+        IdempotentRequest.objects.create(
+            workspace=metered.workspace, key=key, request_hash="h", status_code=201, created_at=at - age
+        )
 
     assert idempotent_requests_prune() == 2
     assert set(IdempotentRequest.objects.values_list("key", flat=True)) == {"new", "day", "edge"}

@@ -1,0 +1,164 @@
+"""The metering charge as one prepared PostgreSQL statement: the hot path of `POST /api/v1/charges`.
+
+It does, in one statement and one round trip (so in one transaction, in autocommit): check the API key (live, its
+workspace and organization live), find the member's `use_workspace` permission row and the active price, debit
+the paying balance (the ledger's conditional stripe debit), write the ledger transaction and its movement, the
+usage event, the history item, and the stored answer under the Idempotency-Key.
+
+It only ever *succeeds*; everything else falls back to the general path (`usage.api._charge_create_general`), which
+answers every refusal properly: an unknown or revoked key, a member or price that is not there, monthly limits, a
+short stripe, and a reused Idempotency-Key (the answer's unique index rejects the whole statement, so nothing is
+written, and the general path replays the stored answer or refuses a different request).
+
+The statements it writes are the same rows `usage.services.usage_charge` writes through the ORM; the tests run both
+paths against the same assertions and `reconcile_ledger` checks the ledger either way.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from django.db import connection
+
+from qolaba.db import execute_prepared_once
+
+_SQL = """
+WITH k AS (
+    SELECT ak.id AS key_id, ak.last_used_at, w.id AS workspace_id, w.organization_id, o.credit_mode, o.timezone
+    FROM workspaces_apikey ak
+    JOIN workspaces_workspace w ON w.id = ak.workspace_id
+    JOIN orgs_organization o ON o.id = w.organization_id
+    WHERE ak.prefix = %(prefix)s::text AND ak.secret_hash = %(secret_hash)s::text AND ak.revoked_at IS NULL
+      AND w.archived_at IS NULL AND o.deleted_at IS NULL
+), m AS (
+    SELECT p.user_id FROM k
+    JOIN workspaces_workspaceuserobjectpermission p ON p.content_object_id = k.workspace_id
+    JOIN auth_permission ap ON ap.id = p.permission_id AND ap.codename = 'use_workspace'
+    JOIN orgs_user u ON u.id = p.user_id AND u.email = %(email)s::text AND u.is_active
+    LIMIT 1
+), pr AS (
+    -- Parameters compared as text: a prepared statement would type them as the columns (varchar(n)) and fail on
+    -- longer input instead of finding nothing.
+    SELECT tool, model, credits_per_unit::bigint * %(units)s AS amount FROM usage_price
+    WHERE tool = %(tool)s::text AND model = %(model)s::text AND is_active
+), ctx AS (
+    SELECT k.workspace_id, k.organization_id, m.user_id, pr.tool, pr.model, pr.amount,
+        CASE WHEN k.credit_mode = 'shared'
+            THEN (SELECT a.id FROM billing_account a JOIN workspaces_workspace pw ON pw.id = a.workspace_id
+                  WHERE pw.organization_id = k.organization_id AND pw.is_primary)
+            ELSE (SELECT a.id FROM billing_account a WHERE a.workspace_id = k.workspace_id)
+        END AS paying,
+        (SELECT a.id FROM billing_account a WHERE a.organization_id = k.organization_id AND a.kind = 'sink') AS sink,
+        EXISTS (SELECT 1 FROM billing_workspacelimit l WHERE l.workspace_id = k.workspace_id
+                AND (l.user_id IS NULL OR l.user_id = m.user_id)) AS limited,
+        date_trunc('month', %(created)s::timestamptz AT TIME ZONE k.timezone)::date AS period
+    FROM k, m, pr
+), pay AS (
+    SELECT ctx.*, a.stripes FROM ctx JOIN billing_account a ON a.id = ctx.paying
+), debit AS (
+    UPDATE billing_accountstripe s SET balance = s.balance - pay.amount
+    FROM pay
+    WHERE s.account_id = pay.paying AND s.stripe = pg_backend_pid() %% pay.stripes
+      AND s.balance >= pay.amount AND NOT pay.limited
+    RETURNING s.account_id
+), txn AS (
+    INSERT INTO billing_ledgertransaction
+        (organization_id, kind, amount, actor_id, workspace_id, idempotency_key, request_hash, memo,
+         created_at, period_start, reverses_id, counted)
+    SELECT pay.organization_id, 'charge', pay.amount, pay.user_id, pay.workspace_id, '', %(fingerprint)s,
+           %(memo)s, %(created)s, pay.period, NULL, '[]'::jsonb
+    FROM pay, debit
+    RETURNING id
+), movement AS (
+    INSERT INTO billing_ledgerentry (transaction_id, from_account_id, to_account_id, amount)
+    SELECT txn.id, pay.paying, pay.sink, pay.amount FROM txn, pay
+), event AS (
+    INSERT INTO usage_usageevent
+        (organization_id, workspace_id, user_id, tool, model, units, credits, status, idempotency_key,
+         ledger_transaction_id, hold_id, history_draft, created_at, settled_at)
+    SELECT pay.organization_id, pay.workspace_id, pay.user_id, pay.tool, pay.model, %(units)s, pay.amount,
+           'captured', %(key)s, txn.id, NULL, NULL, %(created)s, %(created)s
+    FROM txn, pay
+    RETURNING id
+), history AS (
+    INSERT INTO workspaces_historyitem
+        (organization_id, workspace_id, author_id, tool, model, prompt, output_text, metadata, media,
+         media_content_type, credits, usage_event_id, created_at, deleted_at, deleted_by_id)
+    SELECT pay.organization_id, pay.workspace_id, pay.user_id, pay.tool, pay.model, %(prompt)s, %(output_text)s,
+           %(metadata)s::jsonb, '', '', pay.amount, event.id, %(created)s, NULL, NULL
+    FROM event, pay
+), available AS (
+    -- The statement's snapshot does not see its own debit.
+    SELECT (SELECT SUM(balance) FROM billing_accountstripe WHERE account_id = pay.paying) - pay.amount AS credits
+    FROM pay
+), answer AS (
+    INSERT INTO usage_idempotentrequest (workspace_id, key, request_hash, status_code, response, created_at)
+    SELECT pay.workspace_id, %(key)s, %(fingerprint)s, 201,
+           jsonb_build_object('id', event.id, 'credits', pay.amount, 'available_credits', available.credits,
+                              'status', 'captured'),
+           %(created)s
+    FROM event, pay, available
+)
+SELECT k.key_id, k.last_used_at, event.id, pay.amount, available.credits
+FROM (SELECT 1) one
+LEFT JOIN k ON TRUE LEFT JOIN pay ON TRUE LEFT JOIN event ON TRUE LEFT JOIN available ON TRUE
+"""
+
+
+@dataclass(frozen=True)
+class FastCharge:
+    key_id: int
+    key_last_used_at: datetime | None
+    event_id: int
+    credits: int
+    available: int
+
+    def body(self) -> dict[str, Any]:
+        return {"id": self.event_id, "credits": self.credits, "available_credits": self.available, "status": "captured"}
+
+
+def charge_fast(
+    *,
+    prefix: str,
+    secret_hash: str,
+    email: str,
+    tool: str,
+    model: str,
+    units: int,
+    idempotency_key: str,
+    fingerprint: str,
+    prompt: str,
+    output_text: str,
+    metadata: dict[str, Any],
+    created: datetime,
+) -> FastCharge | None:
+    """The charge done and answered, or None: then the general path decides (and answers any refusal)."""
+    if connection.vendor != "postgresql":
+        return None
+    params = {
+        "prefix": prefix,
+        "secret_hash": secret_hash,
+        "email": email,
+        "tool": tool,
+        "model": model,
+        "units": units,
+        "key": idempotency_key,
+        "fingerprint": fingerprint,
+        "memo": f"{tool}/{model} x {units}"[:255],
+        "prompt": prompt,
+        "output_text": output_text,
+        "metadata": json.dumps(metadata),
+        "created": created,
+    }
+    try:
+        row = execute_prepared_once(_SQL, params, done=lambda row: row is not None and row[2] is not None)
+    except psycopg.errors.UniqueViolation:
+        return None  # the Idempotency-Key was used before: the general path replays or refuses
+    if row is None or row[2] is None:
+        return None
+    key_id, last_used_at, event_id, credits, available = row
+    return FastCharge(key_id, last_used_at, event_id, int(credits), int(available))
