@@ -135,13 +135,22 @@ class HistoryItemQuerySet(models.QuerySet["HistoryItem"]):
 class HistoryItem(models.Model):
     """The content of one generation. It belongs to exactly one workspace and is never shown outside it."""
 
-    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+", db_index=False)
-    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="history_items", db_index=False)
+    # No database foreign keys on the three references every generation writes: their checks would take KEY SHARE
+    # locks on the organization, workspace and member rows that every concurrent charge shares (as the ledger
+    # tables do, see billing.models). Django still cascades; users are deactivated, never deleted.
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False
+    )
+    workspace = models.ForeignKey(
+        Workspace, on_delete=models.CASCADE, related_name="history_items", db_index=False, db_constraint=False
+    )
     author = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.SET_NULL,
         null=True,
         related_name="history_items",
+        db_constraint=False,
+        db_index=False,  # the (workspace, author, created_at) index serves
         help_text="Stays after the member is removed: their items remain attributed to them.",
     )
     tool = models.CharField(max_length=10, choices=Tool.choices)
@@ -158,7 +167,7 @@ class HistoryItem(models.Model):
     created_at = models.DateTimeField(default=now)
     deleted_at = models.DateTimeField(null=True, blank=True)
     deleted_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", db_index=False
     )
 
     objects = HistoryItemQuerySet.as_manager()
