@@ -24,6 +24,7 @@ from pydantic import ConfigDict, Strict
 
 from billing import ledger
 from billing.ledger import HOLD_TTL_MAX
+from orgs.models import User
 from usage.fastpath import charge_fast
 from usage.models import MAX_UNITS, Price
 from usage.services import (
@@ -41,7 +42,7 @@ from usage.services import (
     usage_hold_release,
 )
 from workspaces.models import ApiKey, Workspace
-from workspaces.selectors import api_key_authenticate, workspace_spender
+from workspaces.selectors import api_key_find, workspace_spender
 from workspaces.services import HISTORY_OUTPUT_MAX, HISTORY_PROMPT_MAX, api_key_mark_used, api_key_parse
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -163,25 +164,9 @@ class PresentedKey:
     """A well-formed key from the Authorization header; whether it is live is checked where it is used (in the
     charge's one statement, or by `_workspace`)."""
 
-    raw: str
     prefix: str
     secret_hash: str
     api_key: ApiKey | None = None
-
-
-class WorkspaceKey(HttpBearer):
-    """A live workspace key (checked in the database before the body is even read)."""
-
-    def authenticate(self, request: HttpRequest, token: str) -> PresentedKey | None:
-        parsed = api_key_parse(token.strip())
-        if parsed is None:
-            return None
-        presented = PresentedKey(token.strip(), *parsed)
-        try:
-            _workspace_of(presented)
-        except AuthenticationError:
-            return None
-        return presented
 
 
 class WellFormedWorkspaceKey(HttpBearer):
@@ -190,7 +175,21 @@ class WellFormedWorkspaceKey(HttpBearer):
 
     def authenticate(self, request: HttpRequest, token: str) -> PresentedKey | None:
         parsed = api_key_parse(token.strip())
-        return PresentedKey(token.strip(), *parsed) if parsed is not None else None
+        return PresentedKey(*parsed) if parsed is not None else None
+
+
+class WorkspaceKey(WellFormedWorkspaceKey):
+    """A live workspace key (checked in the database before the body is even read)."""
+
+    def authenticate(self, request: HttpRequest, token: str) -> PresentedKey | None:
+        presented = super().authenticate(request, token)
+        if presented is None:
+            return None
+        try:
+            _workspace_of(presented)
+        except AuthenticationError:
+            return None
+        return presented
 
 
 WellFormedWorkspaceKey.__name__ = "WorkspaceKey"  # the same security scheme in the OpenAPI document
@@ -332,7 +331,7 @@ def _workspace(request: HttpRequest) -> Workspace:
 
 def _workspace_of(presented: PresentedKey) -> Workspace:
     if presented.api_key is None:
-        api_key = api_key_authenticate(presented.raw)
+        api_key = api_key_find(prefix=presented.prefix, secret_hash=presented.secret_hash)
         if api_key is None:
             raise AuthenticationError
         api_key_mark_used(api_key_id=api_key.pk, last_used_at=api_key.last_used_at)
@@ -340,7 +339,7 @@ def _workspace_of(presented: PresentedKey) -> Workspace:
     return presented.api_key.workspace
 
 
-def _spender(workspace: Workspace, email: str) -> Any:
+def _spender(workspace: Workspace, email: str) -> User:
     user = workspace_spender(workspace=workspace, email=email)
     if user is None:
         raise ApiError(

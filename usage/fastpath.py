@@ -25,6 +25,7 @@ import psycopg
 from django.db import connection
 
 from qolaba.db import execute_prepared_once
+from usage.services import generation_memo
 
 _SQL = """
 WITH k AS (
@@ -148,7 +149,7 @@ def charge_fast(
         "units": units,
         "key": idempotency_key,
         "fingerprint": fingerprint,
-        "memo": f"{tool}/{model} x {units}"[:255],
+        "memo": generation_memo(tool, model, units),
         "prompt": prompt,
         "output_text": output_text,
         "metadata": json.dumps(metadata),

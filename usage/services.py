@@ -74,7 +74,8 @@ def price_find(*, tool: str, model: str) -> Price:
     return price
 
 
-def _memo(tool: str, model: str, units: int) -> str:
+def generation_memo(tool: str, model: str, units: int) -> str:
+    """The ledger memo of a generation's charge or hold."""
     return f"{tool}/{model} x {units}"[:255]
 
 
@@ -121,7 +122,7 @@ def usage_charge(
             workspace=workspace,
             user=user,
             amount=credits,
-            memo=_memo(price.tool, price.model, units),
+            memo=generation_memo(price.tool, price.model, units),
         )
         event = UsageEvent.objects.create(
             organization_id=workspace.organization_id,
@@ -161,7 +162,7 @@ def usage_hold_place(
             user=user,
             amount=credits,
             ttl=ttl,
-            memo=_memo(price.tool, price.model, units),
+            memo=generation_memo(price.tool, price.model, units),
         )
         assert result.hold is not None  # noqa: S101 (a placed hold always has its row)
         event = UsageEvent.objects.create(

@@ -94,11 +94,13 @@ def workspace_people(*, workspace: Workspace) -> list[dict[str, Any]]:
 
 def api_key_authenticate(raw: str) -> ApiKey | None:
     """The live key `raw` is, with its workspace and organization; None for anything else (malformed, unknown,
-    revoked, or its workspace or organization deleted). Compared in constant time."""
+    revoked, or its workspace or organization deleted)."""
     parsed = api_key_parse(raw)
-    if parsed is None:
-        return None
-    prefix, secret_hash = parsed
+    return api_key_find(prefix=parsed[0], secret_hash=parsed[1]) if parsed is not None else None
+
+
+def api_key_find(*, prefix: str, secret_hash: str) -> ApiKey | None:
+    """The live key with this public prefix and secret hash (compared in constant time), or None."""
     api_key = (
         ApiKey.objects.active()
         .filter(
