@@ -47,7 +47,7 @@ from billing.models import (
     balance_of,
 )
 from orgs.models import CreditMode, Organization, User
-from qolaba.db import execute_prepared_once
+from qolaba.db import Statement, execute_prepared_once
 from workspaces.models import Workspace
 
 LimitName = Literal["workspace_balance", "pool", "workspace_monthly_limit", "member_monthly_limit"]
@@ -558,7 +558,7 @@ def _replayed(existing: LedgerTransaction, workspace: Workspace, organization: O
 # The one-shot charge on PostgreSQL, as a single statement in autocommit: resolve the paying account from the
 # credit mode, debit it conditionally, record the balanced transaction. The contended row is locked from its
 # UPDATE to the COMMIT of this one statement. Workspaces with monthly limits take the general path (no row).
-_CHARGE_SQL = """
+_CHARGE_STATEMENT = Statement("""
 WITH ctx AS (
     SELECT
         CASE WHEN o.credit_mode = 'shared'
@@ -598,7 +598,7 @@ SELECT pay.paying, pay.mode, pay.limited,
        (SELECT SUM(balance) FROM billing_accountstripe WHERE account_id = pay.paying) - %(amount)s,
        txn.id
 FROM pay LEFT JOIN debit ON TRUE LEFT JOIN txn ON TRUE
-"""
+""")
 
 
 def _charge_postgresql(
@@ -624,7 +624,7 @@ def _charge_postgresql(
         "created": now(),
     }
     try:
-        row = execute_prepared_once(_CHARGE_SQL, params, done=lambda row: row is not None and row[4] is not None)
+        row = execute_prepared_once(_CHARGE_STATEMENT, params, done=lambda row: row is not None and row[4] is not None)
     except (IntegrityError, psycopg.errors.UniqueViolation) as error:
         return _replayed(
             _replay_or_raise(organization.pk, idempotency_key, fingerprint, error), workspace, organization

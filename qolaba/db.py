@@ -7,7 +7,8 @@ nothing else is prepared).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import psycopg
@@ -15,30 +16,58 @@ from django.db import DEFAULT_DB_ALIAS, connection, connections
 
 Row = tuple[Any, ...]
 _SAVEPOINT = "qolaba_prepared"
+_PLACEHOLDER = re.compile(r"%%|%\((\w+)\)s")
 
 
-def execute_prepared(sql: str, params: dict[str, Any]) -> Row | None:
+class Statement:
+    """A hot statement, written with psycopg's `%(name)s` placeholders and converted once, at import, to
+    PostgreSQL's own `$n` ones. psycopg's `RawCursor` sends it as it is: otherwise psycopg parses the placeholders
+    of a statement on every call when it is longer than its cache allows (4 KiB), as the charges are."""
+
+    def __init__(self, sql: str) -> None:
+        if "%" in _PLACEHOLDER.sub("", sql):
+            raise ValueError("Write '%%' for a literal '%' and '%(name)s' for a parameter.")
+        names: list[str] = []
+
+        def native(found: re.Match[str]) -> str:
+            name = found.group(1)
+            if name is None:
+                return "%"
+            if name not in names:
+                names.append(name)
+            return f"${names.index(name) + 1}"
+
+        self.sql = _PLACEHOLDER.sub(native, sql)
+        self.names = tuple(names)
+
+    def arguments(self, params: Mapping[str, Any]) -> tuple[Any, ...]:
+        return tuple(params[name] for name in self.names)
+
+
+def execute_prepared(statement: Statement, params: Mapping[str, Any]) -> Row | None:
     db = connections[DEFAULT_DB_ALIAS]  # resolve the thread's connection once, not per attribute
     db.ensure_connection()
-    with psycopg.Cursor(db.connection) as cursor:
-        return cursor.execute(sql, params, prepare=True).fetchone()
+    with psycopg.RawCursor(db.connection) as cursor:
+        return cursor.execute(statement.sql, statement.arguments(params), prepare=True).fetchone()
 
 
-def execute_prepared_once(sql: str, params: dict[str, Any], *, done: Callable[[Row | None], bool]) -> Row | None:
+def execute_prepared_once(
+    statement: Statement, params: Mapping[str, Any], *, done: Callable[[Row | None], bool]
+) -> Row | None:
     """Run one statement as if alone: in autocommit it is its own transaction; inside the caller's transaction it
     runs under a savepoint (sent in the same round trip) that is rolled back when it fails or when `done(row)`
     says it did not do its work. That also releases the row lock PostgreSQL keeps for a conditional UPDATE whose
     recheck failed, which a fallback path must not hold while it waits for other locks."""
     if not connection.in_atomic_block:
-        return execute_prepared(sql, params)
+        return execute_prepared(statement, params)
     db = connections[DEFAULT_DB_ALIAS]
     db.ensure_connection()
     raw = db.connection
-    with psycopg.Cursor(raw) as cursor:
+    with psycopg.RawCursor(raw) as cursor:
         try:
             with raw.pipeline():
                 cursor.execute(f"SAVEPOINT {_SAVEPOINT}")
-                cursor.execute(sql, params, prepare=True)
+                cursor.execute(statement.sql, statement.arguments(params), prepare=True)
             row = cursor.fetchone()
         except psycopg.Error:
             cursor.execute(f"ROLLBACK TO SAVEPOINT {_SAVEPOINT}")

@@ -24,10 +24,10 @@ from typing import Any
 import psycopg
 from django.db import connection
 
-from qolaba.db import execute_prepared_once
+from qolaba.db import Statement, execute_prepared_once
 from usage.services import generation_memo
 
-_SQL = """
+_CHARGE = Statement("""
 WITH k AS (
     SELECT ak.id AS key_id, ak.last_used_at, w.id AS workspace_id, w.organization_id, o.credit_mode, o.timezone
     FROM workspaces_apikey ak
@@ -61,10 +61,16 @@ WITH k AS (
 ), pay AS (
     SELECT ctx.*, a.stripes FROM ctx JOIN billing_account a ON a.id = ctx.paying
 ), debit AS (
+    -- The first stripe that can pay and that no other transaction holds, starting from this connection's own:
+    -- the statement never waits for a row (when every such stripe is busy, the general path waits its turn).
     UPDATE billing_accountstripe s SET balance = s.balance - pay.amount
     FROM pay
-    WHERE s.account_id = pay.paying AND s.stripe = pg_backend_pid() %% pay.stripes
-      AND s.balance >= pay.amount AND NOT pay.limited
+    WHERE s.id = (
+        SELECT f.id FROM billing_accountstripe f
+        WHERE f.account_id = pay.paying AND f.balance >= pay.amount AND NOT pay.limited
+        ORDER BY (f.stripe + pay.stripes - pg_backend_pid() %% pay.stripes) %% pay.stripes
+        LIMIT 1 FOR UPDATE SKIP LOCKED
+    ) AND s.balance >= pay.amount
     RETURNING s.account_id
 ), txn AS (
     INSERT INTO billing_ledgertransaction
@@ -107,7 +113,7 @@ WITH k AS (
 SELECT k.key_id, k.last_used_at, event.id, pay.amount, available.credits
 FROM (SELECT 1) one
 LEFT JOIN k ON TRUE LEFT JOIN pay ON TRUE LEFT JOIN event ON TRUE LEFT JOIN available ON TRUE
-"""
+""")
 
 
 @dataclass(frozen=True)
@@ -156,7 +162,7 @@ def charge_fast(
         "created": created,
     }
     try:
-        row = execute_prepared_once(_SQL, params, done=lambda row: row is not None and row[2] is not None)
+        row = execute_prepared_once(_CHARGE, params, done=lambda row: row is not None and row[2] is not None)
     except psycopg.errors.UniqueViolation:
         return None  # the Idempotency-Key was used before: the general path replays or refuses
     if row is None or row[2] is None:

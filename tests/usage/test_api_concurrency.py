@@ -17,18 +17,22 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+import psycopg
 import pytest
 from django.db import connection, connections
 from django.test import Client
+from django.utils import timezone
 
 from billing import ledger
-from billing.models import Hold, HoldStatus, LedgerTransaction, TransactionKind
+from billing.models import AccountStripe, Hold, HoldStatus, LedgerTransaction, TransactionKind
 from billing.reconcile import reconcile
 from billing.services import credit_mode_switch, credits_move, workspace_limit_set
 from orgs.models import CreditMode, Organization
 from tests.usage.conftest import MeteredWorkspace, make_metered_workspace
+from usage.fastpath import charge_fast
 from usage.models import IdempotentRequest, UsageEvent, UsageStatus
 from workspaces.models import HistoryItem, Workspace
+from workspaces.services import api_key_parse
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -291,4 +295,89 @@ def test_two_captures_of_one_hold_with_different_keys_one_wins():
     assert HistoryItem.objects.count() == 1
     captured = UsageEvent.objects.get(pk=hold_id).credits
     assert available(metered) == 10_000 - captured
+    assert reconcile() == []
+
+
+# --- the one-statement charge never waits for a stripe another transaction holds --------------------------------
+
+
+def _spread_over_stripes(account_id: int) -> list[int]:
+    """Spread the account's balance evenly over its stripes (the sum, so the ledger, unchanged); their ids."""
+    stripes = AccountStripe.objects.filter(account_id=account_id).order_by("stripe")
+    total, count = sum(stripe.balance for stripe in stripes), len(stripes)
+    for stripe in stripes:
+        stripe.balance = total // count + (1 if stripe.stripe < total % count else 0)
+        stripe.save(update_fields=["balance"])
+    return [stripe.pk for stripe in stripes]
+
+
+def _other_connection_locking(stripe_ids: list[int]) -> psycopg.Connection:
+    other = psycopg.connect(**connection.get_connection_params())
+    other.execute("SELECT id FROM billing_accountstripe WHERE id = ANY(%s) FOR UPDATE", [stripe_ids])
+    return other
+
+
+def _fast_charge(metered: MeteredWorkspace, key: str):
+    prefix, secret_hash = api_key_parse(metered.key)
+    return charge_fast(
+        prefix=prefix,
+        secret_hash=secret_hash,
+        email=metered.member.email,
+        tool="chat",
+        model="gpt-4o-mini",
+        units=1,
+        idempotency_key=key,
+        fingerprint="f" * 64,
+        prompt="",
+        output_text="",
+        metadata={},
+        created=timezone.now(),
+    )
+
+
+def test_a_charge_debits_a_free_stripe_instead_of_waiting_for_a_busy_one():
+    metered = make_metered_workspace(credits=8_000)
+    organization = Organization.objects.get(pk=metered.organization.pk)
+    paying = ledger.paying_account(metered.workspace, organization).account_id
+    stripe_ids = _spread_over_stripes(paying)
+    assert len(stripe_ids) > 1
+    with connection.cursor() as cursor:
+        cursor.execute("SET lock_timeout = '2s'")  # waiting for a busy stripe would fail the statement
+    own = connection.connection.info.backend_pid % len(stripe_ids)  # the stripe this connection starts from
+    free = stripe_ids[(own + 1) % len(stripe_ids)]  # busy: its own stripe and every other but the next one
+    other = _other_connection_locking([pk for pk in stripe_ids if pk != free])
+    try:
+        charged = _fast_charge(metered, "skip-busy-stripes")
+    finally:
+        other.rollback()
+        other.close()
+
+    assert charged is not None
+    price = charged.credits
+    balances = dict(AccountStripe.objects.filter(account_id=paying).values_list("pk", "balance"))
+    assert balances[free] == 8_000 // len(stripe_ids) - price
+    assert all(balances[pk] == 8_000 // len(stripe_ids) for pk in stripe_ids if pk != free)
+    assert charged.available == 8_000 - price == available(metered)
+    assert reconcile() == []
+
+
+def test_a_charge_that_finds_every_stripe_busy_leaves_it_to_the_general_path_at_once():
+    metered = make_metered_workspace(credits=8_000)
+    organization = Organization.objects.get(pk=metered.organization.pk)
+    stripe_ids = _spread_over_stripes(ledger.paying_account(metered.workspace, organization).account_id)
+    with connection.cursor() as cursor:
+        cursor.execute("SET lock_timeout = '2s'")
+    other = _other_connection_locking(stripe_ids)
+    try:
+        started = time.monotonic()
+        charged = _fast_charge(metered, "every-stripe-busy")
+        waited = time.monotonic() - started
+    finally:
+        other.rollback()
+        other.close()
+
+    assert charged is None  # nothing done: the general path decides (and waits its turn there)
+    assert waited < 2.0
+    assert not UsageEvent.objects.filter(idempotency_key="every-stripe-busy").exists()
+    assert available(metered) == 8_000
     assert reconcile() == []
