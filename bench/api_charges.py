@@ -382,6 +382,7 @@ class Tally:
     unknown: int = 0  # requests whose answer never came (a charge may or may not have happened)
     elapsed: float = 0.0
     client_cpu: float = 0.0
+    cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds by process group over the measured windows
 
     def summary(self) -> dict[str, Any]:
         ordered = sorted(self.latencies)
@@ -403,7 +404,48 @@ class Tally:
             "statuses": dict(sorted(self.statuses.items())),
             "errors": sum(self.statuses.values()) - ok,
             "client_cpu_pct": round(100 * self.client_cpu / self.elapsed, 1) if self.elapsed else 0.0,
+            **self.cpu_summary(requests),
         }
+
+    def cpu_summary(self, requests: int) -> dict[str, Any]:
+        if not requests or not self.cpu:
+            return {}
+        cpu = dict.fromkeys(("gunicorn", "postgresql", "other", "busy", "all"), 0.0) | self.cpu
+        per_request = {"client": self.client_cpu, "gunicorn": cpu["gunicorn"], "postgresql": cpu["postgresql"]}
+        per_request["total"] = sum(per_request.values())
+        return {
+            "cpu_ms_per_request": {k: round(v / requests * 1000, 3) for k, v in per_request.items()},
+            "machine_busy_pct": round(100 * cpu["busy"] / cpu["all"], 1) if cpu["all"] else 0.0,
+            "other_cpu_pct": round(100 * cpu["other"] / self.elapsed, 1) if self.elapsed else 0.0,
+        }
+
+
+# --- where the CPU goes (Linux /proc): the server's process group, PostgreSQL, everything else -------------------
+
+
+def cpu_sample(server_group: int) -> dict[str, float]:
+    """CPU seconds used so far by gunicorn (its process group), by PostgreSQL (every `postgres` process: backends,
+    WAL writer, checkpointer) and by every other process but this one; and the machine's busy and total time."""
+    tick = os.sysconf("SC_CLK_TCK")
+    used = dict.fromkeys(("gunicorn", "postgresql", "other"), 0.0)
+    me = os.getpid()
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit() or int(entry.name) == me:
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat") as stat:
+                text = stat.read()
+        except OSError:
+            continue  # the process ended
+        name, fields = text[text.index("(") + 1 : text.rindex(")")], text[text.rindex(")") + 2 :].split()
+        seconds = (int(fields[11]) + int(fields[12])) / tick
+        group = "gunicorn" if int(fields[2]) == server_group else "postgresql" if name == "postgres" else "other"
+        used[group] += seconds
+    with open("/proc/stat") as stat:
+        jiffies = [int(n) for n in stat.readline().split()[1:]]
+    used["all"] = sum(jiffies[:8]) / tick  # user..steal; guest time is counted inside user
+    used["busy"] = used["all"] - (jiffies[3] + jiffies[4]) / tick  # minus idle and iowait
+    return used
 
 
 RequestMaker = Callable[[int, int], bytes]  # (client, sequence number) -> raw request
@@ -445,8 +487,10 @@ async def drive(
     seconds: float,
     measure: bool,
     stop_on: int | None = None,
+    server_group: int | None = None,
 ) -> None:
-    """`clients` closed-loop clients for `seconds`: every request started before the deadline counts."""
+    """`clients` closed-loop clients for `seconds`: every request started before the deadline counts. With
+    `server_group`, the CPU time of gunicorn, PostgreSQL and the machine over a measured window is added up too."""
     loop = asyncio.get_running_loop()
     deadline = time.monotonic() + seconds
 
@@ -482,11 +526,15 @@ async def drive(
         if conn is not None and conn.transport is not None:
             conn.transport.close()
 
+    sampled = cpu_sample(server_group) if measure and server_group is not None else None
     cpu, started = time.process_time(), time.perf_counter()
     await asyncio.gather(*(client(i) for i in range(clients)))
     if measure:
         tally.elapsed += time.perf_counter() - started
         tally.client_cpu += time.process_time() - cpu
+        if sampled is not None:
+            for group, seconds in cpu_sample(server_group or 0).items():  # a process that ended takes its share
+                tally.cpu[group] = tally.cpu.get(group, 0.0) + max(0.0, seconds - sampled.get(group, 0.0))
 
 
 # --- the statement trace (a child process with the production settings, the WSGI app called in-process) ----------
@@ -708,6 +756,33 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
+def cpu_report(base: dict[str, Any], product: dict[str, Any]) -> dict[str, Any]:
+    """Print where each endpoint's CPU went, per request; return the ratio the CPU costs alone would allow."""
+    if "cpu_ms_per_request" not in base or "cpu_ms_per_request" not in product:
+        return {}
+    print(
+        f"{'CPU ms per request':<22} {'client':>8} {'gunicorn':>9} {'PostgreSQL':>11} {'total':>7}  machine busy  "
+        "other processes (% of a core)"
+    )
+    for name, figures in ((f"GET  {HEALTH_PATH}", base), (f"POST {CHARGES_PATH}", product)):
+        cpu = figures["cpu_ms_per_request"]
+        print(
+            f"{name:<22} {cpu['client']:>8} {cpu['gunicorn']:>9} {cpu['postgresql']:>11} {cpu['total']:>7}  "
+            f"{figures['machine_busy_pct']:>11}%  {figures['other_cpu_pct']:>6}%"
+        )
+    base_total, product_total = base["cpu_ms_per_request"]["total"], product["cpu_ms_per_request"]["total"]
+    figures = {
+        "cpu_bound_ratio": round(base_total / product_total, 3) if product_total else 0.0,
+        "charge_cpu_budget_ms": round(base_total / TARGET_RATIO, 3),
+    }
+    print(
+        f"CPU-bound ratio {figures['cpu_bound_ratio']} (the throughput ratio with every core busy on both endpoints): "
+        f"a ratio of {TARGET_RATIO} allows a charge {figures['charge_cpu_budget_ms']} ms of CPU in all; it takes "
+        f"{product_total} ms, {product['cpu_ms_per_request']['postgresql']} ms of them in PostgreSQL"
+    )
+    return figures
+
+
 def print_row(name: str, figures: dict[str, Any], ratio: str = "") -> None:
     statuses = " ".join(f"{k}:{v}" for k, v in figures["statuses"].items())
     print(
@@ -763,7 +838,7 @@ def main() -> None:
         make_health, make_charge = health_request(host), charge_request(host, tenant, run)
 
         async def load() -> None:
-            common = {"clients": args.clients}
+            common: dict[str, Any] = {"clients": args.clients, "server_group": server.proc.pid}
             await drive(server.port, make_health, health, seconds=args.warmup, measure=False, **common)
             await drive(server.port, make_charge, charges, seconds=args.warmup, measure=False, **common)
             for _ in range(args.rounds):
@@ -847,6 +922,7 @@ def main() -> None:
             f"target: ratio >= {TARGET_RATIO} {'met' if targets['ratio_met'] else 'MISSED'}; "
             f"p99 < {TARGET_P99_MS:g} ms {'met' if targets['p99_met'] else 'MISSED'}"
         )
+        cpu_bound = cpu_report(base, product)
         print(
             f"overspend check (load): {load_check['answered_201']} answered 201 = {load_check['answered_credits']} "
             f"credits; ledger {load_check['ledger_charges']} charges = {load_check['ledger_charged_credits']}; "
@@ -893,6 +969,7 @@ def main() -> None:
             "baseline": {"endpoint": f"GET {HEALTH_PATH}", **base},
             "charges": {"endpoint": f"POST {CHARGES_PATH}", **product},
             "ratio": ratio,
+            **cpu_bound,
             "targets": targets,
             "overspend_check": load_check,
             "exhaustion_check": exhaust_check,
