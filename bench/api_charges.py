@@ -2,8 +2,9 @@
 
 The script makes its own database (dropped and recreated each run), migrates it, seeds an organization with
 N members, a workspace, an API key and credits the run cannot exhaust, then starts the app under gunicorn with the
-production settings on a free loopback port. One asyncio client (raw HTTP/1.1 on persistent connections where the
-worker class keeps them alive) drives, at the same concurrency and for the same time:
+production settings on a free loopback port, by default as docs/operations.md runs the web process (4 sync workers,
+access log on). One asyncio client (raw HTTP/1.1; on persistent connections where the worker class keeps them alive)
+drives, at the same concurrency and for the same time:
 
 (a) baseline: `GET /api/v1/health` (no key, no database: the middleware stack and django-ninja only);
 (b) the product: `POST /api/v1/charges` (a unique Idempotency-Key each, members in turn, 1 unit of chat).
@@ -13,10 +14,12 @@ nothing was overspent: credits in the 201 answers == the ledger's charges == the
 per 201, a clean reconciliation; and an exhaustion round in which many clients race for a pool that allows exactly
 K charges (K charged, balance 0, the rest 402). Finally it runs charges in-process through the same WSGI
 application and lists the SQL statements one charge sends, with their time. The last line is one JSON object with
-every figure.
+every figure. While it drives each endpoint it adds up the CPU time of the client, of gunicorn and of PostgreSQL
+(from /proc), per request: the ratio those costs allow when every core is busy shows what the machine can give.
 
     .venv/bin/python bench/api_charges.py [--seconds 10] [--rounds 3] [--clients 16]
-        [--worker-class gthread --workers 2 --threads 4] [--keep-db]
+        [--worker-class sync --workers 4 | --worker-class gthread --workers 2 --threads 4] [--no-access-log]
+        [--keep-db]
 
 Exit status 0 when every check holds (no overspend, exhaustion exact, no 5xx); the targets are reported, not
 enforced. The machine's load average is printed: other work on the same cores skews both endpoints.
@@ -741,10 +744,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=1, help="baseline/charges pairs, interleaved, pooled")
     parser.add_argument("--clients", type=int, default=16, help="concurrent closed-loop clients")
     parser.add_argument("--members", type=int, default=16, help="members the charges are spread over")
-    parser.add_argument("--worker-class", choices=("sync", "gthread"), default="gthread")
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--worker-class", choices=("sync", "gthread"), default="sync")
+    parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--threads", type=int, default=4, help="per worker (gthread only)")
-    parser.add_argument("--access-log", action="store_true", help="log every request, as docs/operations.md does")
+    parser.add_argument(
+        "--no-access-log", dest="access_log", action="store_false", help="do not log every request (production does)"
+    )
     parser.add_argument("--exhaust-clients", type=int, default=32, help="clients racing in the exhaustion round")
     parser.add_argument("--exhaust-charges", type=int, default=400, help="charges the exhausted pool allows")
     parser.add_argument("--profile-requests", type=int, default=200, help="in-process charges traced (0: skip)")
