@@ -250,8 +250,23 @@ def _field_path(location: tuple[Any, ...]) -> str:
     return ".".join(parts) or "body"
 
 
+def _key_is_dead(request: HttpRequest) -> bool:
+    """Whether the request's well-formed key turns out not to be live. The charge endpoint checks only the key's
+    form before reading the body, so its 400 answers check the key first: a dead key is a 401 on every endpoint."""
+    presented = getattr(request, "auth", None)
+    if not isinstance(presented, PresentedKey):
+        return False
+    try:
+        _workspace_of(presented)
+    except AuthenticationError:
+        return True
+    return False
+
+
 @api.exception_handler(ValidationError)
 def _invalid(request: HttpRequest, error: ValidationError) -> HttpResponse:
+    if _key_is_dead(request):
+        return _unauthenticated(request, AuthenticationError())
     fields: dict[str, str] = {}
     for problem in error.errors:
         location = tuple(problem.get("loc", ()))
@@ -268,6 +283,8 @@ def _invalid(request: HttpRequest, error: ValidationError) -> HttpResponse:
 
 @api.exception_handler(ApiError)
 def _api_error(request: HttpRequest, error: ApiError) -> HttpResponse:
+    if error.status == 400 and _key_is_dead(request):
+        return _unauthenticated(request, AuthenticationError())
     return error_response(error.status, error.code, error.message, **error.extra)
 
 
@@ -278,6 +295,8 @@ def _unauthenticated(request: HttpRequest, error: AuthenticationError) -> HttpRe
 
 @api.exception_handler(HttpError)
 def _http_error(request: HttpRequest, error: HttpError) -> HttpResponse:
+    if error.status_code == 400 and _key_is_dead(request):
+        return _unauthenticated(request, AuthenticationError())
     if error.status_code == 400:
         return error_response(400, "invalid_request", str(error), fields={})
     return error_response(error.status_code, "http_error", str(error))

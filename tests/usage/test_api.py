@@ -769,6 +769,28 @@ def test_dead_keys_are_401_at_once(api, metered, how):
     assert UsageEvent.objects.get(pk=hold_id).status == UsageStatus.HELD
 
 
+@pytest.mark.parametrize("path", [CHARGES, HOLDS])
+@pytest.mark.parametrize(
+    ("request_kwargs", "code"),
+    [
+        ({"raw": b"not json"}, "invalid_request"),
+        ({"raw": b'{"member": "a@b.c", "tool": "chat\\u0000"}'}, "invalid_request"),
+        ({"body": {"units": "x"}}, "invalid_request"),
+        (
+            {"body": {"member": "a@b.c", "tool": "chat", "model": "gpt-4o-mini", "units": 1}, "key": None},
+            "missing_idempotency_key",
+        ),
+    ],
+    ids=["not-json", "nul", "invalid-fields", "no-idempotency-key"],
+)
+def test_a_dead_key_with_a_bad_request_is_401_not_400(api, metered, path, request_kwargs, code):
+    error_of(api.post(path, **request_kwargs), 400, code)  # a live key hears what is wrong with the request
+    _kill_key(metered, "revoked")
+    before = written()
+    assert_401(api.post(path, **request_kwargs))
+    assert written() == before
+
+
 def test_auth_is_checked_before_the_body(api, metered):
     assert_401(api.post(CHARGES, raw=b"not json", auth=""))
     assert_401(api.post(CHARGES, {"units": "x"}, key=None, auth="Bearer nope"))
