@@ -7,12 +7,14 @@ access log on). One asyncio client (raw HTTP/1.1; on persistent connections wher
 drives, at the same concurrency and for the same time:
 
 (a) baseline: `GET /api/v1/health` (no key, no database: the middleware stack and django-ninja only);
-(b) the product: `POST /api/v1/charges` (a unique Idempotency-Key each, members in turn, 1 unit of chat).
+(b) the product: `POST /api/v1/charges` (a unique Idempotency-Key each, members in turn, 1 unit of chat);
+(c) a reference: `POST /bench/durable-write` (bench/floor.py, served only here): one row inserted and committed
+    through the same middleware and prepared-statement path, the cheapest write an endpoint can make.
 
-It prints requests/s, p50/p95/p99 latency and errors by status for both and the ratio (b)/(a), then checks that
-nothing was overspent: credits in the 201 answers == the ledger's charges == the balance consumed, one usage event
-per 201, a clean reconciliation; and an exhaustion round in which many clients race for a pool that allows exactly
-K charges (K charged, balance 0, the rest 402). Finally it runs charges in-process through the same WSGI
+It prints requests/s, p50/p95/p99 latency and errors by status for each and the ratios (b)/(a) and (c)/(a), then
+checks that nothing was overspent: credits in the 201 answers == the ledger's charges == the balance consumed, one
+usage event per 201, a clean reconciliation; and an exhaustion round in which many clients race for a pool that
+allows exactly K charges (K charged, balance 0, the rest 402). Finally it runs charges in-process through the same WSGI
 application and lists the SQL statements one charge sends, with their time. The last line is one JSON object with
 every figure. While it drives each endpoint it adds up the CPU time of the client, of gunicorn and of PostgreSQL
 (from /proc), per request: the ratio those costs allow when every core is busy shows what the machine can give.
@@ -59,6 +61,7 @@ sys.path.insert(0, str(ROOT))
 
 TOOL, MODEL = "chat", "gpt-4o-mini"
 HEALTH_PATH = "/api/v1/health"
+FLOOR_PATH = "/bench/durable-write"  # bench/floor.py
 CHARGES_PATH = "/api/v1/charges"
 TARGET_RATIO, TARGET_P99_MS = 0.6, 50.0
 REQUEST_TIMEOUT = 30.0
@@ -227,7 +230,7 @@ def server_env(db_url: str, redis_url: str) -> dict[str, str]:
     """The production settings, as deployed behind a TLS proxy (requests carry X-Forwarded-Proto: https)."""
     env = {k: v for k, v in os.environ.items() if k not in ("DJANGO_SETTINGS_MODULE", "DATABASE_URL", "REDIS_URL")}
     env.update(
-        DJANGO_SETTINGS_MODULE="qolaba.settings.production",
+        DJANGO_SETTINGS_MODULE="bench.floor_settings",  # production's, plus the reference write (bench/floor.py)
         SECRET_KEY=secrets.token_urlsafe(64),
         DATABASE_URL=db_url,
         REDIS_URL=redis_url,
@@ -250,7 +253,7 @@ class Server:
             "keep_alive": args.worker_class == "gthread",
             "access_log": args.access_log,
             "bind": f"127.0.0.1:{self.port}",
-            "settings": "qolaba.settings.production",
+            "settings": env["DJANGO_SETTINGS_MODULE"],
             "conn_max_age": int(env.get("CONN_MAX_AGE", "60")),
         }
         command = [str(gunicorn)] if gunicorn.exists() else [sys.executable, "-m", "gunicorn"]
@@ -456,6 +459,16 @@ RequestMaker = Callable[[int, int], bytes]  # (client, sequence number) -> raw r
 
 def health_request(host: str) -> RequestMaker:
     raw = f"GET {HEALTH_PATH} HTTP/1.1\r\nHost: {host}\r\nX-Forwarded-Proto: https\r\n\r\n".encode()
+    return lambda client, n: raw
+
+
+def floor_request(host: str) -> RequestMaker:
+    """The reference durable write, with a body the size of a charge's."""
+    body = json.dumps({"member": "member0@bench.example.com", "tool": TOOL, "model": MODEL, "units": 1}).encode()
+    raw = (
+        f"POST {FLOOR_PATH} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\nX-Forwarded-Proto: https\r\n\r\n"
+    ).encode() + body
     return lambda client, n: raw
 
 
@@ -761,15 +774,16 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def cpu_report(base: dict[str, Any], product: dict[str, Any]) -> dict[str, Any]:
+def cpu_report(base: dict[str, Any], product: dict[str, Any], reference: dict[str, Any]) -> dict[str, Any]:
     """Print where each endpoint's CPU went, per request; return the ratio the CPU costs alone would allow."""
-    if "cpu_ms_per_request" not in base or "cpu_ms_per_request" not in product:
+    if any("cpu_ms_per_request" not in figures for figures in (base, product, reference)):
         return {}
     print(
         f"{'CPU ms per request':<22} {'client':>8} {'gunicorn':>9} {'PostgreSQL':>11} {'total':>7}  machine busy  "
         "other processes (% of a core)"
     )
-    for name, figures in ((f"GET  {HEALTH_PATH}", base), (f"POST {CHARGES_PATH}", product)):
+    rows = ((f"GET  {HEALTH_PATH}", base), (f"POST {CHARGES_PATH}", product), (f"POST {FLOOR_PATH}", reference))
+    for name, figures in rows:
         cpu = figures["cpu_ms_per_request"]
         print(
             f"{name:<22} {cpu['client']:>8} {cpu['gunicorn']:>9} {cpu['postgresql']:>11} {cpu['total']:>7}  "
@@ -824,6 +838,12 @@ def main() -> None:
         from usage.catalog import prices_ensure_defaults
 
         call_command("migrate", verbosity=0)
+        from django.db import connection
+
+        from bench.floor import TABLE_SQL
+
+        with connection.cursor() as cursor:
+            cursor.execute(TABLE_SQL)
         prices_ensure_defaults()
         from usage.models import Price
 
@@ -839,16 +859,19 @@ def main() -> None:
         server.wait_ready()
         host = f"127.0.0.1:{server.port}"
         run = uuid.uuid4().hex[:10]
-        health, charges = Tally(), Tally()
+        health, charges, floor = Tally(), Tally(), Tally()
         make_health, make_charge = health_request(host), charge_request(host, tenant, run)
+        make_floor = floor_request(host)
 
         async def load() -> None:
             common: dict[str, Any] = {"clients": args.clients, "server_group": server.proc.pid}
             await drive(server.port, make_health, health, seconds=args.warmup, measure=False, **common)
             await drive(server.port, make_charge, charges, seconds=args.warmup, measure=False, **common)
+            await drive(server.port, make_floor, floor, seconds=args.warmup, measure=False, **common)
             for _ in range(args.rounds):
                 await drive(server.port, make_health, health, seconds=args.seconds, measure=True, **common)
                 await drive(server.port, make_charge, charges, seconds=args.seconds, measure=True, **common)
+                await drive(server.port, make_floor, floor, seconds=args.seconds, measure=True, **common)
 
         print(f"gunicorn {server.config}; driving {args.clients} clients ...", flush=True)
         load_before = os.getloadavg()[0]
@@ -894,12 +917,16 @@ def main() -> None:
 
         profile = run_profile(env, tenant, args.profile_requests) if args.profile_requests else {}
 
-        base, product = health.summary(), charges.summary()
+        base, product, reference = health.summary(), charges.summary(), floor.summary()
         ratio = round(product["per_second"] / base["per_second"], 3) if base["per_second"] else 0.0
+        floor_ratio = round(reference["per_second"] / base["per_second"], 3) if base["per_second"] else 0.0
         no_overspend = load_check["no_overspend"] and exhaust_check["no_overspend"] and not all_problems
         failed = ("5", "error")  # 5xx answers, and requests whose answer never came
         server_errors = sum(
-            n for tally in (health, charges, exhaust) for code, n in tally.statuses.items() if code.startswith(failed)
+            n
+            for tally in (health, charges, floor, exhaust)
+            for code, n in tally.statuses.items()
+            if code.startswith(failed)
         )
         all_ok = no_overspend and exhaust_check["exact"] and server_errors == 0
         keep_log = bool(server_log.get("unhandled_requests"))  # the tracebacks of 500s are worth reading
@@ -923,11 +950,16 @@ def main() -> None:
         print(header + "  client  statuses (warm-up included)")
         print_row(f"GET  {HEALTH_PATH}", base)
         print_row(f"POST {CHARGES_PATH}", product, f"{ratio:.3f}")
+        print_row(f"POST {FLOOR_PATH}", reference, f"{floor_ratio:.3f}")
+        print(
+            f"  ({FLOOR_PATH}: the reference durable write, one row inserted and committed through the same stack "
+            "and the same prepared-statement path: what the cheapest write endpoint reaches on this machine)"
+        )
         print(
             f"target: ratio >= {TARGET_RATIO} {'met' if targets['ratio_met'] else 'MISSED'}; "
             f"p99 < {TARGET_P99_MS:g} ms {'met' if targets['p99_met'] else 'MISSED'}"
         )
-        cpu_bound = cpu_report(base, product)
+        cpu_bound = cpu_report(base, product, reference)
         print(
             f"overspend check (load): {load_check['answered_201']} answered 201 = {load_check['answered_credits']} "
             f"credits; ledger {load_check['ledger_charges']} charges = {load_check['ledger_charged_credits']}; "
@@ -973,7 +1005,9 @@ def main() -> None:
             },
             "baseline": {"endpoint": f"GET {HEALTH_PATH}", **base},
             "charges": {"endpoint": f"POST {CHARGES_PATH}", **product},
+            "durable_write_floor": {"endpoint": f"POST {FLOOR_PATH}", **reference},
             "ratio": ratio,
+            "floor_ratio": floor_ratio,
             **cpu_bound,
             "targets": targets,
             "overspend_check": load_check,
