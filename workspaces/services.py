@@ -374,11 +374,29 @@ def history_item_can_delete(*, item: HistoryItem, user: User, workspace_permissi
 
 @transaction.atomic
 def history_item_delete(*, item: HistoryItem, actor: User) -> HistoryItem:
-    """Soft delete: hidden from History at once; the usage event and the credits it cost stay for reports."""
-    locked = HistoryItem.objects.select_for_update().get(pk=item.pk)
+    """Soft delete: hidden from History at once; the usage event and the credits it cost stay for reports. Audited:
+    the workspace's owners can see who removed a generation's content (once; deleting again changes nothing)."""
+    locked = (
+        HistoryItem.objects.select_for_update(of=("self",))
+        .select_related("workspace__organization", "author")
+        .get(pk=item.pk)
+    )
     if locked.is_deleted:
         return locked
     locked.deleted_at = now()
     locked.deleted_by = actor
     locked.save(update_fields=["deleted_at", "deleted_by"])
+    audit_record(
+        organization=locked.workspace.organization,
+        actor=actor,
+        action="history_item.deleted",
+        target=locked,
+        before={
+            "workspace": locked.workspace.name,
+            "author": locked.author.email if locked.author is not None else "",
+            "tool": locked.tool,
+            "model": locked.model,
+            "created_at": locked.created_at.isoformat(),
+        },
+    )
     return locked

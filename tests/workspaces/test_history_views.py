@@ -15,7 +15,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from PIL import Image
 
-from orgs.models import Membership, OrganizationRole
+from orgs.models import AuditEvent, Membership, OrganizationRole
 from orgs.services import membership_remove
 from tests.factories import UserFactory, make_member, make_organization, make_workspace
 from tests.workspaces.test_views import hx_gets_without_fallback
@@ -471,6 +471,18 @@ def test_author_and_workspace_admins_delete_an_item(world, items, persona):
     assert deleted.deleted_at is not None
     assert deleted.deleted_by == world[persona]
     assert item.pk not in listed(response)
+    event = AuditEvent.objects.get(action="history_item.deleted", target_id=str(item.pk))
+    assert (event.organization, event.actor) == (world["studio"].organization, world[persona])
+    assert event.target_type == "workspaces.historyitem"
+    assert event.before == {
+        "workspace": world["studio"].name,
+        "author": item.author.email,
+        "tool": item.tool,
+        "model": item.model,
+        "created_at": item.created_at.isoformat(),
+    }
+    client.post(delete_url)  # deleting again changes nothing, and is not audited again
+    assert AuditEvent.objects.filter(action="history_item.deleted").count() == 1
 
 
 @pytest.mark.parametrize("persona", ["colleague", "viewer"])
@@ -484,6 +496,7 @@ def test_others_cannot_delete_and_do_not_see_the_button(world, items, persona):
     assert client.get(item_url(world["studio"], item, "history_delete")).status_code == 404
     assert client.post(item_url(world["studio"], item, "history_delete")).status_code == 404
     assert HistoryItem.objects.get(pk=item.pk).deleted_at is None
+    assert not AuditEvent.objects.filter(action="history_item.deleted").exists()
 
 
 def test_a_deleted_item_is_gone_from_list_detail_media_and_delete(world, items):
