@@ -250,41 +250,40 @@ def _field_path(location: tuple[Any, ...]) -> str:
     return ".".join(parts) or "body"
 
 
-def _key_is_dead(request: HttpRequest) -> bool:
-    """Whether the request's well-formed key turns out not to be live. The charge endpoint checks only the key's
-    form before reading the body, so its 400 answers check the key first: a dead key is a 401 on every endpoint."""
+def _bad_request(request: HttpRequest, code: str, message: str, **extra: Any) -> HttpResponse:
+    """A 400, unless the request's key turns out not to be live: then the 401 every endpoint gives a dead key.
+    (The charge endpoint checks only the key's form before it reads the body; the others check it is live.)"""
     presented = getattr(request, "auth", None)
-    if not isinstance(presented, PresentedKey):
-        return False
-    try:
-        _workspace_of(presented)
-    except AuthenticationError:
-        return True
-    return False
+    if isinstance(presented, PresentedKey):
+        try:
+            _workspace_of(presented)
+        except AuthenticationError as error:
+            return _unauthenticated(request, error)
+    return error_response(400, code, message, **extra)
 
 
 @api.exception_handler(ValidationError)
 def _invalid(request: HttpRequest, error: ValidationError) -> HttpResponse:
-    if _key_is_dead(request):
-        return _unauthenticated(request, AuthenticationError())
     fields: dict[str, str] = {}
     for problem in error.errors:
         location = tuple(problem.get("loc", ()))
         if location[:1] == ("header",):
             if problem.get("type") == "missing":
-                return error_response(
-                    400, "missing_idempotency_key", "Send an Idempotency-Key header (1-255 visible ASCII characters)."
+                return _bad_request(
+                    request,
+                    "missing_idempotency_key",
+                    "Send an Idempotency-Key header (1-255 visible ASCII characters).",
                 )
             fields["Idempotency-Key"] = "1-255 visible ASCII characters."
             continue
         fields.setdefault(_field_path(location), str(problem.get("msg", "Invalid value.")))
-    return error_response(400, "invalid_request", "The request is not valid: see fields.", fields=fields)
+    return _bad_request(request, "invalid_request", "The request is not valid: see fields.", fields=fields)
 
 
 @api.exception_handler(ApiError)
 def _api_error(request: HttpRequest, error: ApiError) -> HttpResponse:
-    if error.status == 400 and _key_is_dead(request):
-        return _unauthenticated(request, AuthenticationError())
+    if error.status == 400:
+        return _bad_request(request, error.code, error.message, **error.extra)
     return error_response(error.status, error.code, error.message, **error.extra)
 
 
@@ -295,10 +294,8 @@ def _unauthenticated(request: HttpRequest, error: AuthenticationError) -> HttpRe
 
 @api.exception_handler(HttpError)
 def _http_error(request: HttpRequest, error: HttpError) -> HttpResponse:
-    if error.status_code == 400 and _key_is_dead(request):
-        return _unauthenticated(request, AuthenticationError())
     if error.status_code == 400:
-        return error_response(400, "invalid_request", str(error), fields={})
+        return _bad_request(request, "invalid_request", str(error), fields={})
     return error_response(error.status_code, "http_error", str(error))
 
 
