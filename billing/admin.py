@@ -31,6 +31,7 @@ from billing.models import (
 )
 from billing.services import credits_grant_by_staff, credits_refund_by_staff, invoice_mark_paid, invoice_void
 from orgs.models import Organization
+from qolaba.views import form_add_service_errors
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -121,7 +122,7 @@ class LedgerTransactionAdmin(ReadOnlyAdmin):
                     reason=form.cleaned_data["reason"],
                 )
             except (ValidationError, LedgerError) as error:
-                form.add_error(None, getattr(error, "message", None) or str(error))
+                form_add_service_errors(form, error)
             else:
                 messages.success(request, f"Granted {form.cleaned_data['amount']:,} credits.")
                 return HttpResponseRedirect(reverse("admin:billing_ledgertransaction_changelist"))
@@ -142,7 +143,7 @@ class LedgerTransactionAdmin(ReadOnlyAdmin):
                     reason=form.cleaned_data["reason"],
                 )
             except (ValidationError, LedgerError) as error:
-                form.add_error(None, getattr(error, "message", None) or str(error))
+                form_add_service_errors(form, error)
             else:
                 messages.success(request, f"Refunded {form.cleaned_data['amount']:,} credits.")
                 return HttpResponseRedirect(reverse("admin:billing_ledgertransaction_changelist"))

@@ -48,6 +48,7 @@ from billing.models import (
 )
 from orgs.models import CreditMode, Organization, User
 from qolaba.db import Statement, execute_prepared_once
+from qolaba.refusals import Refusal
 from workspaces.models import Workspace
 
 LimitName = Literal["workspace_balance", "pool", "workspace_monthly_limit", "member_monthly_limit"]
@@ -55,14 +56,10 @@ HOLD_TTL_DEFAULT = timedelta(seconds=900)
 HOLD_TTL_MAX = timedelta(seconds=86400)
 
 
-class LedgerError(Exception):
+class LedgerError(Refusal):
     """A refusal of the ledger: nothing was written."""
 
     code = "ledger_error"
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 class InvalidAmount(LedgerError):

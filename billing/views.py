@@ -157,7 +157,7 @@ def credits_transfer_view(request: TenantRequest, org_slug: str) -> HttpResponse
             try:
                 credits_move(organization=organization, source=source, target=target, amount=amount, actor=request.user)
             except (LedgerError, ValidationError) as error:
-                form.add_error(None, getattr(error, "message", None) or " ".join(error.messages))  # type: ignore[union-attr]
+                form_add_service_errors(form, error)
             else:
                 messages.success(request, f"Moved {amount:,} credits from {source.name} to {target.name}.")
                 return redirect("workspaces:list", org_slug=org_slug)

@@ -11,10 +11,14 @@ from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
+from qolaba.refusals import Refusal
 
-def form_add_service_errors(form: forms.Form, error: ValidationError) -> None:
+
+def form_add_service_errors(form: forms.Form, error: ValidationError | Refusal) -> None:
     """Show a service's refusal on the form: field errors on their fields, the rest above the form."""
-    if hasattr(error, "error_dict"):
+    if isinstance(error, Refusal):
+        form.add_error(None, error.message)
+    elif hasattr(error, "error_dict"):
         for field_name, errors in error.error_dict.items():
             form.add_error(field_name if field_name in form.fields else None, errors)
     else:

@@ -16,19 +16,16 @@ from django.utils.timezone import now
 from billing import ledger
 from billing.models import Hold, HoldStatus
 from orgs.models import User
+from qolaba.refusals import Refusal
 from usage.models import IdempotentRequest, Price, UsageEvent, UsageStatus
 from workspaces.models import HistoryItem, Workspace
 from workspaces.services import history_item_create
 
 
-class MeteringError(Exception):
+class MeteringError(Refusal):
     """A refusal of the metering services: nothing was written."""
 
     code = "metering_error"
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 class UnknownPrice(MeteringError):
