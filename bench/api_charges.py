@@ -141,10 +141,10 @@ class Tenant:
 def seed_tenant(label: str, members: int, credits: int) -> Tenant:
     from billing import ledger
     from orgs.models import Organization, OrganizationRole, User
-    from orgs.services import membership_add, organization_create
+    from qolaba.lifecycle import organization_create, workspace_create
     from usage.models import Price
     from workspaces.models import WorkspaceRole
-    from workspaces.services import api_key_create, workspace_create, workspace_membership_set
+    from workspaces.services import api_key_create, membership_add, workspace_membership_set
 
     owner = User.objects.create_user(f"owner-{label}@bench.example.com", None)
     organization = organization_create(name=f"Bench {label}", owner=owner)

@@ -42,7 +42,7 @@ from billing import ledger  # noqa: E402
 from billing.models import Account, AccountKind, account_balance  # noqa: E402
 from billing.reconcile import reconcile_organization  # noqa: E402
 from orgs.models import Organization, User  # noqa: E402
-from orgs.services import organization_create  # noqa: E402
+from qolaba.lifecycle import organization_create  # noqa: E402
 from workspaces.models import Workspace  # noqa: E402
 
 CLIENT_COUNTS = (8, 16, 64)

@@ -3,7 +3,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import Q, Sum
+from django.db.models import Count, F, Q, QuerySet, Sum, Value
 
 from billing.ledger import PayingAccount, paying_account, period_bounds
 from billing.models import (
@@ -17,8 +17,9 @@ from billing.models import (
     Subscription,
     TransactionKind,
     WorkspaceLimit,
+    balance_of,
 )
-from orgs.models import Organization, User
+from orgs.models import Membership, MembershipStatus, Organization, OrganizationRole, User
 from workspaces.models import Workspace
 
 SPEND_KINDS = (TransactionKind.CHARGE, TransactionKind.CAPTURE)
@@ -112,4 +113,28 @@ def spend_counters(*, workspace: Workspace, organization: Organization) -> dict[
     period_start, _ = period_bounds(organization)
     return dict(
         SpendCounter.objects.filter(workspace=workspace, period_start=period_start).values_list("user_id", "spent")
+    )
+
+
+def workspaces_for_management(*, organization: Organization) -> QuerySet[Workspace]:
+    """Live workspaces with their people count (assigned Members + the org's Owner/Admins) and credit balance, for
+    the Workspaces tab."""
+    admins = Membership.objects.active().filter(organization=organization, role__gte=OrganizationRole.ADMIN).count()
+    return (
+        Workspace.objects.live()
+        .filter(organization=organization)
+        .select_related("created_by")
+        .annotate(
+            assigned=Count(
+                "memberships",
+                filter=Q(
+                    memberships__user__memberships__organization=organization,
+                    memberships__user__memberships__status=MembershipStatus.ACTIVE,
+                    memberships__user__memberships__role=OrganizationRole.MEMBER,
+                ),
+            ),
+            people=F("assigned") + Value(admins),
+            balance=balance_of("credit_account"),
+        )
+        .order_by("-is_primary", "name")
     )

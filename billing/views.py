@@ -26,7 +26,7 @@ from billing.services import (
 from orgs.models import CreditMode, Membership, OrganizationRole
 from qolaba.access import TenantRequest, WorkspaceRequest, organization_view, workspace_view
 from qolaba.views import confirmed_action, form_add_service_errors
-from workspaces.models import WorkspaceUserObjectPermission
+from workspaces.selectors import workspace_spenders
 
 
 @require_GET
@@ -187,10 +187,7 @@ def credits_transfer_view(request: TenantRequest, org_slug: str) -> HttpResponse
 def workspace_limits_view(request: WorkspaceRequest, org_slug: str, ws_slug: str) -> HttpResponse:
     """Monthly limits of the workspace (shared mode) and of each member in it."""
     workspace = request.tenant.workspace
-    # Only the people who can spend in this workspace (Owners, Admins and its members; not viewers).
-    spenders = WorkspaceUserObjectPermission.objects.filter(
-        content_object=workspace, permission__codename="use_workspace"
-    ).values("user")
+    spenders = workspace_spenders(workspace=workspace)
     members = list(
         Membership.objects.active()
         .filter(organization=request.tenant.organization, user__in=spenders)

@@ -18,7 +18,8 @@ from orgs.models import (
     User,
     timezone_choices,
 )
-from orgs.services import invitation_revoke, organization_create, organization_restore
+from orgs.services import invitation_revoke
+from qolaba.lifecycle import organization_create, organization_restore
 
 
 @admin.register(User)

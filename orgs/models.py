@@ -302,6 +302,56 @@ class Notification(models.Model):
         return self.title
 
 
+class AuditAction(models.TextChoices):
+    """Every kind of audit event, by the name stored in `AuditEvent.action` (`<noun>.<what happened>`)."""
+
+    ORGANIZATION_CREATED = "organization.created", "Organization created"
+    ORGANIZATION_DELETED = "organization.deleted", "Organization deleted"
+    ORGANIZATION_OWNERSHIP_TRANSFERRED = "organization.ownership_transferred", "Organization ownership transferred"
+    ORGANIZATION_RESTORED = "organization.restored", "Organization restored"
+    ORGANIZATION_UPDATED = "organization.updated", "Organization updated"
+
+    MEMBERSHIP_ADDED = "membership.added", "Membership added"
+    MEMBERSHIP_REMOVED = "membership.removed", "Membership removed"
+    MEMBERSHIP_ROLE_CHANGED = "membership.role_changed", "Membership role changed"
+    MEMBERSHIP_WORKSPACES_CHANGED = "membership.workspaces_changed", "Membership workspaces changed"
+
+    INVITATION_ACCEPTED = "invitation.accepted", "Invitation accepted"
+    INVITATION_CREATED = "invitation.created", "Invitation created"
+    INVITATION_RESENT = "invitation.resent", "Invitation resent"
+    INVITATION_REVOKED = "invitation.revoked", "Invitation revoked"
+
+    WORKSPACE_ARCHIVED = "workspace.archived", "Workspace archived"
+    WORKSPACE_CREATED = "workspace.created", "Workspace created"
+    WORKSPACE_MEMBER_REMOVED = "workspace.member_removed", "Workspace member removed"
+    WORKSPACE_MEMBER_SET = "workspace.member_set", "Workspace member set"
+    WORKSPACE_RESTORED = "workspace.restored", "Workspace restored"
+    WORKSPACE_UPDATED = "workspace.updated", "Workspace updated"
+
+    API_KEY_CREATED = "api_key.created", "Api key created"
+    API_KEY_REVOKED = "api_key.revoked", "Api key revoked"
+
+    HISTORY_ITEM_DELETED = "history_item.deleted", "History item deleted"
+
+    CREDITS_GRANTED = "credits.granted", "Credits granted"
+    CREDITS_LIMIT_SET = "credits.limit_set", "Credits limit set"
+    CREDITS_MODE_SWITCHED = "credits.mode_switched", "Credits mode switched"
+    CREDITS_REFUNDED = "credits.refunded", "Credits refunded"
+    CREDITS_TRANSFERRED = "credits.transferred", "Credits transferred"
+
+    BILLING_INVOICE_OPENED = "billing.invoice_opened", "Billing invoice opened"
+    BILLING_INVOICE_PAID = "billing.invoice_paid", "Billing invoice paid"
+    BILLING_INVOICE_VOIDED = "billing.invoice_voided", "Billing invoice voided"
+    BILLING_PACK_EXPIRED = "billing.pack_expired", "Billing pack expired"
+    BILLING_SUBSCRIPTION_CANCEL_SCHEDULED = (
+        "billing.subscription_cancel_scheduled",
+        "Billing subscription cancel scheduled",
+    )
+    BILLING_SUBSCRIPTION_ENDED = "billing.subscription_ended", "Billing subscription ended"
+    BILLING_SUBSCRIPTION_ENDED_UNPAID = "billing.subscription_ended_unpaid", "Billing subscription ended unpaid"
+    BILLING_SUBSCRIPTION_RESUMED = "billing.subscription_resumed", "Billing subscription resumed"
+
+
 class AuditEventQuerySet(models.QuerySet["AuditEvent"]):
     def for_organization(self, organization: Organization) -> QuerySet[AuditEvent]:
         return self.filter(organization=organization)

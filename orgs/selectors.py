@@ -1,11 +1,12 @@
 from __future__ import annotations
 
+import hashlib
 from datetime import date
 from typing import Any
 
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import QuerySet
 
-from orgs.models import AuditEvent, Invitation, InvitationStatus, Membership, MembershipStatus, Organization
+from orgs.models import AuditEvent, Invitation, Membership, MembershipStatus, Organization
 
 
 def memberships_for_menu(*, user: Any) -> QuerySet[Membership]:
@@ -21,47 +22,6 @@ def memberships_for_menu(*, user: Any) -> QuerySet[Membership]:
         .select_related("organization")
         .order_by("organization__name")
     )
-
-
-def members_table(
-    *, organization: Organization, search: str = "", status: str = ""
-) -> tuple[QuerySet[Membership], QuerySet[Invitation]]:
-    """Members (newest role first) and pending/expired invitations of the Members tab, filtered alike.
-
-    Workspace assignments are prefetched, so a page of rows costs a constant number of queries.
-    """
-    from workspaces.models import WorkspaceMembership
-
-    members = (
-        Membership.objects.filter(organization=organization)
-        .select_related("user")
-        .prefetch_related(
-            Prefetch(
-                "user__workspace_memberships",
-                queryset=WorkspaceMembership.objects.filter(
-                    workspace__organization=organization, workspace__archived_at__isnull=True
-                ).select_related("workspace"),
-                to_attr="org_workspace_memberships",
-            )
-        )
-        .order_by("-role", "user__email")
-    )
-    invitations = (
-        Invitation.objects.filter(organization=organization, status=InvitationStatus.PENDING)
-        .prefetch_related("workspaces")
-        .select_related("invited_by")
-        .order_by("email")
-    )
-    if search:
-        members = members.filter(Q(user__email__icontains=search) | Q(user__name__icontains=search))
-        invitations = invitations.filter(email__icontains=search)
-    if status == "active":
-        members, invitations = members.filter(status=MembershipStatus.ACTIVE), invitations.none()
-    elif status == "removed":
-        members, invitations = members.filter(status=MembershipStatus.REMOVED), invitations.none()
-    elif status == "pending":
-        members = members.none()
-    return members, invitations
 
 
 def audit_events(
@@ -82,3 +42,18 @@ def audit_events(
     if date_to:
         events = events.filter(created_at__date__lte=date_to)
     return events.order_by("-created_at", "-id")
+
+
+def invitation_token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def invitation_for_token(token: str) -> Invitation | None:
+    """The invitation a link's token opens (of a live organization), whatever its state; None for a bad token."""
+    if not token or len(token) > 100:
+        return None
+    return (
+        Invitation.objects.select_related("organization", "invited_by")
+        .filter(token_hash=invitation_token_hash(token), organization__deleted_at__isnull=True)
+        .first()
+    )

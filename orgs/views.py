@@ -40,21 +40,8 @@ from orgs.models import (
     Notification,
     OrganizationRole,
 )
-from orgs.selectors import audit_events, members_table, memberships_for_menu
-from orgs.services import (
-    invitation_accept,
-    invitation_for_token,
-    invitation_resend,
-    invitation_revoke,
-    invitations_create,
-    membership_remove,
-    membership_role_change,
-    notifications_read,
-    organization_create,
-    organization_delete,
-    organization_transfer_ownership,
-    organization_update,
-)
+from orgs.selectors import audit_events, invitation_for_token, memberships_for_menu
+from orgs.services import invitation_resend, invitation_revoke, notifications_read, organization_update
 from qolaba.access import (
     SESSION_ORGANIZATION,
     AuthenticatedRequest,
@@ -63,9 +50,18 @@ from qolaba.access import (
     remembered_organization,
     remembered_workspace,
 )
+from qolaba.lifecycle import organization_create, organization_delete
 from qolaba.views import confirmed_action, form_add_service_errors
 from workspaces.models import Workspace, WorkspaceMembership
-from workspaces.services import membership_workspaces_set
+from workspaces.selectors import members_table
+from workspaces.services import (
+    invitation_accept,
+    invitations_create,
+    membership_remove,
+    membership_role_change,
+    membership_workspaces_set,
+    organization_transfer_ownership,
+)
 
 
 @require_GET

@@ -1,7 +1,7 @@
 """The one way views reach organizations and workspaces.
 
 Each decorator resolves the object named in the URL *through the user's django-guardian permission rows*
-(the rows `orgs.roles.permissions_apply` writes from the roles), checks the permission the view needs, and
+(the rows `workspaces.roles.permissions_apply` writes from the roles), checks the permission the view needs, and
 answers 404 for anything the user may not see or do, so that existence never leaks. The resolved objects
 and the user's permission codenames are put on `request.tenant`.
 """

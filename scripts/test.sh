@@ -53,10 +53,12 @@ ensure_chromium
 ensure_venv
 
 export DJANGO_SETTINGS_MODULE=qolaba.settings.test
-say "Lint (ruff) and types (mypy)"
+say "Lint (ruff), types (mypy)"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy .
+say "Layers (import-linter: the contracts in pyproject.toml)"
+.venv/bin/lint-imports --no-cache
 say "Migrations are complete"
 # Its history check needs a database that exists even on a fresh machine (the test database does not yet).
 DATABASE_URL="${DATABASE_URL:-postgres://postgres@$PG_HOST:$PG_PORT/postgres}" \

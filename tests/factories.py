@@ -6,9 +6,9 @@ import factory
 from allauth.account.models import EmailAddress
 
 from orgs.models import Membership, Organization, OrganizationRole, User
-from orgs.services import membership_add, organization_create
+from qolaba.lifecycle import organization_create, workspace_create
 from workspaces.models import Workspace, WorkspaceRole
-from workspaces.services import workspace_create, workspace_membership_set
+from workspaces.services import membership_add, workspace_membership_set
 
 PASSWORD = "correct-horse-battery-staple"
 _counter = itertools.count(1)

@@ -21,9 +21,9 @@ from orgs.models import (
     OrganizationRole,
     OrganizationUserObjectPermission,
 )
-from orgs.services import invitations_create
+from qolaba.lifecycle import workspace_archive
+from qolaba.tools import Tool
 from tests.factories import UserFactory, make_member, make_organization, make_workspace
-from usage.tools import Tool
 from workspaces.models import (
     ApiKey,
     HistoryItem,
@@ -32,7 +32,7 @@ from workspaces.models import (
     WorkspaceRole,
     WorkspaceUserObjectPermission,
 )
-from workspaces.services import api_key_create, history_item_create, workspace_archive
+from workspaces.services import api_key_create, history_item_create, invitations_create
 
 PERSONAS = [
     "anonymous",

@@ -26,9 +26,9 @@ from django.conf import settings as django_settings
 from django.db import connection
 from kombu import pools as kombu_pools
 
-from orgs.services import organization_create
 from orgs.tasks import organization_welcome_email_send
 from qolaba.celery import app as celery_app
+from qolaba.lifecycle import organization_create
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.worker

@@ -13,11 +13,11 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from orgs.models import Membership, OrganizationRole
-from orgs.roles import permissions_apply
-from orgs.services import invitations_create, membership_remove
+from qolaba.lifecycle import workspace_archive
 from tests.factories import UserFactory, make_organization, make_workspace
 from workspaces.models import Workspace, WorkspaceMembership, WorkspaceRole
-from workspaces.services import workspace_archive
+from workspaces.roles import permissions_apply
+from workspaces.services import invitations_create, membership_remove
 
 pytestmark = pytest.mark.django_db
 

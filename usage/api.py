@@ -41,9 +41,9 @@ from usage.services import (
     usage_hold_place,
     usage_hold_release,
 )
-from workspaces.models import ApiKey, Workspace
+from workspaces.models import ApiKey, Workspace, api_key_parse
 from workspaces.selectors import api_key_find, workspace_spender
-from workspaces.services import HISTORY_OUTPUT_MAX, HISTORY_PROMPT_MAX, api_key_mark_used, api_key_parse
+from workspaces.services import HISTORY_OUTPUT_MAX, HISTORY_PROMPT_MAX, api_key_mark_used
 
 MAX_BODY_BYTES = 1024 * 1024
 IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]{1,255}$"

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from qolaba.tools import Tool
 from usage.models import Price
-from usage.tools import Tool
 
 # (tool, model, unit, credits per unit, description)
 DEFAULT_PRICES: list[tuple[str, str, str, int, str]] = [

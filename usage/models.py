@@ -13,7 +13,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils.timezone import now
 
-from usage.tools import Tool
+from qolaba.tools import Tool
 
 MAX_CREDITS_PER_UNIT = 1_000_000
 MAX_UNITS = 1_000_000

@@ -7,8 +7,9 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from qolaba.lifecycle import workspace_create
 from workspaces.models import ApiKey, HistoryItem, Workspace, WorkspaceMembership
-from workspaces.services import api_key_revoke, workspace_create, workspace_update
+from workspaces.services import api_key_revoke, workspace_update
 
 
 class WorkspaceAddForm(forms.ModelForm):

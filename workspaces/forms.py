@@ -7,7 +7,7 @@ from django import forms
 from django.core.validators import MaxValueValidator, MinValueValidator
 
 from orgs.models import Membership, OrganizationRole
-from usage.tools import Tool
+from qolaba.tools import Tool
 from workspaces.models import ApiKey, Workspace, WorkspaceRole
 from workspaces.selectors import HistoryAuthor
 

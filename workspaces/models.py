@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import hashlib
 import secrets
 from typing import Any
 
@@ -11,7 +12,7 @@ from django.utils.timezone import now
 from guardian.models import UserObjectPermissionBase
 
 from orgs.models import Organization
-from usage.tools import Tool
+from qolaba.tools import Tool
 
 
 class WorkspaceQuerySet(models.QuerySet["Workspace"]):
@@ -199,6 +200,21 @@ class HistoryItem(models.Model):
 
 
 API_KEY_PREFIX = "qlb"
+
+
+def api_key_secret_hash(secret: str) -> str:
+    # Keys carry 240 bits of randomness, so a fast hash is as safe as a slow one and keeps every API call cheap.
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def api_key_parse(raw: str) -> tuple[str, str] | None:
+    """Split `qlb_<prefix>_<secret>` into (prefix, hash of the whole key); None when it is not such a key."""
+    parts = raw.split("_", 2)
+    if len(parts) != 3 or parts[0] != API_KEY_PREFIX or len(parts[1]) != 8 or not 30 <= len(parts[2]) <= 64:
+        return None
+    if not all(part.isascii() and part.replace("-", "").replace("_", "").isalnum() for part in parts[1:]):
+        return None
+    return parts[1], api_key_secret_hash(raw)
 
 
 class ApiKeyQuerySet(models.QuerySet["ApiKey"]):

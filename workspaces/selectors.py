@@ -6,15 +6,22 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from django.conf import settings
 from django.db import connection
-from django.db.models import BooleanField, Count, Exists, F, OuterRef, Q, QuerySet, Value
+from django.db.models import BooleanField, Exists, OuterRef, Prefetch, Q, QuerySet
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Substr
 
-from billing.models import balance_of
-from orgs.models import Membership, MembershipStatus, Organization, OrganizationRole, User
-from workspaces.models import ApiKey, HistoryItem, Workspace, WorkspaceMembership, WorkspaceUserObjectPermission
-from workspaces.services import api_key_parse
+from orgs.models import Invitation, InvitationStatus, Membership, MembershipStatus, Organization, OrganizationRole, User
+from workspaces.models import (
+    ApiKey,
+    HistoryItem,
+    Workspace,
+    WorkspaceMembership,
+    WorkspaceUserObjectPermission,
+    api_key_parse,
+)
+from workspaces.roles import SPEND_PERMISSION
 
 
 def workspaces_for_switcher(*, user: Any, organization: Any) -> QuerySet[Workspace]:
@@ -37,29 +44,6 @@ def workspace_overview_figures(*, user: Any, workspace: Workspace) -> OverviewFi
         ).count(),
         organization_members=Membership.objects.active().filter(organization_id=workspace.organization_id).count(),
         my_workspaces=workspaces_for_switcher(user=user, organization=workspace.organization).count(),
-    )
-
-
-def workspaces_for_management(*, organization: Organization) -> QuerySet[Workspace]:
-    """Live workspaces with their people count (assigned Members + the org's Owner/Admins) for the Workspaces tab."""
-    admins = Membership.objects.active().filter(organization=organization, role__gte=OrganizationRole.ADMIN).count()
-    return (
-        Workspace.objects.live()
-        .filter(organization=organization)
-        .select_related("created_by")
-        .annotate(
-            assigned=Count(
-                "memberships",
-                filter=Q(
-                    memberships__user__memberships__organization=organization,
-                    memberships__user__memberships__status=MembershipStatus.ACTIVE,
-                    memberships__user__memberships__role=OrganizationRole.MEMBER,
-                ),
-            ),
-            people=F("assigned") + Value(admins),
-            balance=balance_of("credit_account"),
-        )
-        .order_by("-is_primary", "name")
     )
 
 
@@ -116,20 +100,21 @@ def api_key_find(*, prefix: str, secret_hash: str) -> ApiKey | None:
     return api_key
 
 
-def workspace_spender(*, workspace: Workspace, email: str) -> User | None:
-    """The active user with this email who may spend credits in `workspace` (the same permission rows that guard
-    every page: viewers, removed members and strangers have no `use_workspace` row)."""
-    row = (
-        WorkspaceUserObjectPermission.objects.filter(
-            content_object=workspace,
-            permission__codename="use_workspace",
-            user__email=email.strip().lower(),
-            user__is_active=True,
-        )
-        .select_related("user")
-        .first()
+def workspace_spenders(*, workspace: Workspace) -> QuerySet[User]:
+    """The active users who may spend credits in `workspace`: those holding its `use_workspace` permission row — the
+    same rows that guard every page (Owners, Admins and the workspace's admins and members; never viewers, removed
+    members or strangers). The one definition of "who may spend here"; the metering fast path's SQL joins the same
+    row (`usage/fastpath.py`)."""
+    return User.objects.filter(
+        is_active=True,
+        workspaceuserobjectpermission__content_object=workspace,
+        workspaceuserobjectpermission__permission__codename=SPEND_PERMISSION,
     )
-    return row.user if row is not None else None
+
+
+def workspace_spender(*, workspace: Workspace, email: str) -> User | None:
+    """The spender of `workspace` with this email, if any (the metering API names members by email)."""
+    return workspace_spenders(workspace=workspace).filter(email=email.strip().lower()).first()
 
 
 # --- history -------------------------------------------------------------------------------------------------
@@ -227,3 +212,74 @@ def workspace_api_keys(*, workspace: Workspace) -> tuple[list[ApiKey], list[ApiK
     """The workspace's API keys, newest first, in one query: (active, revoked)."""
     keys = list(ApiKey.objects.filter(workspace=workspace).select_related("created_by", "revoked_by"))
     return [k for k in keys if not k.is_revoked], [k for k in keys if k.is_revoked]
+
+
+def organization_admins(organization: Organization) -> list[User]:
+    """The organization's Owner and Admins: admins of every workspace, so their rows change with each workspace."""
+    return list(
+        User.objects.filter(
+            memberships__organization=organization,
+            memberships__role__gte=OrganizationRole.ADMIN,
+        )
+    )
+
+
+def workspace_users_with_access(workspace: Workspace) -> list[User]:
+    """Org Owners/Admins plus the members assigned to the workspace: whose rows change with it."""
+    return list(
+        User.objects.filter(
+            Q(memberships__organization_id=workspace.organization_id, memberships__role__gte=OrganizationRole.ADMIN)
+            | Q(workspace_memberships__workspace=workspace)
+        ).distinct()
+    )
+
+
+def workspace_restore_deadline(workspace: Workspace) -> datetime | None:
+    """Until when an archived workspace can be restored (None: it is not archived)."""
+    if workspace.archived_at is None:
+        return None
+    return workspace.archived_at + timedelta(days=settings.ORGANIZATION_RETENTION_DAYS)
+
+
+def history_item_can_delete(*, item: HistoryItem, user: User, workspace_permissions: frozenset[str]) -> bool:
+    """The author, or an admin of the workspace (org Owners and Admins are admins of every workspace)."""
+    return item.author_id == user.pk or "manage_workspace" in workspace_permissions
+
+
+def members_table(
+    *, organization: Organization, search: str = "", status: str = ""
+) -> tuple[QuerySet[Membership], QuerySet[Invitation]]:
+    """Members (newest role first) and pending/expired invitations of the Members tab, filtered alike.
+
+    Workspace assignments are prefetched, so a page of rows costs a constant number of queries.
+    """
+    members = (
+        Membership.objects.filter(organization=organization)
+        .select_related("user")
+        .prefetch_related(
+            Prefetch(
+                "user__workspace_memberships",
+                queryset=WorkspaceMembership.objects.filter(
+                    workspace__organization=organization, workspace__archived_at__isnull=True
+                ).select_related("workspace"),
+                to_attr="org_workspace_memberships",
+            )
+        )
+        .order_by("-role", "user__email")
+    )
+    invitations = (
+        Invitation.objects.filter(organization=organization, status=InvitationStatus.PENDING)
+        .prefetch_related("workspaces")
+        .select_related("invited_by")
+        .order_by("email")
+    )
+    if search:
+        members = members.filter(Q(user__email__icontains=search) | Q(user__name__icontains=search))
+        invitations = invitations.filter(email__icontains=search)
+    if status == "active":
+        members, invitations = members.filter(status=MembershipStatus.ACTIVE), invitations.none()
+    elif status == "removed":
+        members, invitations = members.filter(status=MembershipStatus.REMOVED), invitations.none()
+    elif status == "pending":
+        members = members.none()
+    return members, invitations

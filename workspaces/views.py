@@ -15,9 +15,10 @@ from django.utils.cache import add_never_cache_headers, patch_cache_control, pat
 from django.utils.timezone import now
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from billing.selectors import credits_overview
+from billing.selectors import credits_overview, workspaces_for_management
 from orgs.models import User
 from qolaba.access import TenantRequest, WorkspaceRequest, organization_view, workspace_view
+from qolaba.lifecycle import workspace_archive, workspace_create, workspace_restore
 from qolaba.views import confirmed_action, form_add_service_errors
 from usage.selectors import price_list
 from workspaces.forms import ApiKeyForm, HistoryFilterForm, WorkspaceForm, WorkspaceMemberForm
@@ -25,25 +26,21 @@ from workspaces.models import ApiKey, HistoryItem, Workspace
 from workspaces.selectors import (
     archived_workspaces,
     history_authors,
+    history_item_can_delete,
     history_items,
     user_can_open_workspace,
     workspace_api_keys,
     workspace_overview_figures,
     workspace_people,
-    workspaces_for_management,
+    workspace_restore_deadline,
     workspaces_for_switcher,
 )
 from workspaces.services import (
     api_key_create,
     api_key_revoke,
-    history_item_can_delete,
     history_item_delete,
-    workspace_archive,
-    workspace_create,
     workspace_membership_remove,
     workspace_membership_set,
-    workspace_restore,
-    workspace_restore_deadline,
     workspace_update,
 )
 

@@ -34,6 +34,7 @@ INSTALLED_APPS = [
     "workspaces",
     "billing",
     "usage",
+    "qolaba.demo",
 ]
 
 MIDDLEWARE = [

@@ -39,9 +39,9 @@ from billing.models import Account, AccountKind, Hold, LedgerEntry, LedgerTransa
 from billing.reconcile import reconcile
 from billing.services import credit_mode_switch, workspace_limit_set
 from orgs.models import CreditMode, Organization, User
+from qolaba.lifecycle import workspace_archive
 from tests.factories import UserFactory, make_member, make_organization, make_workspace
 from workspaces.models import Workspace, WorkspaceRole
-from workspaces.services import workspace_archive
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -48,9 +48,9 @@ from billing.models import (
 from billing.reconcile import reconcile
 from billing.services import credit_mode_switch, credits_move, workspace_credits_return, workspace_limit_set
 from orgs.models import AuditEvent, CreditMode, Organization
+from qolaba.lifecycle import workspace_archive, workspace_restore
 from tests.factories import UserFactory, make_member, make_organization, make_workspace
 from workspaces.models import Workspace, WorkspaceRole
-from workspaces.services import workspace_archive, workspace_restore
 
 pytestmark = pytest.mark.django_db
 

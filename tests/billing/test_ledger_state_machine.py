@@ -61,9 +61,9 @@ from billing.models import (
 from billing.reconcile import reconcile
 from billing.services import credit_mode_switch, workspace_limit_set
 from orgs.models import CreditMode, Organization, User
+from qolaba.lifecycle import workspace_archive, workspace_restore
 from tests.factories import UserFactory, make_member, make_organization, make_workspace
 from workspaces.models import Workspace, WorkspaceRole
-from workspaces.services import workspace_archive, workspace_restore
 
 WORKSPACES = ("primary", "w1", "w2")
 USERS = ("owner", "member")

@@ -41,9 +41,9 @@ from billing.services import (
     workspace_limit_set,
 )
 from orgs.models import AuditEvent, CreditMode, Membership, OrganizationRole
+from qolaba.lifecycle import workspace_archive
 from tests.factories import UserFactory, make_member, make_organization, make_workspace
 from workspaces.models import Workspace, WorkspaceRole
-from workspaces.services import workspace_archive
 
 pytestmark = pytest.mark.django_db
 

@@ -11,10 +11,10 @@ import re
 from playwright.sync_api import Browser, Page, ViewportSize, expect
 
 from orgs.models import Organization, User
+from qolaba.lifecycle import workspace_create
 from tests.e2e.conftest import Screenshot, log_in
 from tests.factories import PASSWORD, UserFactory, make_organization
 from workspaces.models import Workspace
-from workspaces.services import workspace_create
 
 SIGNUP_PASSWORD = "violet-otter-harbour-42"
 

@@ -15,9 +15,9 @@ from django.utils.timezone import now
 from PIL import Image, ImageDraw
 from playwright.sync_api import Browser, Page, expect
 
+from qolaba.tools import Tool
 from tests.e2e.conftest import Screenshot, log_in
 from tests.factories import PASSWORD, UserFactory, make_member, make_organization, make_workspace
-from usage.tools import Tool
 from workspaces.models import HistoryItem, WorkspaceRole
 from workspaces.services import api_key_create, history_item_create
 

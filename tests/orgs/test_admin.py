@@ -7,9 +7,9 @@ import re
 import pytest
 
 from orgs.models import AuditEvent, Membership, Organization, OrganizationRole, User
-from orgs.roles import WORKSPACE_ROLE_PERMISSIONS
 from tests.factories import UserFactory, make_member, make_organization, make_workspace
 from workspaces.models import Workspace, WorkspaceRole, WorkspaceUserObjectPermission
+from workspaces.roles import WORKSPACE_ROLE_PERMISSIONS
 
 pytestmark = pytest.mark.django_db
 

@@ -25,27 +25,25 @@ from orgs.models import (
     OrganizationUserObjectPermission,
     User,
 )
-from orgs.services import (
-    invitation_accept,
-    invitation_resend,
-    invitation_revoke,
-    invitations_create,
-    membership_remove,
-    membership_role_change,
+from orgs.services import invitation_resend, invitation_revoke, organization_update
+from qolaba.lifecycle import (
     organization_delete,
     organization_restore,
-    organization_transfer_ownership,
-    organization_update,
+    workspace_archive,
+    workspace_create,
+    workspace_restore,
 )
 from tests.factories import UserFactory, make_member, make_organization, make_workspace
 from workspaces.models import Workspace, WorkspaceMembership, WorkspaceRole, WorkspaceUserObjectPermission
 from workspaces.services import (
+    invitation_accept,
+    invitations_create,
+    membership_remove,
+    membership_role_change,
     membership_workspaces_set,
-    workspace_archive,
-    workspace_create,
+    organization_transfer_ownership,
     workspace_membership_remove,
     workspace_membership_set,
-    workspace_restore,
     workspace_update,
 )
 
@@ -130,22 +128,22 @@ def _archived(s):
 # name -> (module whose audit_record is used, action, call(s), expected actor key)
 CASES = {
     "role change": (
-        "orgs.services",
+        "workspaces.services.members",
         "membership.role_changed",
         lambda s: membership_role_change(membership=s["member"], role=OrganizationRole.ADMIN, actor=s["admin"].user),
     ),
     "remove": (
-        "orgs.services",
+        "workspaces.services.members",
         "membership.removed",
         lambda s: membership_remove(membership=s["member"], actor=s["owner"]),
     ),
     "transfer": (
-        "orgs.services",
+        "workspaces.services.members",
         "organization.ownership_transferred",
         lambda s: organization_transfer_ownership(organization=s["org"], new_owner=s["admin"], actor=s["owner"]),
     ),
     "invite": (
-        "orgs.services",
+        "workspaces.services.members",
         "invitation.created",
         lambda s: invitations_create(
             organization=s["org"],
@@ -166,42 +164,42 @@ CASES = {
         "invitation.revoked",
         lambda s: invitation_revoke(invitation=s["invitation"], actor=s["owner"]),
     ),
-    "accept": ("orgs.services", "invitation.accepted", _accept),
+    "accept": ("workspaces.services.members", "invitation.accepted", _accept),
     "profile": (
         "orgs.services",
         "organization.updated",
         lambda s: organization_update(organization=s["org"], actor=s["owner"], name="Renamed", timezone="Asia/Tokyo"),
     ),
     "delete": (
-        "orgs.services",
+        "qolaba.lifecycle",
         "organization.deleted",
         lambda s: organization_delete(organization=s["org"], actor=s["owner"], confirm_name="Northwind"),
     ),
     "workspace create": (
-        "workspaces.services",
+        "qolaba.lifecycle",
         "workspace.created",
         lambda s: workspace_create(organization=s["org"], name="Launch", created_by=s["admin"].user),
     ),
     "workspace update": (
-        "workspaces.services",
+        "workspaces.services.workspaces",
         "workspace.updated",
         lambda s: workspace_update(workspace=s["campaign"], actor=s["owner"], name="Campaign 2", description="new"),
     ),
-    "workspace archive": ("workspaces.services", "workspace.archived", _archived),
+    "workspace archive": ("qolaba.lifecycle", "workspace.archived", _archived),
     "workspace member set": (
-        "workspaces.services",
+        "workspaces.services.workspaces",
         "workspace.member_set",
         lambda s: workspace_membership_set(
             workspace=s["primary"], user=s["member"].user, role=WorkspaceRole.VIEWER, actor=s["owner"]
         ),
     ),
     "workspace member remove": (
-        "workspaces.services",
+        "workspaces.services.workspaces",
         "workspace.member_removed",
         lambda s: workspace_membership_remove(workspace=s["campaign"], user=s["member"].user, actor=s["owner"]),
     ),
     "member workspaces": (
-        "workspaces.services",
+        "workspaces.services.workspaces",
         "membership.workspaces_changed",
         lambda s: membership_workspaces_set(
             membership=s["member"], assignments={s["primary"]: WorkspaceRole.ADMIN}, actor=s["owner"]
@@ -244,14 +242,15 @@ def test_if_the_audit_write_fails_the_change_is_rolled_back(s, case, monkeypatch
 def test_restore_is_audited_in_its_transaction(s, monkeypatch):
     ws = _archived(s)
     before = org_state(s["org"])
-    monkeypatch.setattr("workspaces.services.audit_record", _boom)
+    monkeypatch.setattr("qolaba.lifecycle.audit_record", _boom)
     with pytest.raises(RuntimeError):
         workspace_restore(workspace=ws, actor=s["owner"])
     assert org_state(s["org"]) == before
 
+    monkeypatch.undo()  # the deletion below is a lifecycle service too, and must succeed
     organization_delete(organization=s["org"], actor=s["owner"], confirm_name="Northwind")
     before = org_state(s["org"])
-    monkeypatch.setattr("orgs.services.audit_record", _boom)
+    monkeypatch.setattr("qolaba.lifecycle.audit_record", _boom)
     with pytest.raises(RuntimeError):
         organization_restore(organization=s["org"], actor=None)
     assert org_state(s["org"]) == before

@@ -27,19 +27,12 @@ from orgs.models import (
     OrganizationUserObjectPermission,
     User,
 )
-from orgs.services import (
-    invitation_accept,
-    invitation_for_token,
-    invitation_resend,
-    invitation_revoke,
-    invitations_create,
-    membership_remove,
-    organization_delete,
-    parse_email_list,
-)
+from orgs.selectors import invitation_for_token
+from orgs.services import invitation_resend, invitation_revoke, parse_email_list
+from qolaba.lifecycle import organization_delete, workspace_archive
 from tests.factories import UserFactory, make_member, make_organization, make_workspace
 from workspaces.models import Workspace, WorkspaceMembership, WorkspaceRole, WorkspaceUserObjectPermission
-from workspaces.services import workspace_archive
+from workspaces.services import invitation_accept, invitations_create, membership_remove
 
 pytestmark = pytest.mark.django_db
 

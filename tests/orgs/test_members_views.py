@@ -12,9 +12,10 @@ from django.urls import reverse
 from django.utils.timezone import now
 
 from orgs.models import Invitation, Membership, OrganizationRole
-from orgs.services import invitation_revoke, invitations_create, membership_remove
+from orgs.services import invitation_revoke
 from tests.factories import UserFactory, make_member, make_organization, make_workspace
 from workspaces.models import Workspace, WorkspaceRole
+from workspaces.services import invitations_create, membership_remove
 
 pytestmark = pytest.mark.django_db
 

@@ -26,13 +26,9 @@ from orgs.models import (
     OrganizationUserObjectPermission,
     User,
 )
-from orgs.services import (
-    organization_delete,
-    organization_restore,
-    organization_update,
-    organizations_purge_deleted,
-)
+from orgs.services import organization_update, organizations_purge_deleted
 from orgs.tasks import organizations_purge_deleted_run
+from qolaba.lifecycle import organization_delete, organization_restore
 from tests.factories import make_member, make_organization, make_workspace
 from workspaces.models import Workspace, WorkspaceRole, WorkspaceUserObjectPermission
 

@@ -7,9 +7,11 @@ from django.core.exceptions import ValidationError
 from django.utils.timezone import now
 
 from orgs.models import AuditEvent, Membership, MembershipStatus, Organization, OrganizationRole
-from orgs.services import PRIMARY_WORKSPACE_NAME, membership_add, organization_create, organization_welcome_email
+from orgs.services import organization_welcome_email
+from qolaba.lifecycle import PRIMARY_WORKSPACE_NAME, organization_create
 from tests.factories import UserFactory, make_member, make_organization
 from workspaces.models import Workspace, WorkspaceMembership
+from workspaces.services import membership_add
 
 pytestmark = pytest.mark.django_db
 

@@ -7,9 +7,9 @@ from django.test import Client
 from django.utils.timezone import now
 
 from orgs.models import AuditEvent, Membership, MembershipStatus, Organization, OrganizationRole
-from orgs.roles import permissions_apply
 from tests.factories import UserFactory, make_member, make_organization, make_workspace
 from workspaces.models import Workspace, WorkspaceRole
+from workspaces.roles import permissions_apply
 
 pytestmark = pytest.mark.django_db
 

@@ -20,13 +20,13 @@ from billing.models import Hold, HoldStatus, LedgerTransaction, TransactionKind
 from billing.reconcile import reconcile
 from billing.services import credit_mode_switch, credits_move, workspace_limit_set
 from orgs.models import CreditMode, Membership, Organization, OrganizationRole
-from orgs.services import membership_remove, organization_delete
+from qolaba.lifecycle import organization_delete, workspace_archive
 from tests.factories import make_member, make_organization, make_workspace
 from tests.usage.conftest import MeteredWorkspace, make_metered_workspace
 from usage.api import MAX_BODY_BYTES
 from usage.models import IdempotentRequest, Price, UsageEvent, UsageStatus
 from workspaces.models import ApiKey, HistoryItem, Workspace, WorkspaceRole
-from workspaces.services import api_key_create, api_key_revoke, workspace_archive, workspace_membership_set
+from workspaces.services import api_key_create, api_key_revoke, membership_remove, workspace_membership_set
 
 pytestmark = pytest.mark.django_db
 

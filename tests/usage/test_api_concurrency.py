@@ -31,8 +31,7 @@ from orgs.models import CreditMode, Organization
 from tests.usage.conftest import MeteredWorkspace, make_metered_workspace
 from usage.fastpath import charge_fast
 from usage.models import IdempotentRequest, UsageEvent, UsageStatus
-from workspaces.models import HistoryItem, Workspace
-from workspaces.services import api_key_parse
+from workspaces.models import HistoryItem, Workspace, api_key_parse
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -16,13 +16,13 @@ from django.urls import reverse
 from PIL import Image
 
 from orgs.models import AuditEvent, Membership, OrganizationRole
-from orgs.services import membership_remove
+from qolaba.lifecycle import workspace_archive
+from qolaba.tools import Tool
 from tests.factories import UserFactory, make_member, make_organization, make_workspace
 from tests.workspaces.test_views import hx_gets_without_fallback
-from usage.tools import Tool
 from workspaces.models import HistoryItem, Workspace, WorkspaceRole
 from workspaces.selectors import history_items
-from workspaces.services import history_item_create, workspace_archive, workspace_membership_remove
+from workspaces.services import history_item_create, membership_remove, workspace_membership_remove
 
 pytestmark = pytest.mark.django_db
 

@@ -8,11 +8,12 @@ from django.db import IntegrityError
 from django.utils.timezone import now
 
 from orgs.models import AuditEvent, Membership, MembershipStatus, OrganizationRole
-from orgs.roles import permissions_apply
+from qolaba.lifecycle import workspace_create
 from tests.factories import UserFactory, make_member, make_organization, make_workspace
 from workspaces.models import Workspace, WorkspaceMembership, WorkspaceRole
+from workspaces.roles import permissions_apply
 from workspaces.selectors import workspace_overview_figures, workspaces_for_switcher
-from workspaces.services import workspace_create, workspace_membership_set
+from workspaces.services import workspace_membership_set
 
 pytestmark = pytest.mark.django_db
 

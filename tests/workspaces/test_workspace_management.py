@@ -15,16 +15,10 @@ from django.urls import reverse
 from django.utils.timezone import now
 
 from orgs.models import AuditEvent, Membership, OrganizationRole
-from orgs.services import membership_remove
+from qolaba.lifecycle import workspace_archive, workspace_create, workspace_restore
 from tests.factories import make_member, make_organization, make_workspace
 from workspaces.models import Workspace, WorkspaceMembership, WorkspaceRole, WorkspaceUserObjectPermission
-from workspaces.services import (
-    membership_workspaces_set,
-    workspace_archive,
-    workspace_create,
-    workspace_restore,
-    workspace_update,
-)
+from workspaces.services import membership_remove, membership_workspaces_set, workspace_update
 
 pytestmark = pytest.mark.django_db
 

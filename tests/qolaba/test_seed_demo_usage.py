@@ -19,11 +19,11 @@ from PIL import Image
 from billing.ledger import available_credits, period_bounds
 from billing.models import Hold, HoldStatus, LedgerTransaction, SpendCounter, WorkspaceLimit
 from billing.reconcile import reconcile
-from orgs.management.commands._demo_usage import DEMO_KEY_NAME, demo_png
 from orgs.models import Organization
+from qolaba.demo.usage import DEMO_KEY_NAME, demo_png
+from qolaba.tools import Tool
 from usage.catalog import DEFAULT_PRICES
 from usage.models import Price, UsageEvent, UsageStatus
-from usage.tools import Tool
 from workspaces.models import ApiKey, HistoryItem, Workspace, WorkspaceUserObjectPermission
 from workspaces.selectors import api_key_authenticate
 

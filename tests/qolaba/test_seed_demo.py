@@ -11,9 +11,9 @@ from django.core.management import call_command
 from django.test import Client
 
 from billing.models import LedgerTransaction
-from orgs.management.commands import seed_demo as seed_demo_command
-from orgs.management.commands._demo_usage import UsageSeeded
 from orgs.models import AuditEvent, Membership, Organization, OrganizationUserObjectPermission, User
+from qolaba.demo.management.commands import seed_demo as seed_demo_command
+from qolaba.demo.usage import UsageSeeded
 from usage.models import UsageEvent
 from workspaces.models import HistoryItem, Workspace, WorkspaceMembership, WorkspaceUserObjectPermission
 

@@ -7,7 +7,7 @@ from typing import Any
 from django.core.management.base import BaseCommand
 
 from orgs.models import Organization
-from orgs.roles import permissions_apply
+from workspaces.roles import permissions_apply
 
 
 class Command(BaseCommand):

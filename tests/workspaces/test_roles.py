@@ -1,4 +1,4 @@
-"""orgs.roles.permissions_apply: the guardian permission rows follow the roles, exactly."""
+"""workspaces.roles.permissions_apply: the guardian permission rows follow the roles, exactly."""
 
 from __future__ import annotations
 
@@ -12,14 +12,14 @@ from orgs.models import (
     OrganizationRole,
     OrganizationUserObjectPermission,
 )
-from orgs.roles import (
+from tests.factories import make_member, make_organization, make_workspace
+from workspaces.models import Workspace, WorkspaceRole, WorkspaceUserObjectPermission
+from workspaces.roles import (
     ORGANIZATION_ROLE_PERMISSIONS,
     WORKSPACE_ROLE_PERMISSIONS,
     effective_workspace_role,
     permissions_apply,
 )
-from tests.factories import make_member, make_organization, make_workspace
-from workspaces.models import Workspace, WorkspaceRole, WorkspaceUserObjectPermission
 
 pytestmark = pytest.mark.django_db
 

@@ -1,12 +1,12 @@
 """What the demo workspaces generate: per workspace, how busy it is, its mix of tools and the prompts its people
-write. Read by `seed_demo` (`_demo_usage`); plain data, no database access."""
+write. Read by `qolaba.demo.usage`; plain data, no database access."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
 
-from usage.tools import Tool
+from qolaba.tools import Tool
 
 
 @dataclass(frozen=True)

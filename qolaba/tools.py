@@ -1,4 +1,4 @@
-"""The AI tools Qolaba meters, and how reports group them. No model imports: every app may use this."""
+"""The AI tools Qolaba meters, and how reports group them. Below every app: models, forms and reports all name tools."""
 
 from __future__ import annotations
 

@@ -1,23 +1,13 @@
-"""Build (or top up) a realistic demo: organizations, workspaces, members of every role, the price list, an API
-key per workspace, and a few months of usage and history.
-
-Idempotent: running it again reuses what exists and creates only what is missing. The one exception is the API
-keys: their secrets are stored hashed, so `--json` (which prints them) revokes the demo keys and makes new ones.
-"""
+"""The demo's organizations: who is in them, their workspaces, plan, credit mode, budgets and limits, built through
+the same services the app uses (so every row keeps the invariants the ledger and reconciliation check)."""
 
 from __future__ import annotations
 
-import json
-import sys
-from contextlib import redirect_stdout
 from dataclasses import dataclass, field
 from typing import Any
 
 from allauth.account.models import EmailAddress
-from django.core.management.base import BaseCommand, CommandParser
-from django.db import transaction
 
-from billing.catalog import plans_ensure_defaults
 from billing.models import Plan, Subscription
 from billing.services import (
     credit_mode_switch,
@@ -27,12 +17,9 @@ from billing.services import (
     workspace_limit_set,
 )
 from orgs.models import CreditMode, Membership, Organization, OrganizationRole, User
-from orgs.services import membership_add, organization_create
-from usage.catalog import prices_ensure_defaults
+from qolaba.lifecycle import organization_create, workspace_create
 from workspaces.models import Workspace, WorkspaceRole
-from workspaces.services import workspace_create, workspace_membership_set
-
-from ._demo_usage import UsageSeeded, api_keys_issue, demo_holds_release_expired, usage_seed
+from workspaces.services import membership_add, workspace_membership_set
 
 DEMO_PASSWORD = "qolaba-demo-2026"  # noqa: S105 (published demo credentials)
 
@@ -135,7 +122,8 @@ def _demo_user(member: DemoMember) -> User:
     return user
 
 
-def _seed_organization(spec: DemoOrganization) -> Organization:
+def organization_seed(spec: DemoOrganization) -> Organization:
+    """The organization of `spec`, created or completed (idempotent)."""
     owner = _demo_user(spec.owner)
     organization = Organization.objects.filter(slug=spec.slug).first()
     if organization is None:
@@ -222,48 +210,3 @@ def demo_summary(api_keys: dict[int, str] | None = None) -> dict[str, Any]:
                 }
             )
     return {"users": users, "orgs": orgs}
-
-
-class Command(BaseCommand):
-    help = (
-        "Create the demo organizations, workspaces, users, API keys and months of usage (idempotent). "
-        "--json prints what exists, with a new working API key per workspace."
-    )
-
-    def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument(
-            "--json",
-            action="store_true",
-            help="Print the demo's users, orgs and workspaces as JSON, with a new API key per workspace "
-            "(the previous demo keys are revoked).",
-        )
-
-    def handle(self, *args: Any, **options: Any) -> None:
-        api_keys: dict[int, str] = {}
-        usage: dict[str, UsageSeeded] = {}
-        # Emails sent while seeding (console backend in development) must not mix with the JSON on stdout.
-        with redirect_stdout(sys.stderr), transaction.atomic():
-            plans_ensure_defaults()
-            prices_ensure_defaults()
-            for spec in DEMO:
-                organization = _seed_organization(spec)
-                owner = User.objects.get(email__iexact=spec.owner.email)
-                api_keys |= api_keys_issue(organization=organization, owner=owner, rotate=options["json"])
-                demo_holds_release_expired(organization=organization)
-                usage[spec.slug] = usage_seed(organization=organization)
-        summary = demo_summary(api_keys)
-        if options["json"]:
-            self.stdout.write(json.dumps(summary, indent=2))
-            return
-        self.stdout.write(self.style.SUCCESS("Demo data is ready. Every demo user's password: " + DEMO_PASSWORD))
-        for user in summary["users"]:
-            self.stdout.write(f"  {user['email']:<28} {user['role']:<7} in {user['org']}")
-        for slug, seeded in usage.items():
-            if seeded.events:
-                self.stdout.write(
-                    f"  {slug}: {seeded.events} generations of usage and history seeded "
-                    f"in {seeded.workspaces} workspaces ({seeded.images} with images)"
-                )
-        self.stdout.write(
-            "  API keys: `seed_demo --json` prints a working key per workspace (it replaces the demo keys)."
-        )

@@ -28,13 +28,12 @@ from PIL import Image, ImageDraw
 from billing.ledger import HOLD_TTL_DEFAULT, HOLD_TTL_MAX, available_credits, period_bounds
 from billing.models import Hold, LedgerTransaction, WorkspaceLimit
 from orgs.models import CreditMode, Membership, Organization, OrganizationRole, User
+from qolaba.demo.content import DEFAULT_PROFILE, MODELS, PROFILES, Sample, UsageProfile
+from qolaba.tools import Tool
 from usage.models import Price, UsageEvent, UsageStatus
 from usage.services import HistoryContent, usage_charge, usage_hold_capture, usage_hold_place, usage_hold_release
-from usage.tools import Tool
 from workspaces.models import ApiKey, HistoryItem, Workspace, WorkspaceUserObjectPermission
 from workspaces.services import api_key_create, api_key_revoke
-
-from ._demo_content import DEFAULT_PROFILE, MODELS, PROFILES, Sample, UsageProfile
 
 K = TypeVar("K")
 

@@ -49,6 +49,9 @@ ORGANIZATION_ROLE_PERMISSIONS: dict[int, frozenset[str]] = {
     OrganizationRole.MEMBER: _MEMBER,
 }
 
+# The workspace permission that lets its holder spend credits there (run tools, charge the metering API).
+SPEND_PERMISSION = "use_workspace"
+
 WORKSPACE_ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     WorkspaceRole.ADMIN: frozenset({"view_workspace", "use_workspace", "manage_workspace", "view_workspace_usage"}),
     WorkspaceRole.MEMBER: frozenset({"view_workspace", "use_workspace"}),

@@ -16,10 +16,10 @@ from orgs.models import (
     OrganizationRole,
     OrganizationUserObjectPermission,
 )
-from orgs.roles import ORGANIZATION_ROLE_PERMISSIONS
-from orgs.services import membership_remove, membership_role_change, organization_transfer_ownership
 from tests.factories import make_member, make_organization, make_workspace
 from workspaces.models import Workspace, WorkspaceMembership, WorkspaceRole, WorkspaceUserObjectPermission
+from workspaces.roles import ORGANIZATION_ROLE_PERMISSIONS
+from workspaces.services import membership_remove, membership_role_change, organization_transfer_ownership
 
 pytestmark = pytest.mark.django_db
 
@@ -133,7 +133,7 @@ def test_role_change_and_permissions_roll_back_together(team, monkeypatch):
     def boom(**kwargs):
         raise RuntimeError("audit store down")
 
-    monkeypatch.setattr("orgs.services.audit_record", boom)
+    monkeypatch.setattr("workspaces.services.members.audit_record", boom)
     with pytest.raises(RuntimeError):
         membership_role_change(membership=member, role=OrganizationRole.ADMIN, actor=team["owner"].user)
 
@@ -342,7 +342,7 @@ def test_removal_rolls_back_with_its_audit_event(team, monkeypatch):
     def boom(**kwargs):
         raise RuntimeError("audit store down")
 
-    monkeypatch.setattr("orgs.services.audit_record", boom)
+    monkeypatch.setattr("workspaces.services.members.audit_record", boom)
     with pytest.raises(RuntimeError):
         membership_remove(membership=team["member"], actor=team["owner"].user)
     assert snapshot(team["org"]) == before

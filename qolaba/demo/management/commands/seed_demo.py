@@ -1,0 +1,67 @@
+"""Build (or top up) a realistic demo: organizations, workspaces, members of every role, the price list, an API
+key per workspace, and a few months of usage and history.
+
+Idempotent: running it again reuses what exists and creates only what is missing. The one exception is the API
+keys: their secrets are stored hashed, so `--json` (which prints them) revokes the demo keys and makes new ones.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from contextlib import redirect_stdout
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandParser
+from django.db import transaction
+
+from billing.catalog import plans_ensure_defaults
+from orgs.models import User
+from qolaba.demo.organizations import DEMO, DEMO_PASSWORD, demo_summary, organization_seed
+from qolaba.demo.usage import UsageSeeded, api_keys_issue, demo_holds_release_expired, usage_seed
+from usage.catalog import prices_ensure_defaults
+
+
+class Command(BaseCommand):
+    help = (
+        "Create the demo organizations, workspaces, users, API keys and months of usage (idempotent). "
+        "--json prints what exists, with a new working API key per workspace."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--json",
+            action="store_true",
+            help="Print the demo's users, orgs and workspaces as JSON, with a new API key per workspace "
+            "(the previous demo keys are revoked).",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        api_keys: dict[int, str] = {}
+        usage: dict[str, UsageSeeded] = {}
+        # Emails sent while seeding (console backend in development) must not mix with the JSON on stdout.
+        with redirect_stdout(sys.stderr), transaction.atomic():
+            plans_ensure_defaults()
+            prices_ensure_defaults()
+            for spec in DEMO:
+                organization = organization_seed(spec)
+                owner = User.objects.get(email__iexact=spec.owner.email)
+                api_keys |= api_keys_issue(organization=organization, owner=owner, rotate=options["json"])
+                demo_holds_release_expired(organization=organization)
+                usage[spec.slug] = usage_seed(organization=organization)
+        summary = demo_summary(api_keys)
+        if options["json"]:
+            self.stdout.write(json.dumps(summary, indent=2))
+            return
+        self.stdout.write(self.style.SUCCESS("Demo data is ready. Every demo user's password: " + DEMO_PASSWORD))
+        for user in summary["users"]:
+            self.stdout.write(f"  {user['email']:<28} {user['role']:<7} in {user['org']}")
+        for slug, seeded in usage.items():
+            if seeded.events:
+                self.stdout.write(
+                    f"  {slug}: {seeded.events} generations of usage and history seeded "
+                    f"in {seeded.workspaces} workspaces ({seeded.images} with images)"
+                )
+        self.stdout.write(
+            "  API keys: `seed_demo --json` prints a working key per workspace (it replaces the demo keys)."
+        )
