@@ -25,7 +25,3 @@ TOOL_GROUP: dict[str, ReportGroup] = {
     Tool.SPEECH: ReportGroup.IMAGE_SPEECH,
     Tool.MUSIC: ReportGroup.IMAGE_SPEECH,
 }
-
-
-def tools_in(group: ReportGroup) -> list[str]:
-    return [tool for tool, tool_group in TOOL_GROUP.items() if tool_group == group]
