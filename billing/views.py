@@ -25,6 +25,7 @@ from billing.services import (
 )
 from orgs.models import CreditMode, Membership, OrganizationRole
 from qolaba.access import TenantRequest, WorkspaceRequest, organization_view, workspace_view
+from qolaba.htmx import render_page
 from qolaba.views import confirmed_action, form_add_service_errors
 from workspaces.models import WorkspaceUserObjectPermission
 
@@ -175,11 +176,8 @@ def credits_transfer_view(request: TenantRequest, org_slug: str) -> HttpResponse
         "budget_mode": organization.credit_mode == CreditMode.BUDGET,
     }
     status = 400 if form.errors and request.method == "POST" else 200
-    if request.htmx and request.htmx.target == "transfer-preview":
-        return render(request, "billing/transfer.html#transfer-preview", context, status=status)
-    if request.htmx and request.htmx.target == "dialog-body":
-        return render(request, "billing/transfer.html#transfer-dialog", context, status=status)
-    return render(request, "billing/transfer.html", context, status=status)
+    partials = {"transfer-preview", "dialog-body"}
+    return render_page(request, "billing/transfer.html", context, partials=partials, status=status)
 
 
 @require_http_methods(["GET", "POST"])

@@ -63,6 +63,7 @@ from qolaba.access import (
     remembered_organization,
     remembered_workspace,
 )
+from qolaba.htmx import render_page
 from qolaba.views import confirmed_action, form_add_service_errors
 from workspaces.models import Workspace, WorkspaceMembership
 from workspaces.services import membership_workspaces_set
@@ -86,9 +87,7 @@ def organization_list(request: AuthenticatedRequest) -> HttpResponse:
         "memberships": memberships_for_menu(user=request.user),
         "current_organization_id": request.session.get(SESSION_ORGANIZATION),
     }
-    if request.htmx and request.htmx.target == "organization-menu":
-        return render(request, "orgs/list.html#organization-menu", context)
-    return render(request, "orgs/list.html", context)
+    return render_page(request, "orgs/list.html", context, partials={"organization-menu"})
 
 
 @require_http_methods(["GET", "POST"])
@@ -142,11 +141,8 @@ def _members_context(request: TenantRequest) -> dict[str, Any]:
 @require_GET
 @organization_view("manage_members")
 def member_list(request: TenantRequest, org_slug: str) -> HttpResponse:
-    context = _members_context(request)
-    if request.htmx and request.htmx.target == "members-table":
-        return render(request, "orgs/members.html#members-table", context)
-    context["invite_form"] = InviteForm(organization=request.tenant.organization)
-    return render(request, "orgs/members.html", context)
+    context = {**_members_context(request), "invite_form": InviteForm(organization=request.tenant.organization)}
+    return render_page(request, "orgs/members.html", context, partials={"members-table"})
 
 
 @require_http_methods(["GET", "POST"])
@@ -435,9 +431,7 @@ def audit_log(request: TenantRequest, org_slug: str) -> HttpResponse:
     params = request.GET.copy()
     params.pop("page", None)
     context = {"form": form, "page": page, "querystring": params.urlencode()}
-    if request.htmx and request.htmx.target == "audit-table":
-        return render(request, "orgs/audit.html#audit-table", context)
-    return render(request, "orgs/audit.html", context)
+    return render_page(request, "orgs/audit.html", context, partials={"audit-table"})
 
 
 @require_GET
@@ -490,9 +484,7 @@ class _Echo:
 def notification_list(request: TenantRequest, org_slug: str) -> HttpResponse:
     notifications = Notification.objects.filter(user=request.user, organization=request.tenant.organization)
     context = {"notifications": notifications[:50], "unread": notifications.unread().count()}
-    if request.htmx and request.htmx.target == "notification-menu":
-        return render(request, "orgs/notifications.html#notification-menu", context)
-    return render(request, "orgs/notifications.html", context)
+    return render_page(request, "orgs/notifications.html", context, partials={"notification-menu"})
 
 
 @require_POST

@@ -9,8 +9,9 @@ from django import forms
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import redirect
 
+from qolaba.htmx import render_page
 from qolaba.refusals import Refusal
 
 
@@ -26,13 +27,11 @@ def form_add_service_errors(form: forms.Form, error: ValidationError | Refusal) 
 
 
 def confirm_response(request: HttpRequest, context: dict[str, Any], status: int = 200) -> HttpResponse:
-    """A confirmation for a destructive action: a dialog for htmx, a page of its own without JavaScript.
+    """A confirmation for a destructive action: the dialog's content for htmx, a page of its own without JavaScript.
 
     `context` holds title, body, confirm_label, action (the POST URL), cancel_url and optionally error.
     """
-    if getattr(request, "htmx", False) and request.method == "GET":
-        return render(request, "confirm.html#confirm-dialog", context, status=status)
-    return render(request, "confirm.html", context, status=status)
+    return render_page(request, "confirm.html", context, partials={"dialog-body"}, status=status)
 
 
 def confirmed_action(
