@@ -27,7 +27,7 @@ from billing.services import (
 from orgs.models import CreditMode, Membership, OrganizationRole
 from qolaba.access import TenantRequest, WorkspaceRequest, organization_view, workspace_view
 from qolaba.htmx import render_page
-from qolaba.views import confirmed_action, form_add_service_errors
+from qolaba.views import confirmed_action, form_add_service_errors, immediate_action
 from workspaces.models import WorkspaceUserObjectPermission
 
 
@@ -131,13 +131,12 @@ def subscription_cancel_view(request: TenantRequest, org_slug: str) -> HttpRespo
 @require_POST
 @organization_view("manage_billing")
 def subscription_resume_view(request: TenantRequest, org_slug: str) -> HttpResponse:
-    try:
-        subscription_resume(organization=request.tenant.organization, actor=request.user)
-    except ValidationError as error:
-        messages.error(request, " ".join(error.messages))
-    else:
-        messages.success(request, "Your subscription will renew as usual.")
-    return redirect("billing:page", org_slug=org_slug)
+    return immediate_action(
+        request,
+        run=lambda: subscription_resume(organization=request.tenant.organization, actor=request.user),
+        success_message="Your subscription will renew as usual.",
+        success_url=reverse("billing:page", kwargs={"org_slug": org_slug}),
+    )
 
 
 @require_http_methods(["GET", "POST"])

@@ -64,7 +64,7 @@ from qolaba.access import (
     remembered_workspace,
 )
 from qolaba.htmx import render_page
-from qolaba.views import confirmed_action, form_add_service_errors
+from qolaba.views import confirmed_action, form_add_service_errors, immediate_action
 from workspaces.models import Workspace, WorkspaceMembership
 from workspaces.services import membership_workspaces_set
 
@@ -293,13 +293,12 @@ def _invitation_or_404(request: TenantRequest, invitation_id: int) -> Invitation
 @organization_view("manage_members")
 def invitation_resend_view(request: TenantRequest, org_slug: str, invitation_id: int) -> HttpResponse:
     invitation = _invitation_or_404(request, invitation_id)
-    try:
-        invitation_resend(invitation=invitation, actor=request.user)
-    except ValidationError as error:
-        messages.error(request, " ".join(error.messages))
-    else:
-        messages.success(request, f"Sent a new invitation link to {invitation.email}.")
-    return redirect("orgs:members", org_slug=org_slug)
+    return immediate_action(
+        request,
+        run=lambda: invitation_resend(invitation=invitation, actor=request.user),
+        success_message=f"Sent a new invitation link to {invitation.email}.",
+        success_url=reverse("orgs:members", kwargs={"org_slug": org_slug}),
+    )
 
 
 @require_http_methods(["GET", "POST"])

@@ -57,3 +57,19 @@ def confirmed_action(
             return redirect(success_url)
     context = {**confirmation, "action": request.path, "error": error}
     return confirm_response(request, context, status=400 if error else 200)
+
+
+def immediate_action(
+    request: HttpRequest, *, run: Callable[[], object], success_message: str, success_url: str
+) -> HttpResponse:
+    """An action that a button runs at once (no form, no confirmation): it says how it went on the page it returns to.
+
+    A refusal from the service (ValidationError) becomes the error message.
+    """
+    try:
+        run()
+    except ValidationError as refusal:
+        messages.error(request, " ".join(refusal.messages))
+    else:
+        messages.success(request, success_message)
+    return redirect(success_url)

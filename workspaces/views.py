@@ -19,7 +19,7 @@ from billing.selectors import credits_overview
 from orgs.models import User
 from qolaba.access import TenantRequest, WorkspaceRequest, organization_view, workspace_view
 from qolaba.htmx import htmx_partial, render_page
-from qolaba.views import confirmed_action, form_add_service_errors
+from qolaba.views import confirmed_action, form_add_service_errors, immediate_action
 from usage.selectors import price_list
 from workspaces.forms import ApiKeyForm, HistoryFilterForm, WorkspaceForm, WorkspaceMemberForm
 from workspaces.models import ApiKey, HistoryItem, Workspace
@@ -183,13 +183,12 @@ def workspace_member_set(request: WorkspaceRequest, org_slug: str, ws_slug: str)
 def workspace_member_remove(request: WorkspaceRequest, org_slug: str, ws_slug: str, user_id: int) -> HttpResponse:
     workspace = request.tenant.workspace
     user = get_object_or_404(User, pk=user_id, workspace_memberships__workspace=workspace)
-    try:
-        workspace_membership_remove(workspace=workspace, user=user, actor=request.user)
-    except ValidationError as error:
-        messages.error(request, " ".join(error.messages))
-    else:
-        messages.success(request, f"{user.email} no longer has access to {workspace.name}.")
-    return redirect("workspaces:settings", org_slug=org_slug, ws_slug=ws_slug)
+    return immediate_action(
+        request,
+        run=lambda: workspace_membership_remove(workspace=workspace, user=user, actor=request.user),
+        success_message=f"{user.email} no longer has access to {workspace.name}.",
+        success_url=reverse("workspaces:settings", kwargs={"org_slug": org_slug, "ws_slug": ws_slug}),
+    )
 
 
 @require_http_methods(["GET", "POST"])
@@ -218,13 +217,12 @@ def workspace_restore_view(request: TenantRequest, org_slug: str, workspace_id: 
     workspace = get_object_or_404(
         Workspace, pk=workspace_id, organization=request.tenant.organization, archived_at__isnull=False
     )
-    try:
-        workspace_restore(workspace=workspace, actor=request.user)
-    except ValidationError as error:
-        messages.error(request, " ".join(error.messages))
-    else:
-        messages.success(request, f"Workspace “{workspace.name}” restored with its members.")
-    return redirect("workspaces:list", org_slug=org_slug)
+    return immediate_action(
+        request,
+        run=lambda: workspace_restore(workspace=workspace, actor=request.user),
+        success_message=f"Workspace “{workspace.name}” restored with its members.",
+        success_url=reverse("workspaces:list", kwargs={"org_slug": org_slug}),
+    )
 
 
 # --- history -------------------------------------------------------------------------------------------------
