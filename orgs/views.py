@@ -482,7 +482,8 @@ class _Echo:
 @organization_view()
 def notification_list(request: TenantRequest, org_slug: str) -> HttpResponse:
     notifications = Notification.objects.filter(user=request.user, organization=request.tenant.organization)
-    context = {"notifications": notifications[:50], "unread": notifications.unread().count()}
+    # The unread count is the bell's, from the context processor.
+    context = {"notifications": notifications[:50]}
     return render_page(request, "orgs/notifications.html", context, partials={"notification-menu"})
 
 

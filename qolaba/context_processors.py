@@ -6,6 +6,7 @@ from django.http import HttpRequest
 from django.urls import reverse
 
 from orgs.models import Notification
+from qolaba.access import remembered_workspace
 
 # (label, icon, url name, organization permission needed, or None for workspace tabs, needs a workspace in the URL)
 NAVIGATION = [
@@ -30,8 +31,6 @@ def tenant(request: HttpRequest) -> dict[str, Any]:
     workspace = getattr(current, "workspace", None)
     if workspace is None:
         # Organization-level pages keep showing (and linking to) the workspace the user was last in.
-        from qolaba.access import remembered_workspace
-
         workspace = remembered_workspace(request, current.organization)
     items = []
     for label, icon, url_name, permission, needs_workspace in NAVIGATION:
