@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib import messages
@@ -25,7 +26,8 @@ from billing.services import (
 )
 from orgs.models import CreditMode, Membership, OrganizationRole
 from qolaba.access import TenantRequest, WorkspaceRequest, organization_view, workspace_view
-from qolaba.views import confirmed_action, form_add_service_errors
+from qolaba.htmx import render_page
+from qolaba.views import confirmed_action, form_add_service_errors, immediate_action
 from workspaces.selectors import workspace_spenders
 
 
@@ -49,47 +51,62 @@ def _invoice_message(request: TenantRequest, invoice: Any, what: str) -> None:
         )
 
 
-@require_http_methods(["GET", "POST"])
-@organization_view("manage_billing")
-def plan_subscribe_view(request: TenantRequest, org_slug: str) -> HttpResponse:
-    form = SubscribeForm(request.POST or None)
+def _checkout(
+    request: TenantRequest,
+    *,
+    form_class: type[SubscribeForm | PackPurchaseForm],
+    open_invoice: Callable[..., Any],
+    describe: Callable[[Any], str],
+    success_url: str,
+    template_name: str,
+) -> HttpResponse:
+    """Buying from the catalogue (a monthly plan or a credit pack): choose it and a gateway, and its invoice opens."""
+    form = form_class(request.POST or None)
     if request.method == "POST" and form.is_valid():
+        plan = form.cleaned_data["plan"]
         try:
-            invoice = plan_subscribe(
+            invoice = open_invoice(
                 organization=request.tenant.organization,
-                plan=form.cleaned_data["plan"],
+                plan=plan,
                 actor=request.user,
                 gateway_code=form.cleaned_data["gateway"],
             )
         except ValidationError as error:
             form_add_service_errors(form, error)
         else:
-            _invoice_message(request, invoice, f"{form.cleaned_data['plan'].name} plan")
-            return redirect("billing:page", org_slug=org_slug)
-    return render(request, "billing/subscribe.html", {"form": form}, status=400 if form.errors else 200)
+            _invoice_message(request, invoice, describe(plan))
+            return redirect(success_url)
+    return render(request, template_name, {"form": form}, status=400 if form.errors else 200)
+
+
+@require_http_methods(["GET", "POST"])
+@organization_view("manage_billing")
+def plan_subscribe_view(request: TenantRequest, org_slug: str) -> HttpResponse:
+    return _checkout(
+        request,
+        form_class=SubscribeForm,
+        open_invoice=plan_subscribe,
+        describe=lambda plan: f"{plan.name} plan",
+        success_url=reverse("billing:page", kwargs={"org_slug": org_slug}),
+        template_name="billing/subscribe.html",
+    )
 
 
 @require_http_methods(["GET", "POST"])
 @organization_view("manage_credits")
 def credits_buy_view(request: TenantRequest, org_slug: str) -> HttpResponse:
-    form = PackPurchaseForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        try:
-            invoice = credits_buy(
-                organization=request.tenant.organization,
-                plan=form.cleaned_data["plan"],
-                actor=request.user,
-                gateway_code=form.cleaned_data["gateway"],
-            )
-        except ValidationError as error:
-            form_add_service_errors(form, error)
-        else:
-            _invoice_message(request, invoice, form.cleaned_data["plan"].name)
-            next_url = request.POST.get("next", "")
-            if not url_has_allowed_host_and_scheme(next_url, {request.get_host()}, request.is_secure()):
-                next_url = reverse("billing:page", kwargs={"org_slug": org_slug})
-            return redirect(next_url)
-    return render(request, "billing/buy.html", {"form": form}, status=400 if form.errors else 200)
+    # A purchase may lead back to the page it was made from, never to another site.
+    next_url = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(next_url, {request.get_host()}, request.is_secure()):
+        next_url = reverse("billing:page", kwargs={"org_slug": org_slug})
+    return _checkout(
+        request,
+        form_class=PackPurchaseForm,
+        open_invoice=credits_buy,
+        describe=lambda plan: plan.name,
+        success_url=next_url,
+        template_name="billing/buy.html",
+    )
 
 
 @require_http_methods(["GET", "POST"])
@@ -114,13 +131,12 @@ def subscription_cancel_view(request: TenantRequest, org_slug: str) -> HttpRespo
 @require_POST
 @organization_view("manage_billing")
 def subscription_resume_view(request: TenantRequest, org_slug: str) -> HttpResponse:
-    try:
-        subscription_resume(organization=request.tenant.organization, actor=request.user)
-    except ValidationError as error:
-        messages.error(request, " ".join(error.messages))
-    else:
-        messages.success(request, "Your subscription will renew as usual.")
-    return redirect("billing:page", org_slug=org_slug)
+    return immediate_action(
+        request,
+        run=lambda: subscription_resume(organization=request.tenant.organization, actor=request.user),
+        success_message="Your subscription will renew as usual.",
+        success_url=reverse("billing:page", kwargs={"org_slug": org_slug}),
+    )
 
 
 @require_http_methods(["GET", "POST"])
@@ -175,11 +191,8 @@ def credits_transfer_view(request: TenantRequest, org_slug: str) -> HttpResponse
         "budget_mode": organization.credit_mode == CreditMode.BUDGET,
     }
     status = 400 if form.errors and request.method == "POST" else 200
-    if request.htmx and request.htmx.target == "transfer-preview":
-        return render(request, "billing/transfer.html#transfer-preview", context, status=status)
-    if request.htmx and request.htmx.target == "dialog-body":
-        return render(request, "billing/transfer.html#transfer-dialog", context, status=status)
-    return render(request, "billing/transfer.html", context, status=status)
+    partials = {"transfer-preview", "dialog-body"}
+    return render_page(request, "billing/transfer.html", context, partials=partials, status=status)
 
 
 @require_http_methods(["GET", "POST"])

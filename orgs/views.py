@@ -50,8 +50,9 @@ from qolaba.access import (
     remembered_organization,
     remembered_workspace,
 )
+from qolaba.htmx import render_page
 from qolaba.lifecycle import organization_create, organization_delete
-from qolaba.views import confirmed_action, form_add_service_errors
+from qolaba.views import confirmed_action, form_add_service_errors, immediate_action
 from workspaces.models import Workspace, WorkspaceMembership
 from workspaces.selectors import members_table
 from workspaces.services import (
@@ -82,9 +83,7 @@ def organization_list(request: AuthenticatedRequest) -> HttpResponse:
         "memberships": memberships_for_menu(user=request.user),
         "current_organization_id": request.session.get(SESSION_ORGANIZATION),
     }
-    if request.htmx and request.htmx.target == "organization-menu":
-        return render(request, "orgs/list.html#organization-menu", context)
-    return render(request, "orgs/list.html", context)
+    return render_page(request, "orgs/list.html", context, partials={"organization-menu"})
 
 
 @require_http_methods(["GET", "POST"])
@@ -138,11 +137,8 @@ def _members_context(request: TenantRequest) -> dict[str, Any]:
 @require_GET
 @organization_view("manage_members")
 def member_list(request: TenantRequest, org_slug: str) -> HttpResponse:
-    context = _members_context(request)
-    if request.htmx and request.htmx.target == "members-table":
-        return render(request, "orgs/members.html#members-table", context)
-    context["invite_form"] = InviteForm(organization=request.tenant.organization)
-    return render(request, "orgs/members.html", context)
+    context = {**_members_context(request), "invite_form": InviteForm(organization=request.tenant.organization)}
+    return render_page(request, "orgs/members.html", context, partials={"members-table"})
 
 
 @require_http_methods(["GET", "POST"])
@@ -293,13 +289,12 @@ def _invitation_or_404(request: TenantRequest, invitation_id: int) -> Invitation
 @organization_view("manage_members")
 def invitation_resend_view(request: TenantRequest, org_slug: str, invitation_id: int) -> HttpResponse:
     invitation = _invitation_or_404(request, invitation_id)
-    try:
-        invitation_resend(invitation=invitation, actor=request.user)
-    except ValidationError as error:
-        messages.error(request, " ".join(error.messages))
-    else:
-        messages.success(request, f"Sent a new invitation link to {invitation.email}.")
-    return redirect("orgs:members", org_slug=org_slug)
+    return immediate_action(
+        request,
+        run=lambda: invitation_resend(invitation=invitation, actor=request.user),
+        success_message=f"Sent a new invitation link to {invitation.email}.",
+        success_url=reverse("orgs:members", kwargs={"org_slug": org_slug}),
+    )
 
 
 @require_http_methods(["GET", "POST"])
@@ -431,9 +426,7 @@ def audit_log(request: TenantRequest, org_slug: str) -> HttpResponse:
     params = request.GET.copy()
     params.pop("page", None)
     context = {"form": form, "page": page, "querystring": params.urlencode()}
-    if request.htmx and request.htmx.target == "audit-table":
-        return render(request, "orgs/audit.html#audit-table", context)
-    return render(request, "orgs/audit.html", context)
+    return render_page(request, "orgs/audit.html", context, partials={"audit-table"})
 
 
 @require_GET
@@ -485,10 +478,9 @@ class _Echo:
 @organization_view()
 def notification_list(request: TenantRequest, org_slug: str) -> HttpResponse:
     notifications = Notification.objects.filter(user=request.user, organization=request.tenant.organization)
-    context = {"notifications": notifications[:50], "unread": notifications.unread().count()}
-    if request.htmx and request.htmx.target == "notification-menu":
-        return render(request, "orgs/notifications.html#notification-menu", context)
-    return render(request, "orgs/notifications.html", context)
+    # The unread count is the bell's, from the context processor.
+    context = {"notifications": notifications[:50]}
+    return render_page(request, "orgs/notifications.html", context, partials={"notification-menu"})
 
 
 @require_POST

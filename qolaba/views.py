@@ -9,8 +9,9 @@ from django import forms
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import redirect
 
+from qolaba.htmx import render_page
 from qolaba.refusals import Refusal
 
 
@@ -26,13 +27,11 @@ def form_add_service_errors(form: forms.Form, error: ValidationError | Refusal) 
 
 
 def confirm_response(request: HttpRequest, context: dict[str, Any], status: int = 200) -> HttpResponse:
-    """A confirmation for a destructive action: a dialog for htmx, a page of its own without JavaScript.
+    """A confirmation for a destructive action: the dialog's content for htmx, a page of its own without JavaScript.
 
     `context` holds title, body, confirm_label, action (the POST URL), cancel_url and optionally error.
     """
-    if getattr(request, "htmx", False) and request.method == "GET":
-        return render(request, "confirm.html#confirm-dialog", context, status=status)
-    return render(request, "confirm.html", context, status=status)
+    return render_page(request, "confirm.html", context, partials={"dialog-body"}, status=status)
 
 
 def confirmed_action(
@@ -58,3 +57,19 @@ def confirmed_action(
             return redirect(success_url)
     context = {**confirmation, "action": request.path, "error": error}
     return confirm_response(request, context, status=400 if error else 200)
+
+
+def immediate_action(
+    request: HttpRequest, *, run: Callable[[], object], success_message: str, success_url: str
+) -> HttpResponse:
+    """An action that a button runs at once (no form, no confirmation): it says how it went on the page it returns to.
+
+    A refusal from the service (ValidationError) becomes the error message.
+    """
+    try:
+        run()
+    except ValidationError as refusal:
+        messages.error(request, " ".join(refusal.messages))
+    else:
+        messages.success(request, success_message)
+    return redirect(success_url)

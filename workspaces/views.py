@@ -11,15 +11,16 @@ from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.utils.cache import add_never_cache_headers, patch_cache_control, patch_vary_headers
+from django.utils.cache import add_never_cache_headers, patch_cache_control
 from django.utils.timezone import now
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from billing.selectors import credits_overview, workspaces_for_management
 from orgs.models import User
 from qolaba.access import TenantRequest, WorkspaceRequest, organization_view, workspace_view
+from qolaba.htmx import htmx_partial, render_page
 from qolaba.lifecycle import workspace_archive, workspace_create, workspace_restore
-from qolaba.views import confirmed_action, form_add_service_errors
+from qolaba.views import confirmed_action, form_add_service_errors, immediate_action
 from usage.selectors import price_list
 from workspaces.forms import ApiKeyForm, HistoryFilterForm, WorkspaceForm, WorkspaceMemberForm
 from workspaces.models import ApiKey, HistoryItem, Workspace
@@ -50,11 +51,10 @@ from workspaces.services import (
 def workspace_list(request: TenantRequest, org_slug: str) -> HttpResponse:
     """The switcher's list (all roles); Owners/Admins get the management table of the Workspaces tab."""
     organization = request.tenant.organization
+    partials = {"workspace-menu"}
     context: dict[str, Any]
-    if request.htmx and request.htmx.target == "workspace-menu":
-        context = {"workspaces": workspaces_for_switcher(user=request.user, organization=organization)}
-        return render(request, "workspaces/list.html#workspace-menu", context)
-    if request.tenant.can("manage_workspaces"):
+    # The menu is the switcher's list for everyone: the management table is not worth its queries there.
+    if request.tenant.can("manage_workspaces") and not htmx_partial(request, partials):
         archived = [(ws, workspace_restore_deadline(ws)) for ws in archived_workspaces(organization=organization)]
         context = {
             "workspaces": workspaces_for_management(organization=organization),
@@ -63,7 +63,7 @@ def workspace_list(request: TenantRequest, org_slug: str) -> HttpResponse:
         }
     else:
         context = {"workspaces": workspaces_for_switcher(user=request.user, organization=organization)}
-    return render(request, "workspaces/list.html", context)
+    return render_page(request, "workspaces/list.html", context, partials=partials)
 
 
 @require_http_methods(["GET", "POST"])
@@ -96,29 +96,41 @@ def workspace_overview(request: WorkspaceRequest, org_slug: str, ws_slug: str) -
     return render(request, "workspaces/overview.html", context)
 
 
-def _api_keys_context(request: WorkspaceRequest, form: ApiKeyForm | None = None) -> dict[str, Any]:
+def _api_keys_context(
+    request: WorkspaceRequest, form: ApiKeyForm | None = None, new_key: ApiKey | None = None, new_secret: str = ""
+) -> dict[str, Any]:
     active, revoked = workspace_api_keys(workspace=request.tenant.workspace)
-    return {"api_key_form": form or ApiKeyForm(), "api_keys": active, "revoked_api_keys": revoked}
+    return {
+        "api_key_form": form or ApiKeyForm(),
+        "api_keys": active,
+        "revoked_api_keys": revoked,
+        "new_key": new_key,
+        "new_secret": new_secret,
+    }
+
+
+def _settings_context(
+    request: WorkspaceRequest,
+    form: WorkspaceForm | None = None,
+    member_form: WorkspaceMemberForm | None = None,
+    api_keys: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    workspace = request.tenant.workspace
+    return {
+        "form": form or WorkspaceForm(initial={"name": workspace.name, "description": workspace.description}),
+        "member_form": member_form or WorkspaceMemberForm(workspace=workspace),
+        "people": workspace_people(workspace=workspace),
+        **(api_keys or _api_keys_context(request)),
+    }
 
 
 def _settings_page(
     request: WorkspaceRequest,
     form: WorkspaceForm | None = None,
     member_form: WorkspaceMemberForm | None = None,
-    api_key_form: ApiKeyForm | None = None,
-    new_key: ApiKey | None = None,
-    new_secret: str = "",
     status: int = 200,
 ) -> HttpResponse:
-    workspace = request.tenant.workspace
-    context = {
-        "form": form or WorkspaceForm(initial={"name": workspace.name, "description": workspace.description}),
-        "member_form": member_form or WorkspaceMemberForm(workspace=workspace),
-        "people": workspace_people(workspace=workspace),
-        **_api_keys_context(request, api_key_form),
-        "new_key": new_key,
-        "new_secret": new_secret,
-    }
+    context = _settings_context(request, form=form, member_form=member_form)
     return render(request, "workspaces/settings.html", context, status=status)
 
 
@@ -168,13 +180,12 @@ def workspace_member_set(request: WorkspaceRequest, org_slug: str, ws_slug: str)
 def workspace_member_remove(request: WorkspaceRequest, org_slug: str, ws_slug: str, user_id: int) -> HttpResponse:
     workspace = request.tenant.workspace
     user = get_object_or_404(User, pk=user_id, workspace_memberships__workspace=workspace)
-    try:
-        workspace_membership_remove(workspace=workspace, user=user, actor=request.user)
-    except ValidationError as error:
-        messages.error(request, " ".join(error.messages))
-    else:
-        messages.success(request, f"{user.email} no longer has access to {workspace.name}.")
-    return redirect("workspaces:settings", org_slug=org_slug, ws_slug=ws_slug)
+    return immediate_action(
+        request,
+        run=lambda: workspace_membership_remove(workspace=workspace, user=user, actor=request.user),
+        success_message=f"{user.email} no longer has access to {workspace.name}.",
+        success_url=reverse("workspaces:settings", kwargs={"org_slug": org_slug, "ws_slug": ws_slug}),
+    )
 
 
 @require_http_methods(["GET", "POST"])
@@ -203,13 +214,12 @@ def workspace_restore_view(request: TenantRequest, org_slug: str, workspace_id: 
     workspace = get_object_or_404(
         Workspace, pk=workspace_id, organization=request.tenant.organization, archived_at__isnull=False
     )
-    try:
-        workspace_restore(workspace=workspace, actor=request.user)
-    except ValidationError as error:
-        messages.error(request, " ".join(error.messages))
-    else:
-        messages.success(request, f"Workspace “{workspace.name}” restored with its members.")
-    return redirect("workspaces:list", org_slug=org_slug)
+    return immediate_action(
+        request,
+        run=lambda: workspace_restore(workspace=workspace, actor=request.user),
+        success_message=f"Workspace “{workspace.name}” restored with its members.",
+        success_url=reverse("workspaces:list", kwargs={"org_slug": org_slug}),
+    )
 
 
 # --- history -------------------------------------------------------------------------------------------------
@@ -246,13 +256,7 @@ def history_list(request: WorkspaceRequest, org_slug: str, ws_slug: str) -> Http
         "removed_authors": {user.pk for user in authors if not user.has_access},
         "inline_image_types": INLINE_IMAGE_TYPES,
     }
-    # The results alone for the filter form and the page links (not for htmx's history restore: a whole page).
-    if request.htmx and request.htmx.target == "history-results" and not request.htmx.history_restore_request:
-        response = render(request, "workspaces/history.html#history-results", context)
-    else:
-        response = render(request, "workspaces/history.html", context)
-    patch_vary_headers(response, ["HX-Request"])  # the same URL answers a fragment or a page
-    return response
+    return render_page(request, "workspaces/history.html", context, partials={"history-results"})
 
 
 @require_GET
@@ -344,13 +348,14 @@ def api_key_create_view(request: WorkspaceRequest, org_slug: str, ws_slug: str) 
             form_add_service_errors(form, error)
         else:
             form = ApiKeyForm()
-    if request.htmx and request.htmx.target == "api-keys":
+    api_keys = _api_keys_context(request, form, new_key=created, new_secret=secret)
+    partials = {"api-keys"}
+    if htmx_partial(request, partials):
         # A refusal is a 200 here: htmx swaps only successful answers, and the form's errors must be shown.
-        context = {**_api_keys_context(request, form), "new_key": created, "new_secret": secret}
-        response = render(request, "workspaces/settings.html#api-keys", context)
+        context, status = api_keys, 200
     else:
-        status = 200 if created else 400
-        response = _settings_page(request, api_key_form=form, new_key=created, new_secret=secret, status=status)
+        context, status = _settings_context(request, api_keys=api_keys), 200 if created else 400
+    response = render_page(request, "workspaces/settings.html", context, partials=partials, status=status)
     add_never_cache_headers(response)
     return response
 

@@ -573,6 +573,16 @@ def test_buying_a_pack_from_the_buy_page(w, catalog, settings):
     assert reconcile() == []
 
 
+def test_buying_leads_back_to_the_page_of_the_app_it_was_made_from(w, catalog):
+    overview = reverse("workspaces:overview", args=[w.org.slug, w.primary.slug])
+    response = w.as_owner.post(
+        reverse("billing:buy", args=[w.org.slug]),
+        {"plan": catalog["pack-5k"].pk, "gateway": "manual", "next": overview},
+    )
+    assert response.status_code == 302
+    assert response["Location"] == overview
+
+
 def test_buying_does_not_redirect_to_another_site(w, catalog):
     response = w.as_owner.post(
         reverse("billing:buy", args=[w.org.slug]),
