@@ -1,3 +1,6 @@
+"""Users (the email is the identity), organizations, their memberships (one active Owner), invitations, audit events
+and notifications."""
+
 from __future__ import annotations
 
 import zoneinfo

@@ -1,3 +1,5 @@
+"""Reads of the orgs app: the profile menu's organizations, the audit log, invitations by token."""
+
 from __future__ import annotations
 
 import hashlib

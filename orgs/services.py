@@ -1,3 +1,10 @@
+"""Writes of the orgs app: the organization's profile, invitation tokens and emails (resend, revoke), the purge of
+organizations deleted past the retention window, notifications read.
+
+What also changes access to workspaces (memberships, invitations sent and accepted, ownership) lives in
+`workspaces.services.members`; creating and deleting organizations in `qolaba.lifecycle`.
+"""
+
 from __future__ import annotations
 
 import re

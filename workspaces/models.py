@@ -1,3 +1,6 @@
+"""Workspaces (one Primary per organization), who is assigned to them, the guardian permission table, history items
+(the content of each generation) and API keys (with the key format)."""
+
 from __future__ import annotations
 
 import hashlib

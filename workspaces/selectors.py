@@ -1,3 +1,6 @@
+"""Reads of the workspaces app: switcher and Overview figures, the Members table, API key lookup, who may spend
+in a workspace, and History's filters and full-text search."""
+
 from __future__ import annotations
 
 import hmac
