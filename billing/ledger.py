@@ -799,20 +799,6 @@ def hold_release(*, hold: Hold, idempotency_key: str | None = None) -> SpendResu
     )
 
 
-def holds_release_expired(*, at: datetime | None = None) -> int:
-    """Release every pending hold past its expiry (the scheduled sweeper). Returns how many."""
-    released = 0
-    for hold in Hold.objects.filter(status=HoldStatus.PENDING, expires_at__lte=at or now()).select_related(
-        "organization", "workspace"
-    ):
-        try:
-            hold_release(hold=hold)
-        except HoldNotPending:
-            continue  # captured or released meanwhile
-        released += 1
-    return released
-
-
 def refund(
     *, original: LedgerTransaction, amount: int, actor: User | None, reason: str, idempotency_key: str | None = None
 ) -> LedgerTransaction:
@@ -998,9 +984,3 @@ def sweep_to_primary(
         actor=actor,
     )
     return txn
-
-
-def organization_balance_total(organization: Organization) -> int:
-    """All spendable credits of the organization (every workspace balance), not counting holds or the bank."""
-    stripes = AccountStripe.objects.filter(account__organization=organization, account__kind=AccountKind.WORKSPACE)
-    return stripes.aggregate(total=Sum("balance"))["total"] or 0

@@ -15,13 +15,10 @@ from billing.models import (
     PlanKind,
     SpendCounter,
     Subscription,
-    TransactionKind,
     WorkspaceLimit,
 )
 from orgs.models import Organization, User
 from workspaces.models import Workspace
-
-SPEND_KINDS = (TransactionKind.CHARGE, TransactionKind.CAPTURE)
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,6 @@ from billing.models import (
     SubscriptionStatus,
     TransactionKind,
     WorkspaceLimit,
-    account_balance,
 )
 from orgs.audit import audit_record
 from orgs.models import CreditMode, Membership, Organization, User
@@ -413,12 +412,6 @@ def subscriptions_renew_due(*, at: datetime | None = None) -> int:
             )
             opened += 1
     return opened
-
-
-def credit_bank_balance(organization: Organization) -> int:
-    return account_balance(
-        Account.objects.values_list("pk", flat=True).get(organization=organization, kind=AccountKind.BANK)
-    )
 
 
 def credit_bank_unlock(*, organization: Organization, actor: User | None) -> int:
