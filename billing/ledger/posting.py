@@ -263,13 +263,14 @@ def share_lock(organization: Organization, workspaces: Iterable[Workspace] = ())
     then read as they are in force. Lock order: organization, workspaces by id, counters, accounts by id."""
     ids = sorted({ws.pk for ws in workspaces})
     share = " FOR SHARE" if connection.vendor == "postgresql" else ""
+    organizations, workspace_table = Organization._meta.db_table, Workspace._meta.db_table
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT credit_mode FROM orgs_organization WHERE id = %s{share}", [organization.pk])  # noqa: S608
+        cursor.execute(f"SELECT credit_mode FROM {organizations} WHERE id = %s{share}", [organization.pk])  # noqa: S608
         organization.credit_mode = cursor.fetchone()[0]
         if ids:
             placeholders = ", ".join(["%s"] * len(ids))
             cursor.execute(
-                f"SELECT id, archived_at FROM workspaces_workspace WHERE id IN ({placeholders}) ORDER BY id{share}",  # noqa: S608
+                f"SELECT id, archived_at FROM {workspace_table} WHERE id IN ({placeholders}) ORDER BY id{share}",  # noqa: S608
                 ids,
             )
             archived = {pk for pk, archived_at in cursor.fetchall() if archived_at is not None}

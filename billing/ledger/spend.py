@@ -166,19 +166,22 @@ def _replayed(existing: LedgerTransaction, workspace: Workspace, organization: O
     )
 
 
-# The one-shot charge on PostgreSQL, as a single statement in autocommit: resolve the paying account from the
-# credit mode, debit it conditionally, record the balanced transaction. The contended row is locked from its
-# UPDATE to the COMMIT of this one statement. Workspaces with monthly limits take the general path (no row).
-_CHARGE_STATEMENT = Statement("""
+# The one-shot charge on PostgreSQL, as a single statement: resolve the paying account from the credit mode, debit
+# it conditionally, record the balanced transaction. In autocommit the contended row is locked from its UPDATE to
+# the COMMIT of this one statement; inside a caller's transaction it runs under a savepoint that is rolled back when
+# it does not charge (`execute_prepared_once`). Workspaces with monthly limits take the general path (no row).
+# Its enum values come from the models; tests/billing/test_ledger_sql.py checks its tables and INSERT columns.
+_CHARGE_STATEMENT = Statement(f"""
 WITH ctx AS (
     SELECT
-        CASE WHEN o.credit_mode = 'shared'
+        CASE WHEN o.credit_mode = '{CreditMode.SHARED.value}'
             THEN (SELECT a.id FROM billing_account a JOIN workspaces_workspace w ON w.id = a.workspace_id
                   WHERE w.organization_id = o.id AND w.is_primary)
             ELSE (SELECT a.id FROM billing_account a WHERE a.workspace_id = %(workspace)s)
         END AS paying,
         o.credit_mode AS mode,
-        (SELECT a.id FROM billing_account a WHERE a.organization_id = o.id AND a.kind = 'sink') AS sink,
+        (SELECT a.id FROM billing_account a
+         WHERE a.organization_id = o.id AND a.kind = '{AccountKind.SINK.value}') AS sink,
         EXISTS (SELECT 1 FROM billing_workspacelimit l WHERE l.workspace_id = %(workspace)s
                 AND (l.user_id IS NULL OR l.user_id = %(user)s))
         OR EXISTS (SELECT 1 FROM workspaces_workspace w WHERE w.id = %(workspace)s AND w.archived_at IS NOT NULL)
@@ -197,8 +200,8 @@ WITH ctx AS (
     INSERT INTO billing_ledgertransaction
         (organization_id, kind, amount, actor_id, workspace_id, idempotency_key, request_hash, memo,
          created_at, period_start, reverses_id, counted)
-    SELECT %(organization)s, 'charge', %(amount)s, %(user)s, %(workspace)s, %(key)s, %(fingerprint)s, %(memo)s,
-           %(created)s, %(period)s, NULL, '[]'::jsonb
+    SELECT %(organization)s, '{TransactionKind.CHARGE.value}', %(amount)s, %(user)s, %(workspace)s, %(key)s,
+           %(fingerprint)s, %(memo)s, %(created)s, %(period)s, NULL, '[]'::jsonb
     FROM debit
     RETURNING id
 ), movement AS (
@@ -209,7 +212,7 @@ SELECT pay.paying, pay.mode, pay.limited,
        (SELECT SUM(balance) FROM billing_accountstripe WHERE account_id = pay.paying) - %(amount)s,
        txn.id
 FROM pay LEFT JOIN debit ON TRUE LEFT JOIN txn ON TRUE
-""")
+""")  # noqa: S608 (the f-string only puts the models' enum values in; every input is a parameter)
 
 
 def _charge_postgresql(
