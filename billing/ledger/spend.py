@@ -171,6 +171,9 @@ def _replayed(existing: LedgerTransaction, workspace: Workspace, organization: O
 # the COMMIT of this one statement; inside a caller's transaction it runs under a savepoint that is rolled back when
 # it does not charge (`execute_prepared_once`). Workspaces with monthly limits take the general path (no row).
 # Its enum values come from the models; tests/billing/test_ledger_sql.py checks its tables and INSERT columns.
+# It is worth its SQL even behind the metering API's own one-statement charge (usage.fastpath): the general path
+# queues every debit of a striped account on one lock (lock_for_debit), and on bench/charges.py (8 to 64 clients
+# charging one pool) it managed 2.5 to 40 times fewer charges a second.
 _CHARGE_STATEMENT = Statement(f"""
 WITH ctx AS (
     SELECT
