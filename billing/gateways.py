@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
 
 
 @dataclass(frozen=True)
@@ -44,10 +43,3 @@ def available_gateways() -> list[Gateway]:
     """The gateways people may pick; in development the instant demo gateway comes first."""
     gateways = [gateway for gateway in GATEWAYS.values() if gateway.available()]
     return sorted(gateways, key=lambda gateway: not gateway.pays_immediately)
-
-
-def gateway_get(code: str) -> Gateway:
-    gateway = GATEWAYS.get(code)
-    if gateway is None:
-        raise ImproperlyConfigured(f"Unknown payment gateway {code!r}.")
-    return gateway

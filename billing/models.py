@@ -50,17 +50,6 @@ def account_balance(account_id: int) -> int:
     return total or 0
 
 
-def balances_by_account(accounts: models.QuerySet[Account]) -> dict[int, int]:
-    """Live balances of the given accounts, by account id (accounts without stripes read 0)."""
-    totals = dict(
-        AccountStripe.objects.filter(account__in=accounts)
-        .values_list("account_id")
-        .annotate(total=Sum("balance"))
-        .values_list("account_id", "total")
-    )
-    return {pk: totals.get(pk, 0) for pk in accounts.values_list("pk", flat=True)}
-
-
 class AccountManager(models.Manager["Account"]):
     """Every Account comes with its live `balance` (the sum of its stripes)."""
 
@@ -101,10 +90,6 @@ class Account(models.Model):
         if self.workspace_id:
             return f"{self.workspace} balance"
         return f"{self.organization} {self.get_kind_display()}"
-
-    @property
-    def caches_balance(self) -> bool:
-        return self.kind in CACHED_KINDS
 
 
 class AccountStripe(models.Model):

@@ -1,3 +1,6 @@
+"""Billing reads (they write nothing): credits overviews, balances, the billing page, limits and spend counters,
+and what moved through the ledger."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -15,14 +18,11 @@ from billing.models import (
     PlanKind,
     SpendCounter,
     Subscription,
-    TransactionKind,
     WorkspaceLimit,
     balance_of,
 )
 from orgs.models import Membership, MembershipStatus, Organization, OrganizationRole, User
 from workspaces.models import Workspace
-
-SPEND_KINDS = (TransactionKind.CHARGE, TransactionKind.CAPTURE)
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,20 @@ def spent_in_period(*, workspace: Workspace, since: datetime, user: User | None 
         refunded=Sum("amount", filter=Q(from_account__kind=AccountKind.SINK)),
     )
     return (totals["consumed"] or 0) - (totals["refunded"] or 0)
+
+
+def credits_moved(
+    *, from_account: int | None = None, to_account: int | None = None, until: datetime | None = None
+) -> int:
+    """Credits moved out of `from_account` and/or into `to_account` (up to `until`), over the whole ledger."""
+    entries = LedgerEntry.objects.all()
+    if from_account is not None:
+        entries = entries.filter(from_account_id=from_account)
+    if to_account is not None:
+        entries = entries.filter(to_account_id=to_account)
+    if until is not None:
+        entries = entries.filter(transaction__created_at__lte=until)
+    return entries.aggregate(total=Sum("amount"))["total"] or 0
 
 
 def credits_overview(*, workspace: Workspace, organization: Organization, user: User) -> CreditsOverview:

@@ -11,7 +11,6 @@ from datetime import datetime, timedelta
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Sum
 from django.utils.timezone import now
 
 from billing.gateways import GATEWAYS, Gateway
@@ -32,7 +31,6 @@ from billing.models import (
     Invoice,
     InvoicePurpose,
     InvoiceStatus,
-    LedgerEntry,
     LedgerTransaction,
     PackLot,
     Plan,
@@ -41,8 +39,8 @@ from billing.models import (
     SubscriptionStatus,
     TransactionKind,
     WorkspaceLimit,
-    account_balance,
 )
+from billing.selectors import credits_moved
 from orgs.audit import audit_record
 from orgs.models import CreditMode, Membership, Organization, User
 from workspaces.models import Workspace
@@ -415,12 +413,6 @@ def subscriptions_renew_due(*, at: datetime | None = None) -> int:
     return opened
 
 
-def credit_bank_balance(organization: Organization) -> int:
-    return account_balance(
-        Account.objects.values_list("pk", flat=True).get(organization=organization, kind=AccountKind.BANK)
-    )
-
-
 def credit_bank_unlock(*, organization: Organization, actor: User | None) -> int:
     """A purchase unlocks the Credit Bank: its credits return to the Primary Workspace (caller's transaction)."""
     bank = Account.objects.get(organization=organization, kind=AccountKind.BANK)
@@ -452,9 +444,10 @@ def packs_expire_due(*, at: datetime | None = None) -> int:
                 continue
             organization = lot.organization
             system = system_account_ids(organization.pk)
-            arrived = _moved(from_account=system[AccountKind.SOURCE], until=lot.granted_at)
-            consumed = _moved(to_account=system[AccountKind.SINK]) - _moved(from_account=system[AccountKind.SINK])
-            banked = _moved(to_account=system[AccountKind.BANK])
+            arrived = credits_moved(from_account=system[AccountKind.SOURCE], until=lot.granted_at)
+            consumed = credits_moved(to_account=system[AccountKind.SINK])
+            consumed -= credits_moved(from_account=system[AccountKind.SINK])  # refunds give consumption back
+            banked = credits_moved(to_account=system[AccountKind.BANK])
             unused = max(0, min(lot.credits, arrived - consumed - banked))
             moved = _bank_from_balances(organization=organization, amount=unused, bank_id=system[AccountKind.BANK])
             lot.expired_at, lot.banked = moment, moved
@@ -468,17 +461,6 @@ def packs_expire_due(*, at: datetime | None = None) -> int:
             )
             expired += 1
     return expired
-
-
-def _moved(*, from_account: int | None = None, to_account: int | None = None, until: datetime | None = None) -> int:
-    entries = LedgerEntry.objects.all()
-    if from_account is not None:
-        entries = entries.filter(from_account_id=from_account)
-    if to_account is not None:
-        entries = entries.filter(to_account_id=to_account)
-    if until is not None:
-        entries = entries.filter(transaction__created_at__lte=until)
-    return entries.aggregate(total=Sum("amount"))["total"] or 0
 
 
 def _bank_from_balances(*, organization: Organization, amount: int, bank_id: int) -> int:

@@ -158,7 +158,7 @@ class Planned:
 
 @dataclass(frozen=True)
 class Limits:
-    """The monthly limits of one workspace that move spend counters (see billing.ledger._limit_moves)."""
+    """The monthly limits of one workspace that move spend counters (see billing.ledger.spend._limit_moves)."""
 
     workspace: int | None  # the workspace's own limit (shared mode only)
     members: dict[int, int]  # user id -> limit

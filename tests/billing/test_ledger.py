@@ -30,7 +30,6 @@ from billing.ledger import (
     hold_capture,
     hold_place,
     hold_release,
-    holds_release_expired,
     period_bounds,
     refund,
 )
@@ -568,37 +567,6 @@ def test_release_returns_the_credits():
     assert reconcile() == []
 
 
-def test_expired_holds_are_released_by_the_sweeper():
-    ctx = make_ctx(grant=1_000)
-    start = datetime(2026, 6, 1, 9, 0, tzinfo=ZoneInfo("UTC"))
-    with time_machine.travel(start, tick=False) as clock:
-        short = hold_place(
-            organization=ctx.org, workspace=ctx.a, user=ctx.member, amount=100, ttl=timedelta(minutes=5)
-        ).hold
-        long = hold_place(
-            organization=ctx.org, workspace=ctx.a, user=ctx.member, amount=200, ttl=timedelta(hours=2)
-        ).hold
-        captured = hold_place(
-            organization=ctx.org, workspace=ctx.b, user=ctx.member, amount=50, ttl=timedelta(minutes=1)
-        ).hold
-        hold_capture(hold=captured, amount=50)
-        assert holds_release_expired() == 0
-        clock.move_to(start + timedelta(minutes=5, seconds=1))
-        # Pending past its expiry is a reconciliation finding until the sweeper runs.
-        assert any(f"hold {short.pk}: expired" in line for line in reconcile())
-        assert holds_release_expired() == 1
-        assert reconcile() == []
-        assert holds_release_expired() == 0
-        short.refresh_from_db()
-        long.refresh_from_db()
-        assert (short.status, long.status) == (HoldStatus.RELEASED, HoldStatus.PENDING)
-        assert (bal(ctx.primary), held(ctx.org), consumed(ctx.org)) == (750, 200, 50)
-        clock.move_to(start + timedelta(hours=3))
-        assert holds_release_expired() == 1
-        assert (bal(ctx.primary), held(ctx.org), consumed(ctx.org)) == (950, 0, 50)
-        assert reconcile() == []
-
-
 def test_budget_hold_captured_after_switch_to_shared_returns_the_rest_to_the_pool():
     ctx = budget_ctx(grant=10_000, to_a=2_000)
     hold = hold_place(organization=ctx.org, workspace=ctx.a, user=ctx.member, amount=1_500).hold
@@ -936,20 +904,6 @@ def test_a_hold_reserves_against_the_limit_and_giving_back_frees_it(who):
     charge(organization=ctx.org, workspace=ctx.a, user=ctx.member, amount=200)
     assert consumed(ctx.org) == 500
     assert reconcile() == []
-
-
-def test_expired_hold_gives_its_reservation_back_to_the_limit():
-    ctx = make_ctx(grant=10_000)
-    workspace_limit_set(workspace=ctx.a, user=ctx.member, monthly_limit=500, actor=ctx.owner)
-    start = datetime(2026, 6, 10, 9, 0, tzinfo=ZoneInfo("UTC"))
-    with time_machine.travel(start, tick=False) as clock:
-        hold_place(organization=ctx.org, workspace=ctx.a, user=ctx.member, amount=500, ttl=timedelta(minutes=1))
-        with pytest.raises(CreditLimitReached):
-            charge(organization=ctx.org, workspace=ctx.a, user=ctx.member, amount=1)
-        clock.move_to(start + timedelta(minutes=2))
-        assert holds_release_expired() == 1
-        charge(organization=ctx.org, workspace=ctx.a, user=ctx.member, amount=500)
-        assert reconcile() == []
 
 
 def test_refund_of_an_uncounted_charge_does_not_free_room_under_a_later_limit():

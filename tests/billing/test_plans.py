@@ -36,7 +36,6 @@ from billing.models import (
 )
 from billing.reconcile import reconcile
 from billing.services import (
-    credit_bank_balance,
     credit_mode_switch,
     credits_buy,
     invoice_mark_paid,
@@ -82,7 +81,7 @@ def balance_of(workspace: Workspace) -> int:
 
 
 def bank(ctx) -> int:
-    return credit_bank_balance(ctx.org)
+    return Account.objects.get(organization=ctx.org, kind=AccountKind.BANK).balance
 
 
 def spend(ctx, amount: int, workspace: Workspace | None = None) -> None:

@@ -10,16 +10,13 @@ by a barrier, joined with a timeout.
 from __future__ import annotations
 
 import json
-import threading
 import time
-import traceback
 from collections import Counter
-from collections.abc import Callable
 from typing import Any
 
 import psycopg
 import pytest
-from django.db import connection, connections
+from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
@@ -28,6 +25,7 @@ from billing.models import AccountStripe, Hold, HoldStatus, LedgerTransaction, T
 from billing.reconcile import reconcile
 from billing.services import credit_mode_switch, credits_move, workspace_limit_set
 from orgs.models import CreditMode, Organization
+from tests.concurrency import run_together
 from tests.usage.conftest import MeteredWorkspace, make_metered_workspace
 from usage.fastpath import charge_fast
 from usage.models import IdempotentRequest, UsageEvent, UsageStatus
@@ -35,39 +33,8 @@ from workspaces.models import HistoryItem, Workspace, api_key_parse
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-JOIN_TIMEOUT = 60.0
 CHARGES = "/api/v1/charges"
 HOLDS = "/api/v1/holds"
-
-
-def run_together(workers: list[Callable[[Callable[[], None]], Any]], *, timeout: float = JOIN_TIMEOUT) -> list[Any]:
-    """Each worker runs in its own thread with its own connection, calls `start()` (the barrier), then races.
-    Returns the results; fails on any exception or on a worker still running after `timeout`."""
-    barrier = threading.Barrier(len(workers))
-    results: list[Any] = [None] * len(workers)
-    errors: list[str] = []
-
-    def run(index: int, worker: Callable[[Callable[[], None]], Any]) -> None:
-        try:
-            connection.ensure_connection()
-            with connection.cursor() as cursor:
-                cursor.execute("SET lock_timeout = '20s'")  # a hidden deadlock fails instead of hanging
-            results[index] = worker(lambda: barrier.wait(timeout=30))
-        except BaseException:
-            errors.append(f"worker {index}:\n{traceback.format_exc()}")
-            barrier.abort()
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=run, args=(i, w), daemon=True) for i, w in enumerate(workers)]
-    for thread in threads:
-        thread.start()
-    deadline = time.monotonic() + timeout
-    for thread in threads:
-        thread.join(max(0.0, deadline - time.monotonic()))
-    assert not [thread for thread in threads if thread.is_alive()], f"workers still running after {timeout}s"
-    assert not errors, "\n".join(errors)
-    return results
 
 
 def poster(metered: MeteredWorkspace, path: str, body: dict[str, Any] | None, key: str | None):
