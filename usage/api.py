@@ -27,14 +27,12 @@ from billing.ledger import HOLD_TTL_MAX
 from orgs.models import User
 from usage.fastpath import charge_fast
 from usage.models import MAX_UNITS, Price
+from usage.refusals import MeteringError
+from usage.selectors import held_event_find, hold_is_expired, price_find
 from usage.services import (
     Answer,
     HistoryContent,
-    MeteringError,
-    held_event_find,
-    hold_is_expired,
     idempotent_answer,
-    price_find,
     request_hash,
     usage_charge,
     usage_hold_capture,
