@@ -5,10 +5,11 @@ workspace and organization live), find the member's `use_workspace` permission r
 the paying balance (the ledger's conditional stripe debit), write the ledger transaction and its movement, the
 usage event, the history item, and the stored answer under the Idempotency-Key.
 
-It only ever *succeeds*; everything else falls back to the general path (`usage.api._charge_create_general`), which
-answers every refusal properly: an unknown or revoked key, a member or price that is not there, monthly limits, a
-short stripe, and a reused Idempotency-Key (the answer's unique index rejects the whole statement, so nothing is
-written, and the general path replays the stored answer or refuses a different request).
+It only ever *succeeds*; everything else falls back to the general path
+(`usage.api.endpoints._charge_create_general`), which answers every refusal properly: an unknown or revoked key, a
+member or price that is not there, monthly limits, a short stripe, and a reused Idempotency-Key (the answer's unique
+index rejects the whole statement, so nothing is written, and the general path replays the stored answer or refuses
+a different request).
 
 The statements it writes are the same rows `usage.services.usage_charge` writes through the ORM; the tests run both
 paths against the same assertions and `reconcile_ledger` checks the ledger either way.

@@ -11,7 +11,7 @@ from billing.ledger import available_credits
 from billing.models import LedgerEntry, LedgerTransaction
 from billing.reconcile import reconcile
 from billing.services import workspace_limit_set
-from usage import api as usage_api
+from usage.api import endpoints
 from usage.models import IdempotentRequest, UsageEvent
 from workspaces.models import HistoryItem
 
@@ -34,13 +34,13 @@ def charge(client, metered, key: str, **extra):
 @pytest.fixture
 def general_path_calls(monkeypatch):
     calls = []
-    general = usage_api._charge_create_general
+    general = endpoints._charge_create_general
 
     def spy(*args, **kwargs):
         calls.append(args[2])
         return general(*args, **kwargs)
 
-    monkeypatch.setattr(usage_api, "_charge_create_general", spy)
+    monkeypatch.setattr(endpoints, "_charge_create_general", spy)
     return calls
 
 
@@ -94,7 +94,7 @@ def test_a_charge_takes_one_statement_and_writes_what_the_general_path_writes(
         "status": "captured",
     }
 
-    monkeypatch.setattr(usage_api, "charge_fast", lambda **kwargs: None)  # force the general path
+    monkeypatch.setattr(endpoints, "charge_fast", lambda **kwargs: None)  # force the general path
     general = charge(client, metered, "general-1")
     assert general.status_code == 201
     assert general_path_calls == ["general-1"]
