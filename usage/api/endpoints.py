@@ -15,13 +15,13 @@ from ninja import Router
 
 from billing import ledger
 from orgs.models import User
+from usage.answers import ChargeOut
 from usage.api.authentication import PresentedKey, WellFormedWorkspaceKey, request_workspace
 from usage.api.errors import JSON, ApiError
 from usage.api.schemas import (
     ERRORS,
     CaptureIn,
     ChargeIn,
-    ChargeOut,
     ErrorOut,
     HealthOut,
     HoldIn,
@@ -32,7 +32,7 @@ from usage.api.schemas import (
     WorkspaceOut,
 )
 from usage.fastpath import charge_fast
-from usage.models import Price
+from usage.models import Price, UsageStatus
 from usage.selectors import held_event_find, hold_is_expired, price_find
 from usage.services import (
     Answer,
@@ -120,7 +120,9 @@ def charge_create(request: HttpRequest, payload: ChargeIn, idempotency_key: Idem
     )
     if fast is not None:
         api_key_mark_used(api_key_id=fast.key_id, last_used_at=fast.key_last_used_at)
-        return _answer(Answer(201, fast.body()))
+        return _answer(
+            Answer(201, ChargeOut.body(event_id=fast.event_id, credits=fast.credits, available=fast.available))
+        )
     return _charge_create_general(request, payload, idempotency_key, fingerprint)
 
 
@@ -142,13 +144,9 @@ def _charge_create_general(
             idempotency_key=idempotency_key,
             history=payload.history.content() if payload.history else None,
         )
-        body = {
-            "id": metered.event.pk,
-            "credits": metered.event.credits,
-            "available_credits": metered.available,
-            "status": "captured",
-        }
-        return 201, body
+        return 201, ChargeOut.body(
+            event_id=metered.event.pk, credits=metered.event.credits, available=metered.available
+        )
 
     return _answer(
         idempotent_answer(workspace=workspace, key=idempotency_key, request_hash=fingerprint, produce=produce)
@@ -174,13 +172,13 @@ def hold_create(request: HttpRequest, payload: HoldIn, idempotency_key: Idempote
             history=payload.history.content() if payload.history else None,
         )
         assert metered.event.hold is not None  # noqa: S101
-        body = {
-            "id": metered.event.pk,
-            "credits": metered.event.credits,
-            "expires_at": metered.event.hold.expires_at.isoformat(),
-            "status": "held",
-        }
-        return 201, body
+        held = HoldOut(
+            id=metered.event.pk,
+            credits=metered.event.credits,
+            expires_at=metered.event.hold.expires_at.isoformat(),
+            status=UsageStatus.HELD,
+        )
+        return 201, held.model_dump(mode="json")
 
     return _answer(
         idempotent_answer(workspace=workspace, key=idempotency_key, request_hash=fingerprint, produce=produce)
@@ -205,13 +203,9 @@ def hold_capture(
             units=payload.units,
             history=payload.history.content() if payload.history else None,
         )
-        body = {
-            "id": metered.event.pk,
-            "credits": metered.event.credits,
-            "available_credits": metered.available,
-            "status": "captured",
-        }
-        return 200, body
+        return 200, ChargeOut.body(
+            event_id=metered.event.pk, credits=metered.event.credits, available=metered.available
+        )
 
     return _answer(
         idempotent_answer(workspace=workspace, key=idempotency_key, request_hash=fingerprint, produce=produce)

@@ -1,5 +1,7 @@
 """The metering API's request and response bodies (pydantic, through django-ninja): they validate what comes in and
-are the OpenAPI document's schemas; the Idempotency-Key header and the error answers every write can give."""
+are the OpenAPI document's schemas; the Idempotency-Key header and the error answers every write can give.
+
+The answer to a charge or a capture, `ChargeOut`, is in `usage.answers`: the one-statement charge builds it too."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from ninja import Field, Header, Schema
 from pydantic import ConfigDict, Strict
 
 from billing.ledger import HOLD_TTL_MAX
-from usage.models import MAX_UNITS
+from usage.models import MAX_UNITS, UsageStatus
 from usage.services import HistoryContent
 from workspaces.services import HISTORY_OUTPUT_MAX, HISTORY_PROMPT_MAX
 
@@ -78,18 +80,11 @@ class CaptureIn(Strict_):
     history: HistoryIn | None = None
 
 
-class ChargeOut(Schema):
-    id: int
-    credits: int
-    available_credits: int
-    status: Literal["captured"]
-
-
 class HoldOut(Schema):
     id: int
     credits: int
     expires_at: str
-    status: Literal["held"]
+    status: Literal[UsageStatus.HELD]
 
 
 class ReleaseOut(Schema):
