@@ -4,13 +4,16 @@ case to the general path."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
+from django.apps import apps
 
 from billing.ledger import available_credits
 from billing.models import LedgerEntry, LedgerTransaction
 from billing.reconcile import reconcile
 from billing.services import workspace_limit_set
+from usage import fastpath
 from usage.api import endpoints
 from usage.models import IdempotentRequest, UsageEvent
 from workspaces.models import HistoryItem
@@ -125,3 +128,28 @@ def test_monthly_limits_and_refusals_take_the_general_path(client, metered, gene
     assert general_path_calls == ["limited-1", "limited-2"]
     assert UsageEvent.objects.count() == 1
     assert reconcile() == []
+
+
+# What the one-statement charge inserts into, and the columns it leaves to the database: only the primary keys,
+# numbered by their sequences. Every other column of these tables must be given a value by the statement.
+LEFT_TO_THE_DATABASE = {
+    LedgerTransaction: {"id"},
+    LedgerEntry: {"id"},
+    UsageEvent: {"id"},
+    HistoryItem: {"id"},
+    IdempotentRequest: {"id"},
+}
+INSERT = re.compile(r"INSERT INTO (\w+) \(([^)]*)\)")
+
+
+def test_the_statement_writes_every_column_of_every_table_it_inserts_into():
+    models_by_table = {model._meta.db_table: model for model in apps.get_models()}
+    inserts = {
+        models_by_table[table]: [column.strip() for column in listed.split(",")]
+        for table, listed in INSERT.findall(fastpath._CHARGE.sql)
+    }
+    assert set(inserts) == set(LEFT_TO_THE_DATABASE)
+    for model, columns in inserts.items():
+        assert len(columns) == len(set(columns)), f"{model.__name__}: a column written twice"
+        expected = {field.column for field in model._meta.concrete_fields} - LEFT_TO_THE_DATABASE[model]
+        assert set(columns) == expected, f"{model.__name__}: columns the statement does not write (or not the model's)"
