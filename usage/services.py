@@ -80,8 +80,10 @@ def usage_charge(
     units: int,
     idempotency_key: str,
     history: HistoryContent | None = None,
+    fingerprint: str | None = None,
 ) -> Metered:
-    """Charge a finished generation at its price and record it, all in one transaction."""
+    """Charge a finished generation at its price and record it, all in one transaction. `fingerprint`, the
+    request's hash, is kept on the ledger transaction, as the one-statement charge (`usage.fastpath`) keeps it."""
     credits = price.credits_per_unit * units
     at = now()
     # No savepoint inside a caller's transaction: a refusal raises, and the caller's transaction rolls back.
@@ -91,6 +93,7 @@ def usage_charge(
             workspace=workspace,
             user=user,
             amount=credits,
+            fingerprint=fingerprint,
             memo=generation_memo(price.tool, price.model, units),
         )
         event = UsageEvent.objects.create(

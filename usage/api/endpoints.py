@@ -143,6 +143,7 @@ def _charge_create_general(
             units=payload.units,
             idempotency_key=idempotency_key,
             history=payload.history.content() if payload.history else None,
+            fingerprint=fingerprint,
         )
         return 201, ChargeOut.body(
             event_id=metered.event.pk, credits=metered.event.credits, available=metered.available
