@@ -1,5 +1,6 @@
 """Metering: every generation is charged (or held, then captured or released) through the ledger, and its usage
-event and history item are written in the same database transaction as the credits move."""
+event and history item are written in the same database transaction as the credits move. A metering request is
+answered once per Idempotency-Key (`idempotent_answer`), its answer stored with what it did."""
 
 from __future__ import annotations
 

@@ -1,5 +1,7 @@
 """The metering API's authentication: a workspace API key (`Authorization: Bearer qlb_<prefix>_<secret>`), parsed
-into its public prefix and the SHA-256 of the whole key, and looked up by both (`api_key_find`)."""
+into its public prefix and the SHA-256 of the whole key. `api_key_find` finds the key by its prefix and compares the
+hashes with `hmac.compare_digest`; the charge endpoint first leaves that to its one statement (`usage.fastpath`),
+which matches prefix and hash in SQL."""
 
 from __future__ import annotations
 
