@@ -5,13 +5,16 @@ workspace and organization live), find the member's `use_workspace` permission r
 the paying balance (the ledger's conditional stripe debit), write the ledger transaction and its movement, the
 usage event, the history item, and the stored answer under the Idempotency-Key.
 
-It only ever *succeeds*; everything else falls back to the general path (`usage.api._charge_create_general`), which
-answers every refusal properly: an unknown or revoked key, a member or price that is not there, monthly limits, a
-short stripe, and a reused Idempotency-Key (the answer's unique index rejects the whole statement, so nothing is
-written, and the general path replays the stored answer or refuses a different request).
+It only ever *succeeds*; everything else falls back to the general path
+(`usage.api.endpoints._charge_create_general`), which answers every refusal properly: an unknown or revoked key, a
+member or price that is not there, monthly limits, a short stripe, and a reused Idempotency-Key (the answer's unique
+index rejects the whole statement, so nothing is written, and the general path replays the stored answer or refuses
+a different request).
 
-The statements it writes are the same rows `usage.services.usage_charge` writes through the ORM; the tests run both
-paths against the same assertions and `reconcile_ledger` checks the ledger either way.
+The statement writes the same rows `usage.services.usage_charge` writes through the ORM: the tests compare every
+column of every row both paths write, and `reconcile_ledger` checks the ledger either way. Its INSERTs take their
+table and column names from the models and give each column an expression by field name (`_insert`); a test fails
+when a model gains a column that one of them does not write. Enum values come from the models' TextChoices.
 """
 
 from __future__ import annotations
@@ -22,12 +25,103 @@ from datetime import datetime
 from typing import Any
 
 import psycopg
-from django.db import connection
+from django.db import connection, models
+from psycopg import sql
 
+from billing.models import AccountKind, LedgerEntry, LedgerTransaction, TransactionKind
+from orgs.models import CreditMode
 from qolaba.db import Statement, execute_prepared_once
+from usage.answers import ChargeOut
+from usage.models import IdempotentRequest, UsageEvent, UsageStatus
 from usage.services import generation_memo
+from workspaces.models import HistoryItem
+from workspaces.roles import SPEND_PERMISSION
 
-_CHARGE = Statement("""
+
+def _literal(value: str) -> str:
+    return sql.Literal(str(value)).as_string()
+
+
+def _insert(model: type[models.Model], values: dict[str, str]) -> str:
+    """`INSERT INTO` the model's table the SQL expression given for each of its fields (by name), as a SELECT."""
+    columns = {field.name: field.column for field in model._meta.concrete_fields}
+    names = ", ".join(columns[name] for name in values)
+    return f"INSERT INTO {model._meta.db_table} ({names})\n    SELECT {', '.join(values.values())}"
+
+
+_TRANSACTION = _insert(
+    LedgerTransaction,
+    {
+        "organization": "pay.organization_id",
+        "kind": _literal(TransactionKind.CHARGE),
+        "amount": "pay.amount",
+        "actor": "pay.user_id",
+        "workspace": "pay.workspace_id",
+        "idempotency_key": "''",  # the request's key is the usage event's and the stored answer's
+        "request_hash": "%(fingerprint)s",
+        "memo": "%(memo)s",
+        "created_at": "%(created)s",
+        "period_start": "pay.period",
+        "reverses": "NULL",
+        "counted": "'[]'::jsonb",
+    },
+)
+_MOVEMENT = _insert(
+    LedgerEntry,
+    {"transaction": "txn.id", "from_account": "pay.paying", "to_account": "pay.sink", "amount": "pay.amount"},
+)
+_EVENT = _insert(
+    UsageEvent,
+    {
+        "organization": "pay.organization_id",
+        "workspace": "pay.workspace_id",
+        "user": "pay.user_id",
+        "tool": "pay.tool",
+        "model": "pay.model",
+        "units": "%(units)s",
+        "credits": "pay.amount",
+        "status": _literal(UsageStatus.CAPTURED),
+        "idempotency_key": "%(key)s",
+        "ledger_transaction": "txn.id",
+        "hold": "NULL",
+        "history_draft": "NULL",
+        "created_at": "%(created)s",
+        "settled_at": "%(created)s",
+    },
+)
+_HISTORY = _insert(
+    HistoryItem,
+    {
+        "organization": "pay.organization_id",
+        "workspace": "pay.workspace_id",
+        "author": "pay.user_id",
+        "tool": "pay.tool",
+        "model": "pay.model",
+        "prompt": "%(prompt)s",
+        "output_text": "%(output_text)s",
+        "metadata": "%(metadata)s::jsonb",
+        "media": "''",
+        "media_content_type": "''",
+        "credits": "pay.amount",
+        "usage_event_id": "event.id",
+        "created_at": "%(created)s",
+        "deleted_at": "NULL",
+        "deleted_by": "NULL",
+    },
+)
+_ANSWER = _insert(
+    IdempotentRequest,
+    {
+        "workspace": "pay.workspace_id",
+        "key": "%(key)s",
+        "request_hash": "%(fingerprint)s",
+        "status_code": "201",
+        "response": ChargeOut.jsonb(id="event.id", credits="pay.amount", available_credits="available.credits"),
+        "created_at": "%(created)s",
+    },
+)
+
+_CHARGE = Statement(f"""
 WITH k AS (
     SELECT ak.id AS key_id, ak.last_used_at, w.id AS workspace_id, w.organization_id, o.credit_mode, o.timezone
     FROM workspaces_apikey ak
@@ -38,7 +132,7 @@ WITH k AS (
 ), m AS (
     SELECT p.user_id FROM k
     JOIN workspaces_workspaceuserobjectpermission p ON p.content_object_id = k.workspace_id
-    JOIN auth_permission ap ON ap.id = p.permission_id AND ap.codename = 'use_workspace'
+    JOIN auth_permission ap ON ap.id = p.permission_id AND ap.codename = '{SPEND_PERMISSION}'
     JOIN orgs_user u ON u.id = p.user_id AND u.email = %(email)s::text AND u.is_active
     LIMIT 1
 ), pr AS (
@@ -48,12 +142,13 @@ WITH k AS (
     WHERE tool = %(tool)s::text AND model = %(model)s::text AND is_active
 ), ctx AS (
     SELECT k.workspace_id, k.organization_id, m.user_id, pr.tool, pr.model, pr.amount,
-        CASE WHEN k.credit_mode = 'shared'
+        CASE WHEN k.credit_mode = {_literal(CreditMode.SHARED)}
             THEN (SELECT a.id FROM billing_account a JOIN workspaces_workspace pw ON pw.id = a.workspace_id
                   WHERE pw.organization_id = k.organization_id AND pw.is_primary)
             ELSE (SELECT a.id FROM billing_account a WHERE a.workspace_id = k.workspace_id)
         END AS paying,
-        (SELECT a.id FROM billing_account a WHERE a.organization_id = k.organization_id AND a.kind = 'sink') AS sink,
+        (SELECT a.id FROM billing_account a
+         WHERE a.organization_id = k.organization_id AND a.kind = {_literal(AccountKind.SINK)}) AS sink,
         EXISTS (SELECT 1 FROM billing_workspacelimit l WHERE l.workspace_id = k.workspace_id
                 AND (l.user_id IS NULL OR l.user_id = m.user_id)) AS limited,
         date_trunc('month', %(created)s::timestamptz AT TIME ZONE k.timezone)::date AS period
@@ -73,47 +168,31 @@ WITH k AS (
     ) AND s.balance >= pay.amount
     RETURNING s.account_id
 ), txn AS (
-    INSERT INTO billing_ledgertransaction
-        (organization_id, kind, amount, actor_id, workspace_id, idempotency_key, request_hash, memo,
-         created_at, period_start, reverses_id, counted)
-    SELECT pay.organization_id, 'charge', pay.amount, pay.user_id, pay.workspace_id, '', %(fingerprint)s,
-           %(memo)s, %(created)s, pay.period, NULL, '[]'::jsonb
+    {_TRANSACTION}
     FROM pay, debit
     RETURNING id
 ), movement AS (
-    INSERT INTO billing_ledgerentry (transaction_id, from_account_id, to_account_id, amount)
-    SELECT txn.id, pay.paying, pay.sink, pay.amount FROM txn, pay
+    {_MOVEMENT}
+    FROM txn, pay
 ), event AS (
-    INSERT INTO usage_usageevent
-        (organization_id, workspace_id, user_id, tool, model, units, credits, status, idempotency_key,
-         ledger_transaction_id, hold_id, history_draft, created_at, settled_at)
-    SELECT pay.organization_id, pay.workspace_id, pay.user_id, pay.tool, pay.model, %(units)s, pay.amount,
-           'captured', %(key)s, txn.id, NULL, NULL, %(created)s, %(created)s
+    {_EVENT}
     FROM txn, pay
     RETURNING id
 ), history AS (
-    INSERT INTO workspaces_historyitem
-        (organization_id, workspace_id, author_id, tool, model, prompt, output_text, metadata, media,
-         media_content_type, credits, usage_event_id, created_at, deleted_at, deleted_by_id)
-    SELECT pay.organization_id, pay.workspace_id, pay.user_id, pay.tool, pay.model, %(prompt)s, %(output_text)s,
-           %(metadata)s::jsonb, '', '', pay.amount, event.id, %(created)s, NULL, NULL
+    {_HISTORY}
     FROM event, pay
 ), available AS (
     -- The statement's snapshot does not see its own debit.
     SELECT (SELECT SUM(balance) FROM billing_accountstripe WHERE account_id = pay.paying) - pay.amount AS credits
     FROM pay
 ), answer AS (
-    INSERT INTO usage_idempotentrequest (workspace_id, key, request_hash, status_code, response, created_at)
-    SELECT pay.workspace_id, %(key)s, %(fingerprint)s, 201,
-           jsonb_build_object('id', event.id, 'credits', pay.amount, 'available_credits', available.credits,
-                              'status', 'captured'),
-           %(created)s
+    {_ANSWER}
     FROM event, pay, available
 )
 SELECT k.key_id, k.last_used_at, event.id, pay.amount, available.credits
 FROM (SELECT 1) one
 LEFT JOIN k ON TRUE LEFT JOIN pay ON TRUE LEFT JOIN event ON TRUE LEFT JOIN available ON TRUE
-""")
+""")  # noqa: S608 (what is formatted in is code's, never a request's: those are the %(name)s parameters)
 
 
 @dataclass(frozen=True)
@@ -123,9 +202,6 @@ class FastCharge:
     event_id: int
     credits: int
     available: int
-
-    def body(self) -> dict[str, Any]:
-        return {"id": self.event_id, "credits": self.credits, "available_credits": self.available, "status": "captured"}
 
 
 def charge_fast(

@@ -4,7 +4,8 @@ from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
 
-from usage.api import MAX_BODY_BYTES, error_response
+from usage.api.errors import error_response
+from usage.api.parser import MAX_BODY_BYTES
 
 _PLAIN_ERRORS = {404: ("not_found", "No such endpoint; see /api/v1/openapi.json."), 405: ("method_not_allowed", "")}
 

@@ -1,5 +1,6 @@
 """Metering: every generation is charged (or held, then captured or released) through the ledger, and its usage
-event and history item are written in the same database transaction as the credits move."""
+event and history item are written in the same database transaction as the credits move. A metering request is
+answered once per Idempotency-Key (`idempotent_answer`), its answer stored with what it did."""
 
 from __future__ import annotations
 
@@ -16,32 +17,11 @@ from django.utils.timezone import now
 from billing import ledger
 from billing.models import Hold, HoldStatus
 from orgs.models import User
-from qolaba.refusals import Refusal
 from usage.models import IdempotentRequest, Price, UsageEvent, UsageStatus
+from usage.refusals import IdempotencyKeyReused, UnitsAboveHeld
+from usage.selectors import hold_is_expired, idempotent_request_find
 from workspaces.models import HistoryItem, Workspace
 from workspaces.services import history_item_create
-
-
-class MeteringError(Refusal):
-    """A refusal of the metering services: nothing was written."""
-
-    code = "metering_error"
-
-
-class UnknownPrice(MeteringError):
-    code = "unknown_price"
-
-
-class HoldNotFound(MeteringError):
-    code = "not_found"
-
-
-class IdempotencyKeyReused(MeteringError):
-    code = "idempotency_conflict"
-
-
-class UnitsAboveHeld(MeteringError):
-    code = "invalid_request"
 
 
 @dataclass(frozen=True)
@@ -62,13 +42,6 @@ class HistoryContent:
             output_text=later.output_text or self.output_text,
             metadata={**self.metadata, **later.metadata},
         )
-
-
-def price_find(*, tool: str, model: str) -> Price:
-    price = Price.objects.active().filter(tool=tool, model=model).first()
-    if price is None:
-        raise UnknownPrice(f"There is no price for model {model!r} of tool {tool!r}; GET /api/v1/prices lists them.")
-    return price
 
 
 def generation_memo(tool: str, model: str, units: int) -> str:
@@ -108,8 +81,10 @@ def usage_charge(
     units: int,
     idempotency_key: str,
     history: HistoryContent | None = None,
+    fingerprint: str | None = None,
 ) -> Metered:
-    """Charge a finished generation at its price and record it, all in one transaction."""
+    """Charge a finished generation at its price and record it, all in one transaction. `fingerprint`, the
+    request's hash, is kept on the ledger transaction, as the one-statement charge (`usage.fastpath`) keeps it."""
     credits = price.credits_per_unit * units
     at = now()
     # No savepoint inside a caller's transaction: a refusal raises, and the caller's transaction rolls back.
@@ -119,6 +94,7 @@ def usage_charge(
             workspace=workspace,
             user=user,
             amount=credits,
+            fingerprint=fingerprint,
             memo=generation_memo(price.tool, price.model, units),
         )
         event = UsageEvent.objects.create(
@@ -179,23 +155,6 @@ def usage_hold_place(
         )
     event.hold = result.hold
     return Metered(event=event, available=result.available)
-
-
-def held_event_find(*, workspace: Workspace, event_id: int) -> UsageEvent:
-    """The hold `event_id` of this workspace; any other id (another workspace's, a plain charge) is not found."""
-    event = (
-        UsageEvent.objects.filter(pk=event_id, workspace=workspace, hold__isnull=False).select_related("hold").first()
-        if 0 < event_id < 2**63
-        else None
-    )
-    if event is None:
-        raise HoldNotFound("No hold with this id in this workspace.")
-    return event
-
-
-def hold_is_expired(event: UsageEvent) -> bool:
-    """A hold still pending after its expiry (the sweeper releases it within a minute)."""
-    return event.status == UsageStatus.HELD and event.hold is not None and event.hold.expires_at <= now()
 
 
 def _not_pending(event: UsageEvent) -> ledger.HoldNotPending:
@@ -281,8 +240,8 @@ class Answer:
     replayed: bool = False
 
 
-def _stored_answer(workspace: Workspace, key: str, request_hash: str) -> Answer | None:
-    stored = IdempotentRequest.objects.filter(workspace=workspace, key=key).first()
+def _replay(stored: IdempotentRequest | None, request_hash: str) -> Answer | None:
+    """The stored answer replayed, when this is the request it answered; refused when the key answered another."""
     if stored is None:
         return None
     if stored.request_hash != request_hash:
@@ -303,7 +262,7 @@ def idempotent_answer(
     key blocks on the key's unique index until the first commits; its own work is then rolled back (the insert
     fails) and it replays the first one's answer. A refusal is not stored, so after adding credits the same key
     can be retried."""
-    replay = _stored_answer(workspace, key, request_hash)
+    replay = _replay(idempotent_request_find(workspace=workspace, key=key), request_hash)
     if replay is not None:
         return replay
     try:
@@ -315,7 +274,7 @@ def idempotent_answer(
     except Exception:
         # Whatever stopped this one (the key's unique index, a hold a concurrent retry just captured, credits it
         # just spent), a concurrent request with the same key that committed meanwhile has the answer.
-        replay = _stored_answer(workspace, key, request_hash)
+        replay = _replay(idempotent_request_find(workspace=workspace, key=key), request_hash)
         if replay is None:
             raise
         return replay

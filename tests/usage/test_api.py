@@ -23,7 +23,7 @@ from orgs.models import CreditMode, Membership, Organization, OrganizationRole
 from qolaba.lifecycle import organization_delete, workspace_archive
 from tests.factories import make_member, make_organization, make_workspace
 from tests.usage.conftest import MeteredWorkspace, make_metered_workspace
-from usage.api import MAX_BODY_BYTES
+from usage.api.parser import MAX_BODY_BYTES
 from usage.models import IdempotentRequest, Price, UsageEvent, UsageStatus
 from workspaces.models import ApiKey, HistoryItem, Workspace, WorkspaceRole
 from workspaces.services import api_key_create, api_key_revoke, membership_remove, workspace_membership_set

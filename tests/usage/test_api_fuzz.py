@@ -36,7 +36,8 @@ from schemathesis.specs.openapi.checks import (
 
 from tests.usage.conftest import make_metered_workspace
 from usage.catalog import DEFAULT_PRICES
-from usage.services import price_find, usage_charge, usage_hold_place
+from usage.selectors import price_find
+from usage.services import usage_charge, usage_hold_place
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -21,19 +21,15 @@ from tests.factories import make_workspace
 from tests.usage.conftest import MeteredWorkspace, make_metered_workspace
 from usage import services
 from usage.models import IdempotentRequest, Price, UsageEvent, UsageStatus
+from usage.refusals import HoldNotFound, IdempotencyKeyReused, UnitsAboveHeld, UnknownPrice
+from usage.selectors import held_event_find, price_find
 from usage.services import (
     IDEMPOTENCY_RETENTION,
     Answer,
     HistoryContent,
-    HoldNotFound,
-    IdempotencyKeyReused,
-    UnitsAboveHeld,
-    UnknownPrice,
-    held_event_find,
     holds_expire,
     idempotent_answer,
     idempotent_requests_prune,
-    price_find,
     usage_charge,
     usage_hold_capture,
     usage_hold_place,
