@@ -144,7 +144,7 @@ def seed_tenant(label: str, members: int, credits: int) -> Tenant:
     from qolaba.lifecycle import organization_create, workspace_create
     from usage.models import Price
     from workspaces.models import WorkspaceRole
-    from workspaces.services import api_key_create, membership_add, workspace_membership_set
+    from workspaces.services import api_key_create, member_add, workspace_member_set
 
     owner = User.objects.create_user(f"owner-{label}@bench.example.com", None)
     organization = organization_create(name=f"Bench {label}", owner=owner)
@@ -152,8 +152,8 @@ def seed_tenant(label: str, members: int, credits: int) -> Tenant:
     emails = []
     for n in range(members):
         user = User.objects.create_user(f"member{n}-{label}@bench.example.com", None)
-        membership_add(organization=organization, user=user, role=OrganizationRole.MEMBER, actor=owner)
-        workspace_membership_set(workspace=workspace, user=user, role=WorkspaceRole.MEMBER, actor=owner)
+        member_add(organization=organization, user=user, role=OrganizationRole.MEMBER, actor=owner)
+        workspace_member_set(workspace=workspace, user=user, role=WorkspaceRole.MEMBER, actor=owner)
         emails.append(user.email)
     ledger.credits_grant(organization=organization, amount=credits, actor=None)
     _, secret = api_key_create(workspace=workspace, actor=owner, name="bench")

@@ -96,7 +96,7 @@ def organization_usages(organization: Organization, at: datetime | None = None) 
                 f"{who} monthly limit in {workspace.name}",
                 counters.get((limit.workspace_id, limit.user_id), 0),
                 limit.monthly_limit,
-                reverse("billing:limits", args=[slug, workspace.slug]),
+                reverse("billing:workspace_limit_set", args=[slug, workspace.slug]),
             )
         )
     return usages

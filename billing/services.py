@@ -13,10 +13,10 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils.timezone import now
 
+from billing import ledger
 from billing.gateways import GATEWAYS, Gateway
 from billing.ledger import (
     credits_grant,
-    credits_transfer,
     lock_for_debit,
     post_transaction,
     primary_account_id,
@@ -42,7 +42,7 @@ from billing.models import (
 )
 from billing.selectors import credits_moved
 from orgs.audit import audit_record
-from orgs.models import CreditMode, Membership, Organization, User
+from orgs.models import AuditAction, CreditMode, Membership, Organization, User
 from workspaces.models import Workspace
 
 
@@ -64,7 +64,7 @@ def credit_mode_switch(*, organization: Organization, mode: str, actor: User) ->
     audit_record(
         organization=organization,
         actor=actor,
-        action="credits.mode_switched",
+        action=AuditAction.CREDITS_MODE_SWITCHED,
         target=organization,
         before={"credit_mode": before},
         after={"credit_mode": mode, "swept_to_primary": swept.amount if swept else 0},
@@ -73,15 +73,15 @@ def credit_mode_switch(*, organization: Organization, mode: str, actor: User) ->
 
 
 @transaction.atomic
-def credits_move(
+def credits_transfer(
     *, organization: Organization, source: Workspace, target: Workspace, amount: int, actor: User
 ) -> LedgerTransaction:
     """Manage credits (workspace budget mode): from one workspace to another, applied at once."""
-    txn = credits_transfer(organization=organization, source=source, target=target, amount=amount, actor=actor)
+    txn = ledger.credits_transfer(organization=organization, source=source, target=target, amount=amount, actor=actor)
     audit_record(
         organization=organization,
         actor=actor,
-        action="credits.transferred",
+        action=AuditAction.CREDITS_TRANSFERRED,
         target=txn,
         after={"from": source.name, "to": target.name, "amount": amount},
     )
@@ -97,7 +97,7 @@ def credits_grant_by_staff(*, organization: Organization, amount: int, actor: Us
     audit_record(
         organization=organization,
         actor=actor,
-        action="credits.granted",
+        action=AuditAction.CREDITS_GRANTED,
         target=txn,
         after={"amount": amount, "reason": reason.strip()},
     )
@@ -112,7 +112,7 @@ def credits_refund_by_staff(*, original: LedgerTransaction, amount: int, actor: 
     audit_record(
         organization=original.organization,
         actor=actor,
-        action="credits.refunded",
+        action=AuditAction.CREDITS_REFUNDED,
         target=txn,
         after={"amount": amount, "of_transaction": original.pk, "reason": reason.strip()},
     )
@@ -151,7 +151,7 @@ def workspace_limit_set(
     audit_record(
         organization=workspace.organization,
         actor=actor,
-        action="credits.limit_set",
+        action=AuditAction.CREDITS_LIMIT_SET,
         target=workspace,
         before=before,
         after={"monthly_limit": monthly_limit, "member": user.email if user else None},
@@ -208,7 +208,7 @@ def _invoice_open(
     audit_record(
         organization=organization,
         actor=actor,
-        action="billing.invoice_opened",
+        action=AuditAction.BILLING_INVOICE_OPENED,
         target=invoice,
         after={"number": invoice.number, "purpose": purpose, "plan": plan.name, "amount": invoice.amount},
     )
@@ -309,7 +309,7 @@ def invoice_mark_paid(*, invoice: Invoice, actor: User | None) -> Invoice:
     audit_record(
         organization=organization,
         actor=actor,
-        action="billing.invoice_paid",
+        action=AuditAction.BILLING_INVOICE_PAID,
         target=invoice,
         before={"status": "open"},
         after={"status": "paid", "credits": invoice.credits, "credit_bank_unlocked": unlocked},
@@ -324,7 +324,9 @@ def invoice_void(*, invoice: Invoice, actor: User | None) -> Invoice:
         raise ValidationError("Only open invoices can be voided.")
     invoice.status = InvoiceStatus.VOID
     invoice.save(update_fields=["status"])
-    audit_record(organization=invoice.organization, actor=actor, action="billing.invoice_voided", target=invoice)
+    audit_record(
+        organization=invoice.organization, actor=actor, action=AuditAction.BILLING_INVOICE_VOIDED, target=invoice
+    )
     return invoice
 
 
@@ -340,7 +342,7 @@ def subscription_cancel(*, organization: Organization, actor: User) -> Subscript
         audit_record(
             organization=organization,
             actor=actor,
-            action="billing.subscription_cancel_scheduled",
+            action=AuditAction.BILLING_SUBSCRIPTION_CANCEL_SCHEDULED,
             target=subscription,
             after={"ends_at": subscription.current_period_end.isoformat() if subscription.current_period_end else None},
         )
@@ -354,7 +356,9 @@ def subscription_resume(*, organization: Organization, actor: User) -> Subscript
         raise ValidationError("There is no scheduled cancellation to undo.")
     subscription.cancel_at_period_end = False
     subscription.save(update_fields=["cancel_at_period_end"])
-    audit_record(organization=organization, actor=actor, action="billing.subscription_resumed", target=subscription)
+    audit_record(
+        organization=organization, actor=actor, action=AuditAction.BILLING_SUBSCRIPTION_RESUMED, target=subscription
+    )
     return subscription
 
 
@@ -377,7 +381,7 @@ def subscriptions_renew_due(*, at: datetime | None = None) -> int:
                 audit_record(
                     organization=subscription.organization,
                     actor=None,
-                    action="billing.subscription_ended",
+                    action=AuditAction.BILLING_SUBSCRIPTION_ENDED,
                     target=subscription,
                 )
                 continue
@@ -392,7 +396,7 @@ def subscriptions_renew_due(*, at: datetime | None = None) -> int:
                     audit_record(
                         organization=subscription.organization,
                         actor=None,
-                        action="billing.subscription_ended_unpaid",
+                        action=AuditAction.BILLING_SUBSCRIPTION_ENDED_UNPAID,
                         target=subscription,
                     )
                 continue
@@ -455,7 +459,7 @@ def packs_expire_due(*, at: datetime | None = None) -> int:
             audit_record(
                 organization=organization,
                 actor=None,
-                action="billing.pack_expired",
+                action=AuditAction.BILLING_PACK_EXPIRED,
                 target=lot,
                 after={"credits": lot.credits, "moved_to_credit_bank": moved},
             )

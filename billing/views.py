@@ -18,7 +18,7 @@ from billing.selectors import billing_summary, member_limits, spend_counters, wo
 from billing.services import (
     credit_mode_switch,
     credits_buy,
-    credits_move,
+    credits_transfer,
     plan_subscribe,
     subscription_cancel,
     subscription_resume,
@@ -141,7 +141,7 @@ def subscription_resume_view(request: TenantRequest, org_slug: str) -> HttpRespo
 
 @require_http_methods(["GET", "POST"])
 @organization_view("manage_credits")
-def credit_mode_view(request: TenantRequest, org_slug: str) -> HttpResponse:
+def credit_mode_switch_view(request: TenantRequest, org_slug: str) -> HttpResponse:
     organization = request.tenant.organization
     form = CreditModeForm(request.POST or None, initial={"mode": organization.credit_mode})
     if request.method == "POST" and form.is_valid():
@@ -171,7 +171,9 @@ def credits_transfer_view(request: TenantRequest, org_slug: str) -> HttpResponse
             form.add_error("amount", f"{source.name} has only {balances.get(source.pk, 0):,} credits.")
         elif request.method == "POST":
             try:
-                credits_move(organization=organization, source=source, target=target, amount=amount, actor=request.user)
+                credits_transfer(
+                    organization=organization, source=source, target=target, amount=amount, actor=request.user
+                )
             except (LedgerError, ValidationError) as error:
                 form_add_service_errors(form, error)
             else:
@@ -197,7 +199,7 @@ def credits_transfer_view(request: TenantRequest, org_slug: str) -> HttpResponse
 
 @require_http_methods(["GET", "POST"])
 @workspace_view("manage_credits")
-def workspace_limits_view(request: WorkspaceRequest, org_slug: str, ws_slug: str) -> HttpResponse:
+def workspace_limit_set_view(request: WorkspaceRequest, org_slug: str, ws_slug: str) -> HttpResponse:
     """Monthly limits of the workspace (shared mode) and of each member in it."""
     workspace = request.tenant.workspace
     spenders = workspace_spenders(workspace=workspace)
@@ -231,7 +233,7 @@ def workspace_limits_view(request: WorkspaceRequest, org_slug: str, ws_slug: str
             else:
                 who = member.email if member else workspace.name
                 messages.success(request, f"Monthly limit of {who} saved.")
-                return redirect("billing:limits", org_slug=org_slug, ws_slug=ws_slug)
+                return redirect("billing:workspace_limit_set", org_slug=org_slug, ws_slug=ws_slug)
         else:
             messages.error(request, " ".join(str(e) for errors in form.errors.values() for e in errors))
     limits = member_limits(workspace=workspace)

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.db import models
 
-from orgs.models import AuditEvent, Organization, User
+from orgs.models import AuditAction, AuditEvent, Organization, User
 from qolaba.middleware import current_ip
 
 
@@ -14,7 +14,7 @@ def audit_record(
     *,
     organization: Organization | None,
     actor: User | None,
-    action: str,
+    action: AuditAction,
     target: models.Model,
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,

@@ -163,7 +163,7 @@ def invitation_revoke(*, invitation: Invitation, actor: User, by_staff: bool = F
 def invitation_email(*, invitation: Invitation, token: str) -> int:
     context = {
         "invitation": invitation,
-        "url": settings.SITE_URL + reverse("orgs:invitation", kwargs={"token": token}),
+        "url": settings.SITE_URL + reverse("orgs:invitation_accept", kwargs={"token": token}),
         "ttl_days": settings.INVITATION_TTL_DAYS,
     }
     return send_mail(

@@ -58,10 +58,10 @@ from workspaces.selectors import members_table
 from workspaces.services import (
     invitation_accept,
     invitations_create,
-    membership_remove,
-    membership_role_change,
-    membership_workspaces_set,
-    organization_transfer_ownership,
+    member_remove,
+    member_role_change,
+    member_workspaces_set,
+    ownership_transfer,
 )
 
 
@@ -72,7 +72,7 @@ def home(request: HttpRequest) -> HttpResponse:
         return redirect("account_login")
     organization = remembered_organization(request)
     if organization is None:
-        return redirect("orgs:create")
+        return redirect("orgs:organization_create")
     return redirect("orgs:open", org_slug=organization.slug)
 
 
@@ -143,7 +143,7 @@ def member_list(request: TenantRequest, org_slug: str) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 @organization_view("manage_members")
-def member_invite(request: TenantRequest, org_slug: str) -> HttpResponse:
+def invitations_create_view(request: TenantRequest, org_slug: str) -> HttpResponse:
     organization = request.tenant.organization
     form = InviteForm(request.POST or None, organization=organization)
     if request.method == "POST" and form.is_valid():
@@ -207,12 +207,12 @@ def _member_detail_context(
 
 @require_POST
 @organization_view("manage_members")
-def member_role_change(request: TenantRequest, org_slug: str, membership_id: int) -> HttpResponse:
+def member_role_change_view(request: TenantRequest, org_slug: str, membership_id: int) -> HttpResponse:
     membership = _member_or_404(request, membership_id)
     form = MemberRoleForm(request.POST)
     if form.is_valid():
         try:
-            membership_role_change(membership=membership, role=form.cleaned_data["role"], actor=request.user)
+            member_role_change(membership=membership, role=form.cleaned_data["role"], actor=request.user)
         except ValidationError as error:
             form_add_service_errors(form, error)
         else:
@@ -225,13 +225,13 @@ def member_role_change(request: TenantRequest, org_slug: str, membership_id: int
 
 @require_POST
 @organization_view("manage_members")
-def member_workspaces_change(request: TenantRequest, org_slug: str, membership_id: int) -> HttpResponse:
+def member_workspaces_set_view(request: TenantRequest, org_slug: str, membership_id: int) -> HttpResponse:
     membership = _member_or_404(request, membership_id)
     workspaces = list(Workspace.objects.live().filter(organization=request.tenant.organization))
     form = MemberWorkspacesForm(request.POST, workspaces=workspaces, current={})
     if form.is_valid():
         try:
-            membership_workspaces_set(membership=membership, assignments=form.assignments(), actor=request.user)
+            member_workspaces_set(membership=membership, assignments=form.assignments(), actor=request.user)
         except ValidationError as error:
             form_add_service_errors(form, error)
         else:
@@ -243,11 +243,11 @@ def member_workspaces_change(request: TenantRequest, org_slug: str, membership_i
 
 @require_http_methods(["GET", "POST"])
 @organization_view("manage_members")
-def member_remove(request: TenantRequest, org_slug: str, membership_id: int) -> HttpResponse:
+def member_remove_view(request: TenantRequest, org_slug: str, membership_id: int) -> HttpResponse:
     membership = _member_or_404(request, membership_id)
     return confirmed_action(
         request,
-        run=lambda: membership_remove(membership=membership, actor=request.user),
+        run=lambda: member_remove(membership=membership, actor=request.user),
         success_message=f"{membership.user.email} was removed. Their history and usage stay.",
         success_url=reverse("orgs:members", kwargs={"org_slug": org_slug}),
         confirmation={
@@ -262,12 +262,12 @@ def member_remove(request: TenantRequest, org_slug: str, membership_id: int) -> 
 
 @require_http_methods(["GET", "POST"])
 @organization_view("transfer_ownership")
-def ownership_transfer(request: TenantRequest, org_slug: str) -> HttpResponse:
+def ownership_transfer_view(request: TenantRequest, org_slug: str) -> HttpResponse:
     organization = request.tenant.organization
     form = TransferOwnershipForm(request.POST or None, organization=organization, actor=request.user)
     if request.method == "POST" and form.is_valid():
         try:
-            target = organization_transfer_ownership(
+            target = ownership_transfer(
                 organization=organization, new_owner=form.cleaned_data["new_owner"], actor=request.user
             )
         except ValidationError as error:
@@ -317,7 +317,7 @@ def invitation_revoke_view(request: TenantRequest, org_slug: str, invitation_id:
 
 
 @require_http_methods(["GET", "POST"])
-def invitation_respond(request: HttpRequest, token: str) -> HttpResponse:
+def invitation_accept_view(request: HttpRequest, token: str) -> HttpResponse:
     """The invitation link: anyone may open it; only the invited address can accept it."""
     invitation = invitation_for_token(token)
     if invitation is None:
@@ -485,7 +485,7 @@ def notification_list(request: TenantRequest, org_slug: str) -> HttpResponse:
 
 @require_POST
 @organization_view()
-def notifications_mark_read(request: TenantRequest, org_slug: str) -> HttpResponse:
+def notifications_read_view(request: TenantRequest, org_slug: str) -> HttpResponse:
     notifications_read(user=request.user, organization=request.tenant.organization)
     messages.success(request, "All notifications marked as read.")
     return redirect("orgs:notifications", org_slug=org_slug)

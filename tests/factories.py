@@ -7,8 +7,9 @@ from allauth.account.models import EmailAddress
 
 from orgs.models import Membership, Organization, OrganizationRole, User
 from qolaba.lifecycle import organization_create, workspace_create
-from workspaces.models import Workspace, WorkspaceRole
-from workspaces.services import membership_add, workspace_membership_set
+from workspaces.models import Workspace, WorkspaceRole, api_key_parse
+from workspaces.selectors import api_key_find
+from workspaces.services import member_add, workspace_member_set
 
 PASSWORD = "correct-horse-battery-staple"
 _counter = itertools.count(1)
@@ -43,9 +44,9 @@ def make_member(
     workspaces: dict[Workspace, WorkspaceRole] | None = None,
 ) -> Membership:
     user = user or UserFactory()
-    membership = membership_add(organization=organization, user=user, role=role, actor=None)
+    membership = member_add(organization=organization, user=user, role=role, actor=None)
     for workspace, ws_role in (workspaces or {}).items():
-        workspace_membership_set(workspace=workspace, user=user, role=ws_role, actor=None)
+        workspace_member_set(workspace=workspace, user=user, role=ws_role, actor=None)
     return membership
 
 
@@ -55,3 +56,9 @@ def make_workspace(organization: Organization, *, name: str | None = None) -> Wo
         name=name or f"Workspace {next(_counter)}",
         created_by=None,
     )
+
+
+def api_key_authenticate(raw: str):
+    """The live key a raw secret is, as the metering API finds it (parse, then look up by prefix and hash)."""
+    parsed = api_key_parse(raw)
+    return api_key_find(prefix=parsed[0], secret_hash=parsed[1]) if parsed is not None else None

@@ -69,49 +69,49 @@ GET, POST, BOTH = frozenset({"GET"}), frozenset({"POST"}), frozenset({"GET", "PO
 MATRIX: dict[str, Route] = {
     "home": Route("authenticated", GET, org_scoped=False),
     "orgs:list": Route("authenticated", GET, org_scoped=False),
-    "orgs:create": Route("authenticated", BOTH, org_scoped=False),
-    "orgs:invitation": Route("public", BOTH, org_scoped=False),
+    "orgs:organization_create": Route("authenticated", BOTH, org_scoped=False),
+    "orgs:invitation_accept": Route("public", BOTH, org_scoped=False),
     "orgs:open": Route("org_member", GET),
     "orgs:members": Route("org_admin", GET),
-    "orgs:invite": Route("org_admin", BOTH),
+    "orgs:invitations_create": Route("org_admin", BOTH),
     "orgs:member": Route("org_admin", GET),
-    "orgs:member_role": Route("org_admin", POST),
-    "orgs:member_workspaces": Route("org_admin", POST),
+    "orgs:member_role_change": Route("org_admin", POST),
+    "orgs:member_workspaces_set": Route("org_admin", POST),
     "orgs:member_remove": Route("org_admin", BOTH),
     "orgs:invitation_resend": Route("org_admin", POST),
     "orgs:invitation_revoke": Route("org_admin", BOTH),
     "orgs:profile": Route("org_admin", BOTH),
-    "orgs:transfer": Route("owner", BOTH),
-    "orgs:delete": Route("owner", BOTH),
+    "orgs:ownership_transfer": Route("owner", BOTH),
+    "orgs:organization_delete": Route("owner", BOTH),
     "orgs:notifications": Route("org_member", GET),
     "orgs:notifications_read": Route("org_member", POST),
     "orgs:audit": Route("org_admin", GET),
     "orgs:audit_export": Route("org_admin", GET),
     "workspaces:list": Route("org_member", GET),
-    "workspaces:create": Route("org_admin", BOTH),
-    "workspaces:restore": Route("org_admin", POST),
+    "workspaces:workspace_create": Route("org_admin", BOTH),
+    "workspaces:workspace_restore": Route("org_admin", POST),
     "workspaces:overview": Route("view_workspace", GET),
     "workspaces:settings": Route("manage_workspace", BOTH),
-    "workspaces:member_set": Route("manage_workspace", POST),
-    "workspaces:member_remove": Route("manage_workspace", POST),
-    "workspaces:delete": Route("org_admin", BOTH),
+    "workspaces:workspace_member_set": Route("manage_workspace", POST),
+    "workspaces:workspace_member_remove": Route("manage_workspace", POST),
+    "workspaces:workspace_archive": Route("org_admin", BOTH),
     "workspaces:history": Route("view_workspace", GET),
     "workspaces:history_item": Route("view_workspace", GET),
     "workspaces:history_media": Route("view_workspace", GET),
     # Deleting a history item is for its author or a workspace admin. The fixture item's author is the `subject`
     # (a plain workspace member, not a persona), so for every persona this is the workspace admins' level; the
     # author's own right is tested in tests/workspaces/test_history_views.py.
-    "workspaces:history_delete": Route("manage_workspace", BOTH),
+    "workspaces:history_item_delete": Route("manage_workspace", BOTH),
     "workspaces:api_key_create": Route("manage_workspace", POST),
     "workspaces:api_key_revoke": Route("manage_workspace", BOTH),
     "billing:page": Route("org_admin", GET),
-    "billing:subscribe": Route("org_admin", BOTH),
-    "billing:buy": Route("org_admin", BOTH),
-    "billing:cancel": Route("org_admin", BOTH),
-    "billing:resume": Route("org_admin", POST),
-    "billing:mode": Route("org_admin", BOTH),
-    "billing:transfer": Route("org_admin", BOTH),
-    "billing:limits": Route("org_admin", BOTH),
+    "billing:plan_subscribe": Route("org_admin", BOTH),
+    "billing:credits_buy": Route("org_admin", BOTH),
+    "billing:subscription_cancel": Route("org_admin", BOTH),
+    "billing:subscription_resume": Route("org_admin", POST),
+    "billing:credit_mode_switch": Route("org_admin", BOTH),
+    "billing:credits_transfer": Route("org_admin", BOTH),
+    "billing:workspace_limit_set": Route("org_admin", BOTH),
 }
 
 
@@ -184,42 +184,42 @@ def _build_org(label: str, personas: dict[str, object] | None) -> dict[str, obje
 URL_KWARGS: dict[str, tuple[str, ...]] = {
     "orgs:open": ("org_slug",),
     "orgs:members": ("org_slug",),
-    "orgs:invite": ("org_slug",),
+    "orgs:invitations_create": ("org_slug",),
     "orgs:member": ("org_slug", "membership_id"),
-    "orgs:member_role": ("org_slug", "membership_id"),
-    "orgs:member_workspaces": ("org_slug", "membership_id"),
+    "orgs:member_role_change": ("org_slug", "membership_id"),
+    "orgs:member_workspaces_set": ("org_slug", "membership_id"),
     "orgs:member_remove": ("org_slug", "membership_id"),
     "orgs:invitation_resend": ("org_slug", "invitation_id"),
     "orgs:invitation_revoke": ("org_slug", "invitation_id"),
     "orgs:profile": ("org_slug",),
-    "orgs:transfer": ("org_slug",),
-    "orgs:delete": ("org_slug",),
+    "orgs:ownership_transfer": ("org_slug",),
+    "orgs:organization_delete": ("org_slug",),
     "orgs:notifications": ("org_slug",),
     "orgs:notifications_read": ("org_slug",),
     "orgs:audit": ("org_slug",),
     "orgs:audit_export": ("org_slug",),
     "workspaces:list": ("org_slug",),
-    "workspaces:create": ("org_slug",),
-    "workspaces:restore": ("org_slug", "workspace_id"),
+    "workspaces:workspace_create": ("org_slug",),
+    "workspaces:workspace_restore": ("org_slug", "workspace_id"),
     "workspaces:overview": ("org_slug", "ws_slug"),
     "workspaces:settings": ("org_slug", "ws_slug"),
-    "workspaces:member_set": ("org_slug", "ws_slug"),
-    "workspaces:member_remove": ("org_slug", "ws_slug", "user_id"),
-    "workspaces:delete": ("org_slug", "ws_slug"),
+    "workspaces:workspace_member_set": ("org_slug", "ws_slug"),
+    "workspaces:workspace_member_remove": ("org_slug", "ws_slug", "user_id"),
+    "workspaces:workspace_archive": ("org_slug", "ws_slug"),
     "workspaces:history": ("org_slug", "ws_slug"),
     "workspaces:history_item": ("org_slug", "ws_slug", "item_id"),
     "workspaces:history_media": ("org_slug", "ws_slug", "item_id"),
-    "workspaces:history_delete": ("org_slug", "ws_slug", "item_id"),
+    "workspaces:history_item_delete": ("org_slug", "ws_slug", "item_id"),
     "workspaces:api_key_create": ("org_slug", "ws_slug"),
     "workspaces:api_key_revoke": ("org_slug", "ws_slug", "key_id"),
     "billing:page": ("org_slug",),
-    "billing:subscribe": ("org_slug",),
-    "billing:buy": ("org_slug",),
-    "billing:cancel": ("org_slug",),
-    "billing:resume": ("org_slug",),
-    "billing:mode": ("org_slug",),
-    "billing:transfer": ("org_slug",),
-    "billing:limits": ("org_slug", "ws_slug"),
+    "billing:plan_subscribe": ("org_slug",),
+    "billing:credits_buy": ("org_slug",),
+    "billing:subscription_cancel": ("org_slug",),
+    "billing:subscription_resume": ("org_slug",),
+    "billing:credit_mode_switch": ("org_slug",),
+    "billing:credits_transfer": ("org_slug",),
+    "billing:workspace_limit_set": ("org_slug", "ws_slug"),
 }
 
 
@@ -250,7 +250,7 @@ def _fingerprint() -> tuple:
 
 
 def _url(name: str, values: dict[str, object] | None) -> str:
-    if name == "orgs:invitation":
+    if name == "orgs:invitation_accept":
         return reverse(name, kwargs={"token": "not-a-real-token"})
     keys = URL_KWARGS.get(name, ())
     return reverse(name, kwargs={key: values[key] for key in keys} if values else {})
@@ -312,6 +312,6 @@ def test_foreign_objects_inside_own_org_url_are_404(client):
     assert client.get(url).status_code == 404
     foreign_ws = make_workspace(foreign)
     workspace_archive(workspace=foreign_ws, actor=foreign.memberships.get(role=OrganizationRole.OWNER).user)
-    restore = reverse("workspaces:restore", kwargs={"org_slug": own.slug, "workspace_id": foreign_ws.pk})
+    restore = reverse("workspaces:workspace_restore", kwargs={"org_slug": own.slug, "workspace_id": foreign_ws.pk})
     assert client.post(restore).status_code == 404
     assert Workspace.objects.get(pk=foreign_ws.pk).archived_at is not None

@@ -40,15 +40,15 @@ VIEWS = [
     ("workspaces:list", ("org_slug",), "workspace-menu", None),
     ("workspaces:history", ("org_slug", "ws_slug"), "history-results", None),
     ("workspaces:api_key_create", ("org_slug", "ws_slug"), "api-keys", {"name": "Renderer"}),
-    ("billing:transfer", ("org_slug",), "transfer-preview", None),
-    ("billing:transfer", ("org_slug",), "dialog-body", None),
+    ("billing:credits_transfer", ("org_slug",), "transfer-preview", None),
+    ("billing:credits_transfer", ("org_slug",), "dialog-body", None),
     # Confirmations of destructive actions: the dialog's content.
     ("orgs:member_remove", ("org_slug", "membership_id"), "dialog-body", None),
     ("orgs:invitation_revoke", ("org_slug", "invitation_id"), "dialog-body", None),
-    ("workspaces:delete", ("org_slug", "ws_slug"), "dialog-body", None),
-    ("workspaces:history_delete", ("org_slug", "ws_slug", "item_id"), "dialog-body", None),
+    ("workspaces:workspace_archive", ("org_slug", "ws_slug"), "dialog-body", None),
+    ("workspaces:history_item_delete", ("org_slug", "ws_slug", "item_id"), "dialog-body", None),
     ("workspaces:api_key_revoke", ("org_slug", "ws_slug", "key_id"), "dialog-body", None),
-    ("billing:cancel", ("org_slug",), "dialog-body", None),
+    ("billing:subscription_cancel", ("org_slug",), "dialog-body", None),
 ]
 
 

@@ -17,7 +17,7 @@ from qolaba.lifecycle import workspace_archive
 from tests.factories import UserFactory, make_organization, make_workspace
 from workspaces.models import Workspace, WorkspaceMembership, WorkspaceRole
 from workspaces.roles import permissions_apply
-from workspaces.services import invitations_create, membership_remove
+from workspaces.services import invitations_create, member_remove
 
 pytestmark = pytest.mark.django_db
 
@@ -61,7 +61,7 @@ def build_org(*, members: int, workspaces: int, invitations: int, removed: int, 
     for membership in Membership.objects.filter(organization=org, role=OrganizationRole.MEMBER).order_by("-pk")[
         :removed
     ]:
-        membership_remove(membership=membership, actor=owner)
+        member_remove(membership=membership, actor=owner)
     invitations_create(
         organization=org,
         emails=[f"invitee{i}@{name.lower()}.test" for i in range(invitations)],

@@ -22,7 +22,6 @@ from workspaces.models import (
     Workspace,
     WorkspaceMembership,
     WorkspaceUserObjectPermission,
-    api_key_parse,
 )
 from workspaces.roles import SPEND_PERMISSION
 
@@ -77,13 +76,6 @@ def workspace_people(*, workspace: Workspace) -> list[dict[str, Any]]:
     ]
     people += [{"user": wm.user, "role": wm.role, "via": "Assigned", "assigned": True} for wm in assigned]
     return people
-
-
-def api_key_authenticate(raw: str) -> ApiKey | None:
-    """The live key `raw` is, with its workspace and organization; None for anything else (malformed, unknown,
-    revoked, or its workspace or organization deleted)."""
-    parsed = api_key_parse(raw)
-    return api_key_find(prefix=parsed[0], secret_hash=parsed[1]) if parsed is not None else None
 
 
 def api_key_find(*, prefix: str, secret_hash: str) -> ApiKey | None:

@@ -40,8 +40,8 @@ from workspaces.services import (
     api_key_create,
     api_key_revoke,
     history_item_delete,
-    workspace_membership_remove,
-    workspace_membership_set,
+    workspace_member_remove,
+    workspace_member_set,
     workspace_update,
 )
 
@@ -158,13 +158,13 @@ def workspace_settings(request: WorkspaceRequest, org_slug: str, ws_slug: str) -
 
 @require_POST
 @workspace_view("manage_workspace")
-def workspace_member_set(request: WorkspaceRequest, org_slug: str, ws_slug: str) -> HttpResponse:
+def workspace_member_set_view(request: WorkspaceRequest, org_slug: str, ws_slug: str) -> HttpResponse:
     workspace = request.tenant.workspace
     form = WorkspaceMemberForm(request.POST, workspace=workspace)
     if form.is_valid():
         member = form.cleaned_data["member"]
         try:
-            workspace_membership_set(
+            workspace_member_set(
                 workspace=workspace, user=member.user, role=form.cleaned_data["role"], actor=request.user
             )
         except ValidationError as error:
@@ -177,12 +177,12 @@ def workspace_member_set(request: WorkspaceRequest, org_slug: str, ws_slug: str)
 
 @require_POST
 @workspace_view("manage_workspace")
-def workspace_member_remove(request: WorkspaceRequest, org_slug: str, ws_slug: str, user_id: int) -> HttpResponse:
+def workspace_member_remove_view(request: WorkspaceRequest, org_slug: str, ws_slug: str, user_id: int) -> HttpResponse:
     workspace = request.tenant.workspace
     user = get_object_or_404(User, pk=user_id, workspace_memberships__workspace=workspace)
     return immediate_action(
         request,
-        run=lambda: workspace_membership_remove(workspace=workspace, user=user, actor=request.user),
+        run=lambda: workspace_member_remove(workspace=workspace, user=user, actor=request.user),
         success_message=f"{user.email} no longer has access to {workspace.name}.",
         success_url=reverse("workspaces:settings", kwargs={"org_slug": org_slug, "ws_slug": ws_slug}),
     )
@@ -190,7 +190,7 @@ def workspace_member_remove(request: WorkspaceRequest, org_slug: str, ws_slug: s
 
 @require_http_methods(["GET", "POST"])
 @workspace_view("manage_workspaces")
-def workspace_delete(request: WorkspaceRequest, org_slug: str, ws_slug: str) -> HttpResponse:
+def workspace_archive_view(request: WorkspaceRequest, org_slug: str, ws_slug: str) -> HttpResponse:
     workspace = request.tenant.workspace
     list_url = reverse("workspaces:list", kwargs={"org_slug": org_slug})
     return confirmed_action(

@@ -11,7 +11,7 @@ from allauth.account.models import EmailAddress
 from billing.models import Plan, Subscription
 from billing.services import (
     credit_mode_switch,
-    credits_move,
+    credits_transfer,
     invoice_mark_paid,
     plan_subscribe,
     workspace_limit_set,
@@ -19,7 +19,7 @@ from billing.services import (
 from orgs.models import CreditMode, Membership, Organization, OrganizationRole, User
 from qolaba.lifecycle import organization_create, workspace_create
 from workspaces.models import Workspace, WorkspaceRole
-from workspaces.services import membership_add, workspace_membership_set
+from workspaces.services import member_add, workspace_member_set
 
 DEMO_PASSWORD = "qolaba-demo-2026"  # noqa: S105 (published demo credentials)
 
@@ -142,9 +142,9 @@ def organization_seed(spec: DemoOrganization) -> Organization:
     for member in spec.members:
         user = _demo_user(member)
         if not Membership.objects.filter(organization=organization, user=user).exists():
-            membership_add(organization=organization, user=user, role=member.role, actor=owner)
+            member_add(organization=organization, user=user, role=member.role, actor=owner)
         for workspace_name, role in member.workspaces.items():
-            workspace_membership_set(workspace=workspaces[workspace_name], user=user, role=role, actor=owner)
+            workspace_member_set(workspace=workspaces[workspace_name], user=user, role=role, actor=owner)
     _seed_credits(spec, organization, owner, workspaces)
     return organization
 
@@ -164,7 +164,7 @@ def _seed_credits(
         organization.refresh_from_db()
     primary = next(ws for ws in workspaces.values() if ws.is_primary)
     for workspace_name, amount in spec.budgets.items():
-        credits_move(
+        credits_transfer(
             organization=organization, source=primary, target=workspaces[workspace_name], amount=amount, actor=owner
         )
     for (email, workspace_name), limit in spec.member_limits.items():

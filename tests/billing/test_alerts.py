@@ -178,7 +178,7 @@ def test_a_member_monthly_limit_alerts(django_capture_on_commit_callbacks, mailo
     assert notes(w.owner) == ["member@lumen.test's monthly limit in Studio is 80% used"]
     note = Notification.objects.get(user=w.owner)
     assert note.body == "80 of 100 credits used this period in Lumen."
-    assert note.url == reverse("billing:limits", args=[w.org.slug, w.studio.slug])
+    assert note.url == reverse("billing:workspace_limit_set", args=[w.org.slug, w.studio.slug])
     spend(w, 20)
     assert evaluate(w, django_capture_on_commit_callbacks) == 1
     assert notes(w.admin)[-1] == "member@lumen.test's monthly limit in Studio is used up"

@@ -17,6 +17,7 @@ import time_machine
 from django.core.exceptions import ValidationError
 from django.db.models import Sum
 
+from billing import services as billing_services
 from billing.ledger import (
     CreditLimitReached,
     HoldNotPending,
@@ -45,7 +46,7 @@ from billing.models import (
     WorkspaceLimit,
 )
 from billing.reconcile import reconcile
-from billing.services import credit_mode_switch, credits_move, workspace_credits_return, workspace_limit_set
+from billing.services import credit_mode_switch, workspace_credits_return, workspace_limit_set
 from orgs.models import AuditEvent, CreditMode, Organization
 from qolaba.lifecycle import workspace_archive, workspace_restore
 from tests.factories import UserFactory, make_member, make_organization, make_workspace
@@ -694,8 +695,12 @@ def test_spec_example_transfers_and_switches():
     ctx = make_ctx(grant=10_000)
     switch(ctx, CreditMode.BUDGET)
     assert balances(ctx) == (10_000, 0, 0)
-    credits_move(organization=ctx.org, source=ctx.primary, target=ctx.a, amount=2_000, actor=ctx.owner)
-    credits_move(organization=ctx.org, source=ctx.primary, target=ctx.b, amount=3_000, actor=ctx.owner)
+    billing_services.credits_transfer(
+        organization=ctx.org, source=ctx.primary, target=ctx.a, amount=2_000, actor=ctx.owner
+    )
+    billing_services.credits_transfer(
+        organization=ctx.org, source=ctx.primary, target=ctx.b, amount=3_000, actor=ctx.owner
+    )
     assert balances(ctx) == (5_000, 2_000, 3_000)
     assert AuditEvent.objects.filter(organization=ctx.org, action="credits.transferred").count() == 2
     transactions = LedgerTransaction.objects.filter(organization=ctx.org).count()
@@ -745,7 +750,9 @@ def test_transfers_only_in_budget_mode():
         credits_transfer(organization=ctx.org, source=ctx.primary, target=ctx.a, amount=100, actor=ctx.owner)
     assert refused.value.code == "wrong_credit_mode"
     with pytest.raises(ModeMismatch):
-        credits_move(organization=ctx.org, source=ctx.primary, target=ctx.a, amount=100, actor=ctx.owner)
+        billing_services.credits_transfer(
+            organization=ctx.org, source=ctx.primary, target=ctx.a, amount=100, actor=ctx.owner
+        )
     assert ledger_state(ctx.org) == before
     assert not AuditEvent.objects.filter(organization=ctx.org, action="credits.transferred").exists()
     assert reconcile() == []
@@ -758,7 +765,7 @@ def test_transfer_never_exceeds_the_source_balance():
         credits_transfer(organization=ctx.org, source=ctx.a, target=ctx.b, amount=301, actor=ctx.owner)
     assert (refused.value.limit, refused.value.available, refused.value.resets_at) == ("workspace_balance", 300, None)
     with pytest.raises(CreditLimitReached):
-        credits_move(organization=ctx.org, source=ctx.b, target=ctx.a, amount=1, actor=ctx.owner)
+        billing_services.credits_transfer(organization=ctx.org, source=ctx.b, target=ctx.a, amount=1, actor=ctx.owner)
     assert ledger_state(ctx.org) == before
     credits_transfer(organization=ctx.org, source=ctx.a, target=ctx.b, amount=300, actor=ctx.owner)
     assert balances(ctx) == (700, 0, 300)

@@ -183,7 +183,7 @@ def test_the_demo_gateway_is_refused_when_debug_is_off(ctx, settings):
     # Through the page: the demo gateway is not even a choice.
     client = Client()
     client.force_login(ctx.owner)
-    url = reverse("billing:buy", args=[ctx.org.slug])
+    url = reverse("billing:credits_buy", args=[ctx.org.slug])
     assert b'value="demo"' not in client.get(url).content
     response = client.post(url, {"plan": ctx.pack.pk, "gateway": "demo"})
     assert response.status_code == 400

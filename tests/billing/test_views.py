@@ -35,7 +35,7 @@ from billing.models import (
 from billing.reconcile import reconcile
 from billing.services import (
     credit_mode_switch,
-    credits_move,
+    credits_transfer,
     invoice_mark_paid,
     plan_subscribe,
     workspace_limit_set,
@@ -91,7 +91,7 @@ def w():
 def to_budget(w: SimpleNamespace, *, studio: int = 0) -> None:
     w.org = credit_mode_switch(organization=w.org, mode=CreditMode.BUDGET, actor=w.owner)
     if studio:
-        credits_move(organization=w.org, source=w.primary, target=w.studio, amount=studio, actor=w.owner)
+        credits_transfer(organization=w.org, source=w.primary, target=w.studio, amount=studio, actor=w.owner)
 
 
 def balances(w: SimpleNamespace) -> dict[str, int]:
@@ -157,7 +157,7 @@ def test_overview_shows_the_workspace_budget_in_budget_mode_and_the_member_limit
 
 
 def test_buy_credits_is_offered_to_owners_and_admins_only(w):
-    buy = reverse("billing:buy", args=[w.org.slug])
+    buy = reverse("billing:credits_buy", args=[w.org.slug])
     for user in (w.owner, w.admin):
         html = text(logged_in(user).get(overview_url(w, w.studio)))
         assert f'href="{buy}"' in html
@@ -170,10 +170,10 @@ def test_buy_credits_is_offered_to_owners_and_admins_only(w):
     for url in (
         buy,
         reverse("billing:page", args=[w.org.slug]),
-        reverse("billing:subscribe", args=[w.org.slug]),
-        reverse("billing:mode", args=[w.org.slug]),
-        reverse("billing:transfer", args=[w.org.slug]),
-        reverse("billing:limits", args=[w.org.slug, w.studio.slug]),
+        reverse("billing:plan_subscribe", args=[w.org.slug]),
+        reverse("billing:credit_mode_switch", args=[w.org.slug]),
+        reverse("billing:credits_transfer", args=[w.org.slug]),
+        reverse("billing:workspace_limit_set", args=[w.org.slug, w.studio.slug]),
     ):
         assert member.get(url).status_code == 404, url
     assert member.post(buy, {"plan": Plan.objects.get(code="pack-5k").pk, "gateway": "manual"}).status_code == 404
@@ -200,7 +200,7 @@ def test_workspaces_tab_shows_balances_and_the_mode_bar_to_owners_and_admins(w):
         assert re.search(r">Studio</a>.*?<td class=\"nowrap\">2,000</td>", html, re.S)
         assert re.search(r">Primary Workspace</a>.*?<td class=\"nowrap\">8,000</td>", html, re.S)
         assert re.search(r">Spare</a>.*?<td class=\"nowrap\">0</td>", html, re.S)
-        assert reverse("billing:mode", args=[w.org.slug]) in html
+        assert reverse("billing:credit_mode_switch", args=[w.org.slug]) in html
 
     member_html = text(logged_in(w.member).get(list_url))
     assert "mode-bar" not in member_html
@@ -210,7 +210,7 @@ def test_workspaces_tab_shows_balances_and_the_mode_bar_to_owners_and_admins(w):
 
 
 def test_the_credit_mode_page_switches_modes_and_budget_to_shared_sweeps(w):
-    url = reverse("billing:mode", args=[w.org.slug])
+    url = reverse("billing:credit_mode_switch", args=[w.org.slug])
     page = w.as_owner.get(url)
     assert page.status_code == 200
     assert 'value="budget"' in text(page)
@@ -223,8 +223,8 @@ def test_the_credit_mode_page_switches_modes_and_budget_to_shared_sweeps(w):
     assert w.org.credit_mode == CreditMode.BUDGET
     assert balances(w) == {"Primary Workspace": 10_000, "Studio": 0, "Spare": 0}
 
-    credits_move(organization=w.org, source=w.primary, target=w.studio, amount=2_000, actor=w.owner)
-    credits_move(organization=w.org, source=w.primary, target=w.spare, amount=500, actor=w.owner)
+    credits_transfer(organization=w.org, source=w.primary, target=w.studio, amount=2_000, actor=w.owner)
+    credits_transfer(organization=w.org, source=w.primary, target=w.spare, amount=500, actor=w.owner)
     response = logged_in(w.admin).post(url, {"mode": "shared"}, follow=True)
     assert "Credit mode is now: Shared pool." in text(response)
     w.org.refresh_from_db()
@@ -238,7 +238,7 @@ def test_the_credit_mode_page_switches_modes_and_budget_to_shared_sweeps(w):
 
 @pytest.mark.parametrize("mode", ["", "nonsense", "SHARED"])
 def test_the_credit_mode_page_refuses_garbage(w, mode):
-    response = w.as_owner.post(reverse("billing:mode", args=[w.org.slug]), {"mode": mode})
+    response = w.as_owner.post(reverse("billing:credit_mode_switch", args=[w.org.slug]), {"mode": mode})
     assert response.status_code == 400
     assert 'class="error"' in text(response)
     w.org.refresh_from_db()
@@ -250,7 +250,7 @@ def test_the_credit_mode_page_refuses_garbage(w, mode):
 
 
 def transfer_url(w: SimpleNamespace) -> str:
-    return reverse("billing:transfer", args=[w.org.slug])
+    return reverse("billing:credits_transfer", args=[w.org.slug])
 
 
 def test_manage_credits_full_page_and_dialog_fragment(w):
@@ -277,7 +277,7 @@ def test_manage_credits_full_page_and_dialog_fragment(w):
 def test_manage_credits_dialog_in_shared_mode_points_to_the_credit_mode(w):
     fragment = text(w.as_owner.get(transfer_url(w), **HX_DIALOG))
     assert "The organization uses the shared pool" in fragment
-    assert reverse("billing:mode", args=[w.org.slug]) in fragment
+    assert reverse("billing:credit_mode_switch", args=[w.org.slug]) in fragment
     assert "<form" not in fragment
 
 
@@ -398,7 +398,7 @@ def test_garbage_transfers_are_form_errors_that_change_nothing(w, field, value):
 
 
 def limits_url(w: SimpleNamespace, ws: Workspace | None = None) -> str:
-    return reverse("billing:limits", args=[w.org.slug, (ws or w.studio).slug])
+    return reverse("billing:workspace_limit_set", args=[w.org.slug, (ws or w.studio).slug])
 
 
 def test_the_limits_page_sets_and_removes_workspace_and_member_limits(w):
@@ -496,7 +496,7 @@ def test_the_billing_page_shows_the_plan_invoices_and_the_credit_bank(w, catalog
 
 def test_subscribe_cancel_and_resume_through_the_pages(w, catalog):
     pro, teams = catalog["pro"], catalog["teams"]
-    subscribe = reverse("billing:subscribe", args=[w.org.slug])
+    subscribe = reverse("billing:plan_subscribe", args=[w.org.slug])
     response = w.as_owner.post(subscribe, {"plan": pro.pk, "gateway": "manual"})
     assert response.status_code == 302
     invoice = Invoice.objects.get(organization=w.org)
@@ -510,7 +510,7 @@ def test_subscribe_cancel_and_resume_through_the_pages(w, catalog):
     assert "You are already on Pro." in text(response)
     assert Invoice.objects.filter(organization=w.org).count() == 1
 
-    cancel = reverse("billing:cancel", args=[w.org.slug])
+    cancel = reverse("billing:subscription_cancel", args=[w.org.slug])
     dialog = w.as_owner.get(cancel, **HX_DIALOG)
     assert "Cancel the subscription?" in text(dialog)
     assert "<html" not in text(dialog)
@@ -522,10 +522,10 @@ def test_subscribe_cancel_and_resume_through_the_pages(w, catalog):
     assert f"Ends on {subscription.current_period_end:%-d %b %Y}" in html
     assert "Keep my plan" in html
 
-    response = w.as_owner.post(reverse("billing:resume", args=[w.org.slug]), follow=True)
+    response = w.as_owner.post(reverse("billing:subscription_resume", args=[w.org.slug]), follow=True)
     assert "Your subscription will renew as usual." in text(response)
     assert not Subscription.objects.get(organization=w.org).cancel_at_period_end
-    response = w.as_owner.post(reverse("billing:resume", args=[w.org.slug]), follow=True)
+    response = w.as_owner.post(reverse("billing:subscription_resume", args=[w.org.slug]), follow=True)
     assert "There is no scheduled cancellation to undo." in text(response)
 
     response = logged_in(w.admin).post(subscribe, {"plan": teams.pk, "gateway": "manual"})
@@ -535,7 +535,7 @@ def test_subscribe_cancel_and_resume_through_the_pages(w, catalog):
 
 
 def test_cancel_without_a_plan_is_a_clear_error(w):
-    response = w.as_owner.post(reverse("billing:cancel", args=[w.org.slug]))
+    response = w.as_owner.post(reverse("billing:subscription_cancel", args=[w.org.slug]))
     assert response.status_code == 400
     assert "There is no active subscription to cancel." in text(response)
 
@@ -545,7 +545,7 @@ def test_cancel_without_a_plan_is_a_clear_error(w):
     [{"plan": "999999", "gateway": "manual"}, {"plan": "abc", "gateway": "manual"}, {"gateway": "manual"}],
 )
 def test_garbage_purchases_are_form_errors(w, data):
-    for name in ("billing:buy", "billing:subscribe"):
+    for name in ("billing:credits_buy", "billing:plan_subscribe"):
         response = w.as_owner.post(reverse(name, args=[w.org.slug]), data)
         assert response.status_code == 400
         assert 'class="error"' in text(response)
@@ -553,7 +553,7 @@ def test_garbage_purchases_are_form_errors(w, data):
 
 
 def test_buying_a_pack_from_the_buy_page(w, catalog, settings):
-    buy = reverse("billing:buy", args=[w.org.slug])
+    buy = reverse("billing:credits_buy", args=[w.org.slug])
     page = text(w.as_owner.get(buy))
     assert "5,000 credits — 12.00 USD" in page
     response = w.as_owner.post(buy, {"plan": catalog["pack-5k"].pk, "gateway": "manual"})
@@ -576,7 +576,7 @@ def test_buying_a_pack_from_the_buy_page(w, catalog, settings):
 def test_buying_leads_back_to_the_page_of_the_app_it_was_made_from(w, catalog):
     overview = reverse("workspaces:overview", args=[w.org.slug, w.primary.slug])
     response = w.as_owner.post(
-        reverse("billing:buy", args=[w.org.slug]),
+        reverse("billing:credits_buy", args=[w.org.slug]),
         {"plan": catalog["pack-5k"].pk, "gateway": "manual", "next": overview},
     )
     assert response.status_code == 302
@@ -585,7 +585,7 @@ def test_buying_leads_back_to_the_page_of_the_app_it_was_made_from(w, catalog):
 
 def test_buying_does_not_redirect_to_another_site(w, catalog):
     response = w.as_owner.post(
-        reverse("billing:buy", args=[w.org.slug]),
+        reverse("billing:credits_buy", args=[w.org.slug]),
         {"plan": catalog["pack-5k"].pk, "gateway": "manual", "next": "https://evil.example/phish"},
     )
     assert response.status_code == 302
@@ -622,7 +622,7 @@ def build_org(*, name: str, members: int, workspaces: int, invoices: int, catalo
     plan_subscribe(organization=org, plan=catalog["pro"], actor=owner, gateway_code="manual")
     org = credit_mode_switch(organization=org, mode=CreditMode.BUDGET, actor=owner)
     for space in spaces:
-        credits_move(
+        credits_transfer(
             organization=org,
             source=Workspace.objects.get(organization=org, is_primary=True),
             target=space,
@@ -646,10 +646,12 @@ def test_billing_limits_and_transfer_pages_cost_constant_queries(catalog):
     measured = {}
     for label, org in (("small", small), ("large", large)):
         client = logged_in(org.owner)
-        transfer = reverse("billing:transfer", args=[org.org.slug])
+        transfer = reverse("billing:credits_transfer", args=[org.org.slug])
         measured[label] = {
             "billing": count_queries(client, reverse("billing:page", args=[org.org.slug])),
-            "limits": count_queries(client, reverse("billing:limits", args=[org.org.slug, org.first.slug])),
+            "limits": count_queries(
+                client, reverse("billing:workspace_limit_set", args=[org.org.slug, org.first.slug])
+            ),
             "transfer dialog": count_queries(client, transfer, **HX_DIALOG),
             "transfer page": count_queries(client, transfer),
             "transfer preview": count_queries(

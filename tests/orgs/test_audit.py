@@ -38,12 +38,12 @@ from workspaces.models import Workspace, WorkspaceMembership, WorkspaceRole, Wor
 from workspaces.services import (
     invitation_accept,
     invitations_create,
-    membership_remove,
-    membership_role_change,
-    membership_workspaces_set,
-    organization_transfer_ownership,
-    workspace_membership_remove,
-    workspace_membership_set,
+    member_remove,
+    member_role_change,
+    member_workspaces_set,
+    ownership_transfer,
+    workspace_member_remove,
+    workspace_member_set,
     workspace_update,
 )
 
@@ -130,17 +130,17 @@ CASES = {
     "role change": (
         "workspaces.services.members",
         "membership.role_changed",
-        lambda s: membership_role_change(membership=s["member"], role=OrganizationRole.ADMIN, actor=s["admin"].user),
+        lambda s: member_role_change(membership=s["member"], role=OrganizationRole.ADMIN, actor=s["admin"].user),
     ),
     "remove": (
         "workspaces.services.members",
         "membership.removed",
-        lambda s: membership_remove(membership=s["member"], actor=s["owner"]),
+        lambda s: member_remove(membership=s["member"], actor=s["owner"]),
     ),
     "transfer": (
         "workspaces.services.members",
         "organization.ownership_transferred",
-        lambda s: organization_transfer_ownership(organization=s["org"], new_owner=s["admin"], actor=s["owner"]),
+        lambda s: ownership_transfer(organization=s["org"], new_owner=s["admin"], actor=s["owner"]),
     ),
     "invite": (
         "workspaces.services.members",
@@ -189,19 +189,19 @@ CASES = {
     "workspace member set": (
         "workspaces.services.workspaces",
         "workspace.member_set",
-        lambda s: workspace_membership_set(
+        lambda s: workspace_member_set(
             workspace=s["primary"], user=s["member"].user, role=WorkspaceRole.VIEWER, actor=s["owner"]
         ),
     ),
     "workspace member remove": (
         "workspaces.services.workspaces",
         "workspace.member_removed",
-        lambda s: workspace_membership_remove(workspace=s["campaign"], user=s["member"].user, actor=s["owner"]),
+        lambda s: workspace_member_remove(workspace=s["campaign"], user=s["member"].user, actor=s["owner"]),
     ),
     "member workspaces": (
         "workspaces.services.workspaces",
         "membership.workspaces_changed",
-        lambda s: membership_workspaces_set(
+        lambda s: member_workspaces_set(
             membership=s["member"], assignments={s["primary"]: WorkspaceRole.ADMIN}, actor=s["owner"]
         ),
     ),
@@ -259,9 +259,9 @@ def test_restore_is_audited_in_its_transaction(s, monkeypatch):
 def test_a_refused_service_call_writes_no_event(s):
     events = AuditEvent.objects.filter(organization=s["org"]).count()
     refusals = [
-        lambda: membership_role_change(membership=s["owner"].memberships.get(), role=1, actor=s["admin"].user),
-        lambda: membership_remove(membership=s["admin"], actor=s["member"].user),
-        lambda: organization_transfer_ownership(organization=s["org"], new_owner=s["member"], actor=s["admin"].user),
+        lambda: member_role_change(membership=s["owner"].memberships.get(), role=1, actor=s["admin"].user),
+        lambda: member_remove(membership=s["admin"], actor=s["member"].user),
+        lambda: ownership_transfer(organization=s["org"], new_owner=s["member"], actor=s["admin"].user),
         lambda: invitations_create(
             organization=s["org"],
             emails=[s["member"].user.email],
@@ -281,7 +281,7 @@ def test_a_refused_service_call_writes_no_event(s):
 
 
 def test_event_records_before_and_after(s):
-    membership_role_change(membership=s["member"], role=OrganizationRole.ADMIN, actor=s["admin"].user)
+    member_role_change(membership=s["member"], role=OrganizationRole.ADMIN, actor=s["admin"].user)
     event = AuditEvent.objects.get(organization=s["org"], action="membership.role_changed")
     assert (event.actor, event.actor_email) == (s["admin"].user, s["admin"].user.email)
     assert event.target_type == "orgs.membership"
@@ -300,7 +300,7 @@ def test_event_records_before_and_after(s):
 
 
 def role_url(s) -> str:
-    return reverse("orgs:member_role", kwargs={"org_slug": s["org"].slug, "membership_id": s["member"].pk})
+    return reverse("orgs:member_role_change", kwargs={"org_slug": s["org"].slug, "membership_id": s["member"].pk})
 
 
 def test_ip_address_comes_from_remote_addr(s, client):
@@ -356,14 +356,14 @@ def test_an_unparseable_forwarded_address_does_not_break_audited_actions(s, clie
 def test_ip_is_not_leaked_to_later_calls_outside_a_request(s, client):
     client.force_login(s["owner"])
     client.post(role_url(s), {"role": OrganizationRole.ADMIN}, REMOTE_ADDR="203.0.113.7")
-    membership_role_change(membership=s["member"], role=OrganizationRole.MEMBER, actor=s["owner"])
+    member_role_change(membership=s["member"], role=OrganizationRole.MEMBER, actor=s["owner"])
     latest = AuditEvent.objects.filter(organization=s["org"], action="membership.role_changed").order_by("-id").first()
     assert latest.ip_address is None
 
 
 def test_invitation_acceptance_records_the_invitees_ip(s, client):
     client.force_login(s["invitee"])
-    client.post(reverse("orgs:invitation", kwargs={"token": TOKEN}), REMOTE_ADDR="192.0.2.44")
+    client.post(reverse("orgs:invitation_accept", kwargs={"token": TOKEN}), REMOTE_ADDR="192.0.2.44")
     assert AuditEvent.objects.get(organization=s["org"], action="invitation.accepted").ip_address == "192.0.2.44"
 
 
@@ -378,10 +378,10 @@ def dated(s):
     """Events on two different days by two different people, plus a foreign org's event."""
     AuditEvent.objects.filter(organization=s["org"]).delete()
     with time_machine.travel(DAY1, tick=False):
-        membership_role_change(membership=s["member"], role=OrganizationRole.ADMIN, actor=s["admin"].user)
+        member_role_change(membership=s["member"], role=OrganizationRole.ADMIN, actor=s["admin"].user)
         workspace_update(workspace=s["campaign"], actor=s["owner"], name="Spring", description="")
     with time_machine.travel(DAY2, tick=False):
-        membership_role_change(membership=s["member"], role=OrganizationRole.MEMBER, actor=s["owner"])
+        member_role_change(membership=s["member"], role=OrganizationRole.MEMBER, actor=s["owner"])
         invitation_revoke(invitation=s["invitation"], actor=s["admin"].user)
     make_organization(name="Foreign")  # its events must never show up here
     return s
@@ -592,7 +592,7 @@ def test_audit_admin_is_read_only(s, client):
 def test_staff_search_audit_events_by_actor_email(s, client):
     staff = User.objects.create_superuser("staff@qolaba.test", "pw-staff-1")
     client.force_login(staff)
-    membership_role_change(membership=s["member"], role=OrganizationRole.ADMIN, actor=s["admin"].user)
+    member_role_change(membership=s["member"], role=OrganizationRole.ADMIN, actor=s["admin"].user)
     response = client.get("/admin/orgs/auditevent/", {"q": s["admin"].user.email})
     assert response.status_code == 200
     email = s["admin"].user.email

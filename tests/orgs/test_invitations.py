@@ -32,7 +32,7 @@ from orgs.services import invitation_resend, invitation_revoke, parse_email_list
 from qolaba.lifecycle import organization_delete, workspace_archive
 from tests.factories import UserFactory, make_member, make_organization, make_workspace
 from workspaces.models import Workspace, WorkspaceMembership, WorkspaceRole, WorkspaceUserObjectPermission
-from workspaces.services import invitation_accept, invitations_create, membership_remove
+from workspaces.services import invitation_accept, invitations_create, member_remove
 
 pytestmark = pytest.mark.django_db
 
@@ -138,7 +138,7 @@ def test_the_emailed_link_opens_the_invitation(org_setup, client, mailoutbox, dj
     s = org_setup
     _, token = invite_and_get_token(s, "ana@client.com", mailoutbox, django_capture_on_commit_callbacks)
     url = LINK.search(mailoutbox[0].body).group(0)
-    assert urlsplit(url).path == reverse("orgs:invitation", kwargs={"token": token})
+    assert urlsplit(url).path == reverse("orgs:invitation_accept", kwargs={"token": token})
     assert url.startswith(settings.SITE_URL)
     response = client.get(urlsplit(url).path)
     assert response.status_code == 200
@@ -298,8 +298,8 @@ def test_resend_invalidates_the_old_link_and_extends_expiry(
     assert mailoutbox[1].to == ["ana@client.com"]
     new_token = token_from(mailoutbox[1])
     assert new_token != old_token
-    assert client.get(reverse("orgs:invitation", kwargs={"token": old_token})).status_code == 404
-    assert client.get(reverse("orgs:invitation", kwargs={"token": new_token})).status_code == 200
+    assert client.get(reverse("orgs:invitation_accept", kwargs={"token": old_token})).status_code == 404
+    assert client.get(reverse("orgs:invitation_accept", kwargs={"token": new_token})).status_code == 200
     user = UserFactory(email="ana@client.com")
     with pytest.raises(ValidationError, match="not valid"):
         invitation_accept(token=old_token, user=user)
@@ -353,7 +353,7 @@ def test_revoke_stops_the_link(org_setup, client, mailoutbox, django_capture_on_
     with pytest.raises(ValidationError, match="revoked"):
         invitation_accept(token=token, user=user)
     assert not Membership.objects.filter(user=user).exists()
-    response = client.get(reverse("orgs:invitation", kwargs={"token": token}))
+    response = client.get(reverse("orgs:invitation_accept", kwargs={"token": token}))
     assert "This invitation was revoked" in response.content.decode()
     # Neither resend nor a second revoke bring a revoked invitation back.
     with pytest.raises(ValidationError, match="already revoked"):
@@ -506,7 +506,7 @@ def test_invitation_of_a_deleted_org_stops_working(org_setup, client, mailoutbox
     s = org_setup
     _, token = invite_and_get_token(s, "ana@client.com", mailoutbox, django_capture_on_commit_callbacks)
     organization_delete(organization=s["org"], actor=s["owner"], confirm_name="Northwind")
-    assert client.get(reverse("orgs:invitation", kwargs={"token": token})).status_code == 404
+    assert client.get(reverse("orgs:invitation_accept", kwargs={"token": token})).status_code == 404
     with pytest.raises(ValidationError, match="not valid"):
         invitation_accept(token=token, user=UserFactory(email="ana@client.com"))
 
@@ -514,7 +514,7 @@ def test_invitation_of_a_deleted_org_stops_working(org_setup, client, mailoutbox
 def test_removed_member_can_be_reinvited_and_is_reactivated(org_setup, mailoutbox, django_capture_on_commit_callbacks):
     s = org_setup
     member = s["member"]
-    membership_remove(membership=member, actor=s["owner"])
+    member_remove(membership=member, actor=s["owner"])
     assert org_codenames(member.user, s["org"]) == set()
 
     _, token = invite_and_get_token(
@@ -565,7 +565,7 @@ def test_anonymous_sees_sign_up_and_log_in_links_that_come_back(
 ):
     s = org_setup
     _, token = invite_and_get_token(s, "ana@client.com", mailoutbox, django_capture_on_commit_callbacks)
-    path = reverse("orgs:invitation", kwargs={"token": token})
+    path = reverse("orgs:invitation_accept", kwargs={"token": token})
 
     response = client.get(path)
 
@@ -579,7 +579,7 @@ def test_anonymous_sees_sign_up_and_log_in_links_that_come_back(
 def test_anonymous_post_is_sent_to_log_in(org_setup, client, mailoutbox, django_capture_on_commit_callbacks):
     s = org_setup
     invitation, token = invite_and_get_token(s, "ana@client.com", mailoutbox, django_capture_on_commit_callbacks)
-    path = reverse("orgs:invitation", kwargs={"token": token})
+    path = reverse("orgs:invitation_accept", kwargs={"token": token})
     response = client.post(path)
     assert response.status_code == 302
     assert response.url.startswith("/accounts/login/")
@@ -593,7 +593,7 @@ def test_sign_up_with_the_invited_address_then_accept(
 ):
     s = org_setup
     _, token = invite_and_get_token(s, "ana@client.com", mailoutbox, django_capture_on_commit_callbacks)
-    path = reverse("orgs:invitation", kwargs={"token": token})
+    path = reverse("orgs:invitation_accept", kwargs={"token": token})
     client.get(path)  # the link as opened from the email
 
     response = client.post(
@@ -626,7 +626,7 @@ def test_log_in_then_accept_with_matching_email(org_setup, client, mailoutbox, d
     _, token = invite_and_get_token(s, "ana@client.com", mailoutbox, django_capture_on_commit_callbacks)
     user = UserFactory(email="ana@client.com")
     client.force_login(user)
-    path = reverse("orgs:invitation", kwargs={"token": token})
+    path = reverse("orgs:invitation_accept", kwargs={"token": token})
 
     page = client.get(path).content.decode()
     assert "Accept invitation" in page
@@ -644,7 +644,7 @@ def test_wrong_account_sees_the_explanation_and_nothing_changes(
     invitation, token = invite_and_get_token(s, "ana@client.com", mailoutbox, django_capture_on_commit_callbacks)
     intruder = UserFactory(email="mallory@client.com")
     client.force_login(intruder)
-    path = reverse("orgs:invitation", kwargs={"token": token})
+    path = reverse("orgs:invitation_accept", kwargs={"token": token})
 
     page = client.get(path)
     assert page.status_code == 200
@@ -677,7 +677,7 @@ def test_unusable_invitation_page_says_why(org_setup, client, mailoutbox, django
     elif state == "accepted":
         invitation_accept(token=token, user=user)
     client.force_login(user)
-    path = reverse("orgs:invitation", kwargs={"token": token})
+    path = reverse("orgs:invitation_accept", kwargs={"token": token})
     expected = {
         "expired": "This invitation has expired",
         "revoked": "This invitation was revoked",
@@ -699,7 +699,7 @@ def test_invite_view_reports_every_problem_and_creates_nothing(
 ):
     s = org_setup
     client.force_login(s["admin"].user)
-    url = reverse("orgs:invite", kwargs={"org_slug": s["org"].slug})
+    url = reverse("orgs:invitations_create", kwargs={"org_slug": s["org"].slug})
     with django_capture_on_commit_callbacks(execute=True):
         response = client.post(
             url,
@@ -724,7 +724,7 @@ def test_invite_view_reports_members_and_pending_together(
     s = org_setup
     invite(s, ["pending@client.com"])
     client.force_login(s["owner"])
-    url = reverse("orgs:invite", kwargs={"org_slug": s["org"].slug})
+    url = reverse("orgs:invitations_create", kwargs={"org_slug": s["org"].slug})
     response = client.post(
         url,
         {
@@ -760,7 +760,7 @@ def test_invite_view_bad_input_is_a_form_error(org_setup, client, field, data):
     post = {"emails": "ana@client.com", "role": OrganizationRole.MEMBER, "workspaces": [s["campaign"].pk]}
     post["workspace_role"] = "member"
     post.update(data)
-    response = client.post(reverse("orgs:invite", kwargs={"org_slug": s["org"].slug}), post)
+    response = client.post(reverse("orgs:invitations_create", kwargs={"org_slug": s["org"].slug}), post)
     assert response.status_code == 400
     assert field in response.context["form"].errors
     assert not Invitation.objects.filter(organization=org_setup["org"]).exists()
@@ -771,7 +771,7 @@ def test_invite_view_refuses_a_workspace_of_another_org(org_setup, client):
     foreign = Workspace.objects.get(organization=make_organization(name="Elsewhere"), is_primary=True)
     client.force_login(s["owner"])
     response = client.post(
-        reverse("orgs:invite", kwargs={"org_slug": s["org"].slug}),
+        reverse("orgs:invitations_create", kwargs={"org_slug": s["org"].slug}),
         {"emails": "ana@client.com", "role": 1, "workspaces": [foreign.pk], "workspace_role": "member"},
     )
     assert response.status_code == 400
@@ -783,7 +783,7 @@ def test_invite_view_success_sends_and_says_so(org_setup, client, mailoutbox, dj
     client.force_login(s["owner"])
     with django_capture_on_commit_callbacks(execute=True):
         response = client.post(
-            reverse("orgs:invite", kwargs={"org_slug": s["org"].slug}),
+            reverse("orgs:invitations_create", kwargs={"org_slug": s["org"].slug}),
             {
                 "emails": "ana@client.com\nben@client.com",
                 "role": OrganizationRole.ADMIN,

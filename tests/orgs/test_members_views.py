@@ -15,7 +15,7 @@ from orgs.models import Invitation, Membership, OrganizationRole
 from orgs.services import invitation_revoke
 from tests.factories import UserFactory, make_member, make_organization, make_workspace
 from workspaces.models import Workspace, WorkspaceRole
-from workspaces.services import invitations_create, membership_remove
+from workspaces.services import invitations_create, member_remove
 
 pytestmark = pytest.mark.django_db
 
@@ -33,7 +33,7 @@ def s():
     )
     ben = make_member(org, user=UserFactory(email="ben@client.test", name="Benedict Cumber"))
     gone = make_member(org, user=UserFactory(email="gone@client.test", name="Gone Person"))
-    membership_remove(membership=gone, actor=org.created_by)
+    member_remove(membership=gone, actor=org.created_by)
     invitations_create(
         organization=org,
         emails=["invitee@client.test"],

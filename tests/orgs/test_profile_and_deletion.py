@@ -288,7 +288,7 @@ def urls_of(org, campaign) -> list[str]:
 def test_delete_requires_the_exact_name(team, client):
     org = team["org"]
     client.force_login(team["owner"])
-    url = reverse("orgs:delete", kwargs={"org_slug": org.slug})
+    url = reverse("orgs:organization_delete", kwargs={"org_slug": org.slug})
     for typed in ["northwind", "Northwind Inc", "", "NORTHWIND"]:
         response = client.post(url, {"confirm_name": typed})
         assert response.status_code == 400, typed
@@ -322,11 +322,11 @@ def test_delete_hides_the_org_from_every_member_at_once(team):
 
     owner_client = clients[0]
     response = owner_client.post(
-        reverse("orgs:delete", kwargs={"org_slug": org.slug}), {"confirm_name": "Northwind"}, follow=True
+        reverse("orgs:organization_delete", kwargs={"org_slug": org.slug}), {"confirm_name": "Northwind"}, follow=True
     )
     assert "Northwind was deleted." in response.content.decode()
     # The Owner has no other organization: home offers to create one.
-    assert response.redirect_chain[-1][0] == reverse("orgs:create")
+    assert response.redirect_chain[-1][0] == reverse("orgs:organization_create")
 
     org.refresh_from_db()
     assert org.deleted_at is not None

@@ -11,7 +11,7 @@ from orgs.services import organization_welcome_email
 from qolaba.lifecycle import PRIMARY_WORKSPACE_NAME, organization_create
 from tests.factories import UserFactory, make_member, make_organization
 from workspaces.models import Workspace, WorkspaceMembership
-from workspaces.services import membership_add
+from workspaces.services import member_add
 
 pytestmark = pytest.mark.django_db
 
@@ -167,13 +167,13 @@ def test_welcome_email_is_not_sent_for_a_deleted_organization(mailoutbox):
     assert mailoutbox == []
 
 
-# --- membership_add -----------------------------------------------------------------------------
+# --- member_add -----------------------------------------------------------------------------
 
 
 def test_membership_add_creates_active_membership_with_permissions_and_audit():
     org = make_organization()
     user = UserFactory()
-    membership = membership_add(organization=org, user=user, role=OrganizationRole.ADMIN, actor=org.created_by)
+    membership = member_add(organization=org, user=user, role=OrganizationRole.ADMIN, actor=org.created_by)
 
     assert (membership.role, membership.status) == (OrganizationRole.ADMIN, MembershipStatus.ACTIVE)
     assert list(Organization.objects.for_user(user)) == [org]
@@ -186,7 +186,7 @@ def test_membership_add_refuses_owner_role():
     org = make_organization()
     user = UserFactory()
     with pytest.raises(ValidationError) as excinfo:
-        membership_add(organization=org, user=user, role=OrganizationRole.OWNER, actor=None)
+        member_add(organization=org, user=user, role=OrganizationRole.OWNER, actor=None)
     assert "role" in excinfo.value.message_dict
     assert not Membership.objects.filter(organization=org, user=user).exists()
 
@@ -195,7 +195,7 @@ def test_membership_add_refuses_an_already_active_member():
     org = make_organization()
     member = make_member(org, role=OrganizationRole.MEMBER)
     with pytest.raises(ValidationError, match="already a member"):
-        membership_add(organization=org, user=member.user, role=OrganizationRole.ADMIN, actor=None)
+        member_add(organization=org, user=member.user, role=OrganizationRole.ADMIN, actor=None)
     member.refresh_from_db()
     assert member.role == OrganizationRole.MEMBER
 
@@ -203,7 +203,7 @@ def test_membership_add_refuses_an_already_active_member():
 def test_membership_add_refuses_the_owner_as_a_member_again():
     org = make_organization()
     with pytest.raises(ValidationError, match="already a member"):
-        membership_add(organization=org, user=org.created_by, role=OrganizationRole.MEMBER, actor=None)
+        member_add(organization=org, user=org.created_by, role=OrganizationRole.MEMBER, actor=None)
     assert Membership.objects.get(organization=org, user=org.created_by).role == OrganizationRole.OWNER
 
 
@@ -212,7 +212,7 @@ def test_membership_add_reactivates_a_removed_member_with_the_new_role():
     member = make_member(org, role=OrganizationRole.MEMBER)
     Membership.objects.filter(pk=member.pk).update(status=MembershipStatus.REMOVED, removed_at=now())
 
-    again = membership_add(organization=org, user=member.user, role=OrganizationRole.ADMIN, actor=org.created_by)
+    again = member_add(organization=org, user=member.user, role=OrganizationRole.ADMIN, actor=org.created_by)
 
     assert again.pk == member.pk
     again.refresh_from_db()
@@ -228,6 +228,6 @@ def test_membership_add_does_not_touch_other_memberships_of_the_user():
     other = make_organization()
     user = UserFactory()
     make_member(other, user=user)
-    membership_add(organization=org, user=user, role=OrganizationRole.MEMBER, actor=None)
+    member_add(organization=org, user=user, role=OrganizationRole.MEMBER, actor=None)
     assert set(Organization.objects.for_user(user)) == {org, other}
     assert not WorkspaceMembership.objects.filter(user=user).exists()

@@ -22,10 +22,10 @@ from billing.reconcile import reconcile
 from orgs.models import Organization
 from qolaba.demo.usage import DEMO_KEY_NAME, demo_png
 from qolaba.tools import Tool
+from tests.factories import api_key_authenticate
 from usage.catalog import DEFAULT_PRICES
 from usage.models import Price, UsageEvent, UsageStatus
 from workspaces.models import ApiKey, HistoryItem, Workspace, WorkspaceUserObjectPermission
-from workspaces.selectors import api_key_authenticate
 
 pytestmark = pytest.mark.django_db
 

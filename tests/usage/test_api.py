@@ -18,7 +18,7 @@ from django.utils.timezone import now
 from billing.ledger import available_credits, credits_grant, period_bounds
 from billing.models import Hold, HoldStatus, LedgerTransaction, TransactionKind
 from billing.reconcile import reconcile
-from billing.services import credit_mode_switch, credits_move, workspace_limit_set
+from billing.services import credit_mode_switch, credits_transfer, workspace_limit_set
 from orgs.models import CreditMode, Membership, Organization, OrganizationRole
 from qolaba.lifecycle import organization_delete, workspace_archive
 from tests.factories import make_member, make_organization, make_workspace
@@ -26,7 +26,7 @@ from tests.usage.conftest import MeteredWorkspace, make_metered_workspace
 from usage.api.parser import MAX_BODY_BYTES
 from usage.models import IdempotentRequest, Price, UsageEvent, UsageStatus
 from workspaces.models import ApiKey, HistoryItem, Workspace, WorkspaceRole
-from workspaces.services import api_key_create, api_key_revoke, membership_remove, workspace_membership_set
+from workspaces.services import api_key_create, api_key_revoke, member_remove, workspace_member_set
 
 pytestmark = pytest.mark.django_db
 
@@ -196,7 +196,9 @@ def test_workspace_in_budget_mode_shows_its_own_balance(api, metered):
     assert body["credit_mode"] == "budget"
     assert body["available_credits"] == 0  # shared → budget starts every other workspace at zero
 
-    credits_move(organization=organization, source=primary, target=metered.workspace, amount=2_500, actor=metered.owner)
+    credits_transfer(
+        organization=organization, source=primary, target=metered.workspace, amount=2_500, actor=metered.owner
+    )
     assert api.get("/api/v1/workspace").json()["available_credits"] == 2_500
     _, primary_key = api_key_create(workspace=primary, actor=metered.owner, name="Primary service")
     primary_view = Api(metered, primary_key).get("/api/v1/workspace").json()
@@ -404,7 +406,7 @@ def test_replay_of_a_capture(api, metered):
 
 def test_the_same_key_in_another_workspace_is_another_request(api, metered):
     other = make_workspace(metered.organization)
-    workspace_membership_set(workspace=other, user=metered.member, role=WorkspaceRole.MEMBER, actor=None)
+    workspace_member_set(workspace=other, user=metered.member, role=WorkspaceRole.MEMBER, actor=None)
     _, other_key = api_key_create(workspace=other, actor=metered.owner, name="Other service")
     first = api.charge(key="shared-key")
     second = Api(metered, other_key).charge(key="shared-key")
@@ -428,7 +430,7 @@ def test_replay_answers_the_original_even_after_the_member_was_removed(api, mete
     first = api.charge(key="made")
     assert first.status_code == 201
     membership = Membership.objects.get(organization=metered.organization, user=metered.member)
-    membership_remove(membership=membership, actor=metered.owner)
+    member_remove(membership=membership, actor=metered.owner)
     again = api.charge(key="made")
     assert again.status_code == 201, again.content
     assert again.json() == first.json()
@@ -839,10 +841,12 @@ def _assert_refused_then_retry(api, metered, path, *, limit, available, resets_a
 def test_402_workspace_balance_in_budget_mode(api, metered, path):
     organization = credit_mode_switch(organization=metered.organization, mode=CreditMode.BUDGET, actor=metered.owner)
     primary = Workspace.objects.get(organization=organization, is_primary=True)
-    credits_move(organization=organization, source=primary, target=metered.workspace, amount=20, actor=metered.owner)
+    credits_transfer(
+        organization=organization, source=primary, target=metered.workspace, amount=20, actor=metered.owner
+    )
 
     def top_up():
-        credits_move(
+        credits_transfer(
             organization=organization, source=primary, target=metered.workspace, amount=100, actor=metered.owner
         )
 
@@ -934,7 +938,7 @@ def _stranger(metered: MeteredWorkspace, who: str) -> str:
         return metered.viewer.email
     if who == "removed":
         membership = Membership.objects.get(organization=metered.organization, user=metered.member)
-        membership_remove(membership=membership, actor=metered.owner)
+        member_remove(membership=membership, actor=metered.owner)
         return metered.member.email
     if who == "unknown-email":
         return "nobody@example.com"
@@ -980,7 +984,7 @@ def test_viewer_in_another_case_is_still_403(api, metered):
 def test_a_removed_members_history_and_usage_stay(api, metered):
     assert api.charge(history={"prompt": "before removal"}).status_code == 201
     membership = Membership.objects.get(organization=metered.organization, user=metered.member)
-    membership_remove(membership=membership, actor=metered.owner)
+    member_remove(membership=membership, actor=metered.owner)
     error_of(api.charge(), 403, "member_not_allowed")
     item = HistoryItem.objects.get()
     assert (item.prompt, item.author_id) == ("before removal", metered.member.pk)
@@ -1102,7 +1106,9 @@ def test_partial_capture_returns_the_remainder(api, metered):
 def test_partial_capture_in_budget_mode_returns_the_remainder_to_the_workspace(api, metered):
     organization = credit_mode_switch(organization=metered.organization, mode=CreditMode.BUDGET, actor=metered.owner)
     primary = Workspace.objects.get(organization=organization, is_primary=True)
-    credits_move(organization=organization, source=primary, target=metered.workspace, amount=500, actor=metered.owner)
+    credits_transfer(
+        organization=organization, source=primary, target=metered.workspace, amount=500, actor=metered.owner
+    )
     hold_id = api.hold(units=10).json()["id"]
     assert balance(metered) == 300
     response = api.post(capture_url(hold_id), {"units": 1})
@@ -1274,9 +1280,9 @@ def test_a_key_of_workspace_a_never_touches_workspace_b(api, metered):
     organization = credit_mode_switch(organization=metered.organization, mode=CreditMode.BUDGET, actor=metered.owner)
     primary = Workspace.objects.get(organization=organization, is_primary=True)
     workspace_b = make_workspace(organization, name="B")
-    workspace_membership_set(workspace=workspace_b, user=metered.member, role=WorkspaceRole.MEMBER, actor=None)
+    workspace_member_set(workspace=workspace_b, user=metered.member, role=WorkspaceRole.MEMBER, actor=None)
     for target in (metered.workspace, workspace_b):
-        credits_move(organization=organization, source=primary, target=target, amount=1_000, actor=metered.owner)
+        credits_transfer(organization=organization, source=primary, target=target, amount=1_000, actor=metered.owner)
     _, key_b = api_key_create(workspace=workspace_b, actor=metered.owner, name="B service")
     api_b = Api(metered, key_b)
     hold_b = api_b.hold(units=5).json()["id"]
@@ -1299,7 +1305,7 @@ def test_a_key_of_workspace_a_never_touches_workspace_b(api, metered):
 
 def test_a_member_of_both_workspaces_is_charged_where_the_key_belongs(api, metered):
     workspace_b = make_workspace(metered.organization)
-    workspace_membership_set(workspace=workspace_b, user=metered.member, role=WorkspaceRole.MEMBER, actor=None)
+    workspace_member_set(workspace=workspace_b, user=metered.member, role=WorkspaceRole.MEMBER, actor=None)
     response = api.charge()
     assert UsageEvent.objects.get(pk=response.json()["id"]).workspace_id == metered.workspace.pk
     assert LedgerTransaction.objects.get(kind=TransactionKind.CHARGE).workspace_id == metered.workspace.pk

@@ -23,7 +23,7 @@ from django.utils import timezone
 from billing import ledger
 from billing.models import AccountStripe, Hold, HoldStatus, LedgerTransaction, TransactionKind
 from billing.reconcile import reconcile
-from billing.services import credit_mode_switch, credits_move, workspace_limit_set
+from billing.services import credit_mode_switch, credits_transfer, workspace_limit_set
 from orgs.models import CreditMode, Organization
 from tests.concurrency import run_together
 from tests.usage.conftest import MeteredWorkspace, make_metered_workspace
@@ -134,7 +134,7 @@ def _overspend_round(binding: str) -> None:
             organization=metered.organization, mode=CreditMode.BUDGET, actor=metered.owner
         )
         primary = Workspace.objects.get(organization=organization, is_primary=True)
-        credits_move(
+        credits_transfer(
             organization=organization, source=primary, target=metered.workspace, amount=cap, actor=metered.owner
         )
     elif binding == "member_monthly_limit":

@@ -445,13 +445,15 @@ def test_holds_expire_releases_ledger_holds_placed_outside_the_api(metered):
 
 @pytest.mark.django_db
 def test_an_expired_hold_is_swept_even_in_budget_mode_back_to_its_workspace(metered):
-    from billing.services import credit_mode_switch, credits_move
+    from billing.services import credit_mode_switch, credits_transfer
     from orgs.models import CreditMode
     from workspaces.models import Workspace
 
     organization = credit_mode_switch(organization=metered.organization, mode=CreditMode.BUDGET, actor=metered.owner)
     primary = Workspace.objects.get(organization=organization, is_primary=True)
-    credits_move(organization=organization, source=primary, target=metered.workspace, amount=300, actor=metered.owner)
+    credits_transfer(
+        organization=organization, source=primary, target=metered.workspace, amount=300, actor=metered.owner
+    )
     place(metered, units=10, ttl=60)
     assert available(metered) == 100
     assert holds_expire(at=now() + timedelta(seconds=61)) == 1

@@ -11,10 +11,9 @@ from django.urls import reverse
 from django.utils.timezone import now
 
 from orgs.models import AuditEvent, OrganizationRole
-from tests.factories import make_member, make_organization, make_workspace
+from tests.factories import api_key_authenticate, make_member, make_organization, make_workspace
 from tests.workspaces.test_views import hx_gets_without_fallback
 from workspaces.models import ApiKey, Workspace, WorkspaceRole
-from workspaces.selectors import api_key_authenticate
 from workspaces.services import api_key_create, api_key_revoke
 
 pytestmark = pytest.mark.django_db

@@ -22,7 +22,7 @@ from tests.factories import UserFactory, make_member, make_organization, make_wo
 from tests.workspaces.test_views import hx_gets_without_fallback
 from workspaces.models import HistoryItem, Workspace, WorkspaceRole
 from workspaces.selectors import history_items
-from workspaces.services import history_item_create, membership_remove, workspace_membership_remove
+from workspaces.services import history_item_create, member_remove, workspace_member_remove
 
 pytestmark = pytest.mark.django_db
 
@@ -455,7 +455,7 @@ def test_author_and_workspace_admins_delete_an_item(world, items, persona):
     item = items["image_ada"]
     client = logged_in(world[persona])
     detail = client.get(item_url(world["studio"], item)).content.decode()
-    delete_url = item_url(world["studio"], item, "history_delete")
+    delete_url = item_url(world["studio"], item, "history_item_delete")
     assert f'href="{delete_url}" hx-get="{delete_url}" hx-target="#dialog-body"' in detail
     confirm = client.get(delete_url)
     assert confirm.status_code == 200
@@ -491,10 +491,10 @@ def test_others_cannot_delete_and_do_not_see_the_button(world, items, persona):
     client = logged_in(world[persona])
     detail = client.get(item_url(world["studio"], item))
     assert detail.status_code == 200
-    assert "history_delete" not in detail.content.decode()
-    assert item_url(world["studio"], item, "history_delete") not in detail.content.decode()
-    assert client.get(item_url(world["studio"], item, "history_delete")).status_code == 404
-    assert client.post(item_url(world["studio"], item, "history_delete")).status_code == 404
+    assert "history_item_delete" not in detail.content.decode()
+    assert item_url(world["studio"], item, "history_item_delete") not in detail.content.decode()
+    assert client.get(item_url(world["studio"], item, "history_item_delete")).status_code == 404
+    assert client.post(item_url(world["studio"], item, "history_item_delete")).status_code == 404
     assert HistoryItem.objects.get(pk=item.pk).deleted_at is None
     assert not AuditEvent.objects.filter(action="history_item.deleted").exists()
 
@@ -502,18 +502,18 @@ def test_others_cannot_delete_and_do_not_see_the_button(world, items, persona):
 def test_a_deleted_item_is_gone_from_list_detail_media_and_delete(world, items):
     item = items["image_ada"]
     client = logged_in(world["author"])
-    assert client.post(item_url(world["studio"], item, "history_delete")).status_code == 302
+    assert client.post(item_url(world["studio"], item, "history_item_delete")).status_code == 302
     assert item.pk not in listed(client.get(history_url(world["studio"])))
     assert item.pk not in listed(client.get(history_url(world["studio"], "q=lighthouse")))
-    for name in ("history_item", "history_media", "history_delete"):
+    for name in ("history_item", "history_media", "history_item_delete"):
         assert client.get(item_url(world["studio"], item, name)).status_code == 404, name
     assert logged_in(world["owner"]).get(item_url(world["studio"], item)).status_code == 404
-    assert client.post(item_url(world["studio"], item, "history_delete")).status_code == 404
+    assert client.post(item_url(world["studio"], item, "history_item_delete")).status_code == 404
 
 
 # --- isolation ----------------------------------------------------------------------------------------------
 
-ITEM_VIEWS = ["history_item", "history_media", "history_delete"]
+ITEM_VIEWS = ["history_item", "history_media", "history_item_delete"]
 
 
 @pytest.mark.parametrize("name", ITEM_VIEWS)
@@ -523,7 +523,7 @@ def test_an_item_is_404_under_another_workspaces_url_even_for_the_owner(world, i
     assert client.get(item_url(world["studio"], items["image_ada"], name)).status_code == 200
     assert client.get(item_url(world["other"], items["image_ada"], name)).status_code == 404
     assert client.get(item_url(world["studio"], items["in_other"], name)).status_code == 404
-    assert client.post(item_url(world["other"], items["image_ada"], "history_delete")).status_code == 404
+    assert client.post(item_url(world["other"], items["image_ada"], "history_item_delete")).status_code == 404
     assert HistoryItem.objects.get(pk=items["image_ada"].pk).deleted_at is None
 
 
@@ -534,7 +534,7 @@ def test_people_who_cannot_open_the_workspace_get_404_everywhere(world, items, p
     assert client.get(history_url(studio)).status_code == 404
     for name in ITEM_VIEWS:
         assert client.get(item_url(studio, item, name)).status_code == 404, name
-    assert client.post(item_url(studio, item, "history_delete")).status_code == 404
+    assert client.post(item_url(studio, item, "history_item_delete")).status_code == 404
     if persona != "outsider":
         # From their own workspace's URL, Studio's item does not exist either.
         for name in ITEM_VIEWS:
@@ -561,7 +561,7 @@ def test_anonymous_visitors_are_sent_to_login(client, world, items):
         response = client.get(url)
         assert response.status_code == 302
         assert response.url == f"/accounts/login/?next={url}"
-    assert client.post(item_url(world["studio"], items["image_ada"], "history_delete")).status_code == 302
+    assert client.post(item_url(world["studio"], items["image_ada"], "history_item_delete")).status_code == 302
     assert HistoryItem.objects.get(pk=items["image_ada"].pk).deleted_at is None
 
 
@@ -574,7 +574,7 @@ def test_archived_workspace_history_is_404(world, items):
 
 def test_a_removed_member_loses_access_but_their_items_stay_attributed(world, items):
     ada = world["author"]
-    membership_remove(membership=Membership.objects.get(user=ada, organization=world["org"]), actor=world["owner"])
+    member_remove(membership=Membership.objects.get(user=ada, organization=world["org"]), actor=world["owner"])
     assert logged_in(ada).get(history_url(world["studio"])).status_code == 404
     assert logged_in(ada).get(item_url(world["studio"], items["image_ada"], "history_media")).status_code == 404
 
@@ -593,7 +593,7 @@ def test_a_removed_member_loses_access_but_their_items_stay_attributed(world, it
 
 
 def test_a_member_removed_from_the_workspace_only_is_marked_removed_too(world, items):
-    workspace_membership_remove(workspace=world["studio"], user=world["colleague"], actor=world["owner"])
+    workspace_member_remove(workspace=world["studio"], user=world["colleague"], actor=world["owner"])
     response = logged_in(world["author"]).get(history_url(world["studio"]))
     choices = dict(response.context["form"].fields["member"].choices)
     assert choices[str(world["colleague"].pk)] == "bo@northwind.test (removed)"
@@ -621,9 +621,7 @@ def _fill(world, count: int) -> Workspace:
             make_image_item(workspace, authors[i % 3], at=start + timedelta(minutes=i), prompt=f"image {i}")
         else:
             make_item(workspace, authors[i % 3], tool=[Tool.CHAT, Tool.VIDEO][i % 2], at=start + timedelta(minutes=i))
-    membership_remove(
-        membership=Membership.objects.get(user=authors[2], organization=world["org"]), actor=world["owner"]
-    )
+    member_remove(membership=Membership.objects.get(user=authors[2], organization=world["org"]), actor=world["owner"])
     return workspace
 
 

@@ -19,7 +19,7 @@ from orgs.models import (
 from tests.factories import make_member, make_organization, make_workspace
 from workspaces.models import Workspace, WorkspaceMembership, WorkspaceRole, WorkspaceUserObjectPermission
 from workspaces.roles import ORGANIZATION_ROLE_PERMISSIONS
-from workspaces.services import membership_remove, membership_role_change, organization_transfer_ownership
+from workspaces.services import member_remove, member_role_change, ownership_transfer
 
 pytestmark = pytest.mark.django_db
 
@@ -92,7 +92,7 @@ def test_owner_promotes_member_to_admin_and_permissions_follow(team):
     assert org_codenames(member.user, org) == MEMBER_CODENAMES
     assert ws_codenames(member.user, primary) == set()
 
-    membership_role_change(membership=member, role=OrganizationRole.ADMIN, actor=team["owner"].user)
+    member_role_change(membership=member, role=OrganizationRole.ADMIN, actor=team["owner"].user)
 
     member.refresh_from_db()
     assert member.role == OrganizationRole.ADMIN
@@ -109,7 +109,7 @@ def test_owner_promotes_member_to_admin_and_permissions_follow(team):
 
 def test_admin_demotes_another_admin_and_loses_admin_permissions_in_same_call(team):
     org, admin2 = team["org"], team["admin2"]
-    membership_role_change(membership=admin2, role=OrganizationRole.MEMBER, actor=team["admin"].user)
+    member_role_change(membership=admin2, role=OrganizationRole.MEMBER, actor=team["admin"].user)
 
     admin2.refresh_from_db()
     assert admin2.role == OrganizationRole.MEMBER
@@ -121,7 +121,7 @@ def test_admin_demotes_another_admin_and_loses_admin_permissions_in_same_call(te
 
 def test_setting_the_same_role_is_a_no_op_without_audit(team):
     before = snapshot(team["org"])
-    membership_role_change(membership=team["member"], role=OrganizationRole.MEMBER, actor=team["owner"].user)
+    member_role_change(membership=team["member"], role=OrganizationRole.MEMBER, actor=team["owner"].user)
     assert snapshot(team["org"]) == before
 
 
@@ -135,7 +135,7 @@ def test_role_change_and_permissions_roll_back_together(team, monkeypatch):
 
     monkeypatch.setattr("workspaces.services.members.audit_record", boom)
     with pytest.raises(RuntimeError):
-        membership_role_change(membership=member, role=OrganizationRole.ADMIN, actor=team["owner"].user)
+        member_role_change(membership=member, role=OrganizationRole.ADMIN, actor=team["owner"].user)
 
     assert snapshot(org) == before
     assert org_codenames(member.user, org) == MEMBER_CODENAMES
@@ -148,7 +148,7 @@ def test_role_change_and_permissions_roll_back_together(team, monkeypatch):
 def test_nobody_promotes_to_owner(team, actor_key):
     before = snapshot(team["org"])
     with pytest.raises(ValidationError, match="ownership moves only by a transfer"):
-        membership_role_change(membership=team["member"], role=OrganizationRole.OWNER, actor=team[actor_key].user)
+        member_role_change(membership=team["member"], role=OrganizationRole.OWNER, actor=team[actor_key].user)
     assert snapshot(team["org"]) == before
 
 
@@ -156,7 +156,7 @@ def test_nobody_promotes_to_owner(team, actor_key):
 def test_admin_cannot_change_the_owner(team, role):
     before = snapshot(team["org"])
     with pytest.raises(ValidationError, match="Owner's membership cannot be changed"):
-        membership_role_change(membership=team["owner"], role=role, actor=team["admin"].user)
+        member_role_change(membership=team["owner"], role=role, actor=team["admin"].user)
     assert snapshot(team["org"]) == before
 
 
@@ -172,7 +172,7 @@ def test_nobody_changes_their_own_role(team, actor_key, role):
     """Including the Owner: self-demotion would leave the org without an Owner."""
     before = snapshot(team["org"])
     with pytest.raises(ValidationError, match="cannot change your own membership"):
-        membership_role_change(membership=team[actor_key], role=role, actor=team[actor_key].user)
+        member_role_change(membership=team[actor_key], role=role, actor=team[actor_key].user)
     assert snapshot(team["org"]) == before
 
 
@@ -180,18 +180,18 @@ def test_nobody_changes_their_own_role(team, actor_key, role):
 def test_member_actor_is_refused(team, target_key):
     before = snapshot(team["org"])
     with pytest.raises(ValidationError, match="Only the Owner and Admins"):
-        membership_role_change(membership=team[target_key], role=OrganizationRole.ADMIN, actor=team["member"].user)
+        member_role_change(membership=team[target_key], role=OrganizationRole.ADMIN, actor=team["member"].user)
     with pytest.raises(ValidationError, match="Only the Owner and Admins"):
-        membership_remove(membership=team[target_key], actor=team["member"].user)
+        member_remove(membership=team[target_key], actor=team["member"].user)
     assert snapshot(team["org"]) == before
 
 
 def test_removed_admin_can_no_longer_act(team):
     admin = team["admin"]
-    membership_remove(membership=admin, actor=team["owner"].user)
+    member_remove(membership=admin, actor=team["owner"].user)
     before = snapshot(team["org"])
     with pytest.raises(ValidationError, match="Only the Owner and Admins"):
-        membership_role_change(membership=team["member"], role=OrganizationRole.ADMIN, actor=admin.user)
+        member_role_change(membership=team["member"], role=OrganizationRole.ADMIN, actor=admin.user)
     assert snapshot(team["org"]) == before
 
 
@@ -199,18 +199,18 @@ def test_owner_of_another_org_cannot_change_a_membership(team):
     other = make_organization(name="Elsewhere")
     before = snapshot(team["org"])
     with pytest.raises(ValidationError):
-        membership_role_change(membership=team["member"], role=OrganizationRole.ADMIN, actor=other.created_by)
+        member_role_change(membership=team["member"], role=OrganizationRole.ADMIN, actor=other.created_by)
     with pytest.raises(ValidationError):
-        membership_remove(membership=team["member"], actor=other.created_by)
+        member_remove(membership=team["member"], actor=other.created_by)
     assert snapshot(team["org"]) == before
 
 
 def test_role_change_of_a_removed_member_is_refused(team):
     member = team["member"]
-    membership_remove(membership=member, actor=team["owner"].user)
+    member_remove(membership=member, actor=team["owner"].user)
     before = snapshot(team["org"])
     with pytest.raises(ValidationError, match="no longer a member"):
-        membership_role_change(membership=member, role=OrganizationRole.ADMIN, actor=team["owner"].user)
+        member_role_change(membership=member, role=OrganizationRole.ADMIN, actor=team["owner"].user)
     assert snapshot(team["org"]) == before
 
 
@@ -218,7 +218,7 @@ def test_role_change_of_a_removed_member_is_refused(team):
 def test_unknown_role_values_are_refused(team, role):
     before = snapshot(team["org"])
     with pytest.raises(ValidationError):
-        membership_role_change(membership=team["member"], role=role, actor=team["owner"].user)
+        member_role_change(membership=team["member"], role=role, actor=team["owner"].user)
     assert snapshot(team["org"]) == before
 
 
@@ -229,7 +229,7 @@ def test_removal_keeps_the_row_revokes_every_permission_and_is_audited(team):
     org, member, campaign = team["org"], team["member"], team["campaign"]
     assert ws_codenames(member.user, campaign) == {"view_workspace", "use_workspace"}
 
-    membership_remove(membership=member, actor=team["admin"].user)
+    member_remove(membership=member, actor=team["admin"].user)
 
     member.refresh_from_db()
     assert member.status == MembershipStatus.REMOVED
@@ -252,7 +252,7 @@ def test_removal_leaves_other_members_untouched(team):
         .exclude(user=team["member"].user)
         .values_list("user_id", "permission_id")
     )
-    membership_remove(membership=team["member"], actor=team["owner"].user)
+    member_remove(membership=team["member"], actor=team["owner"].user)
     assert (
         sorted(
             OrganizationUserObjectPermission.objects.filter(content_object=org).values_list("user_id", "permission_id")
@@ -268,7 +268,7 @@ def test_removed_member_open_session_gets_404_on_the_next_request(team, client):
     assert client.get(overview).status_code == 200
     assert client.get(reverse("orgs:open", kwargs={"org_slug": org.slug})).status_code == 302
 
-    membership_remove(membership=member, actor=team["owner"].user)
+    member_remove(membership=member, actor=team["owner"].user)
 
     # Same client, same session cookie: no re-login needed for the revocation to bite.
     assert client.get(overview).status_code == 404
@@ -283,7 +283,7 @@ def test_removed_admin_open_session_loses_the_members_tab(team, client):
     members_url = reverse("orgs:members", kwargs={"org_slug": org.slug})
     assert client.get(members_url).status_code == 200
 
-    membership_remove(membership=admin, actor=team["owner"].user)
+    member_remove(membership=admin, actor=team["owner"].user)
 
     assert client.get(members_url).status_code == 404
 
@@ -294,7 +294,7 @@ def test_demoted_admin_open_session_loses_the_members_tab_but_keeps_the_org(team
     members_url = reverse("orgs:members", kwargs={"org_slug": org.slug})
     assert client.get(members_url).status_code == 200
 
-    membership_role_change(membership=admin, role=OrganizationRole.MEMBER, actor=team["owner"].user)
+    member_role_change(membership=admin, role=OrganizationRole.MEMBER, actor=team["owner"].user)
 
     assert client.get(members_url).status_code == 404
     assert client.get(reverse("workspaces:list", kwargs={"org_slug": org.slug})).status_code == 200
@@ -304,7 +304,7 @@ def test_demoted_admin_open_session_loses_the_members_tab_but_keeps_the_org(team
 def test_the_owner_can_never_be_removed(team, actor_key):
     before = snapshot(team["org"])
     with pytest.raises(ValidationError, match="Owner's membership cannot be changed"):
-        membership_remove(membership=team["owner"], actor=team[actor_key].user)
+        member_remove(membership=team["owner"], actor=team[actor_key].user)
     assert snapshot(team["org"]) == before
 
 
@@ -313,9 +313,9 @@ def test_the_only_owner_cannot_remove_or_demote_themselves():
     owner = Membership.objects.get(organization=org)
     before = snapshot(org)
     with pytest.raises(ValidationError):
-        membership_remove(membership=owner, actor=owner.user)
+        member_remove(membership=owner, actor=owner.user)
     with pytest.raises(ValidationError):
-        membership_role_change(membership=owner, role=OrganizationRole.ADMIN, actor=owner.user)
+        member_role_change(membership=owner, role=OrganizationRole.ADMIN, actor=owner.user)
     assert snapshot(org) == before
     owner.refresh_from_db()
     assert owner.is_owner
@@ -324,15 +324,15 @@ def test_the_only_owner_cannot_remove_or_demote_themselves():
 def test_nobody_removes_themselves(team):
     before = snapshot(team["org"])
     with pytest.raises(ValidationError, match="cannot change your own membership"):
-        membership_remove(membership=team["admin"], actor=team["admin"].user)
+        member_remove(membership=team["admin"], actor=team["admin"].user)
     assert snapshot(team["org"]) == before
 
 
 def test_removing_twice_is_refused(team):
-    membership_remove(membership=team["member"], actor=team["owner"].user)
+    member_remove(membership=team["member"], actor=team["owner"].user)
     before = snapshot(team["org"])
     with pytest.raises(ValidationError, match="no longer a member"):
-        membership_remove(membership=team["member"], actor=team["owner"].user)
+        member_remove(membership=team["member"], actor=team["owner"].user)
     assert snapshot(team["org"]) == before
 
 
@@ -344,7 +344,7 @@ def test_removal_rolls_back_with_its_audit_event(team, monkeypatch):
 
     monkeypatch.setattr("workspaces.services.members.audit_record", boom)
     with pytest.raises(RuntimeError):
-        membership_remove(membership=team["member"], actor=team["owner"].user)
+        member_remove(membership=team["member"], actor=team["owner"].user)
     assert snapshot(team["org"]) == before
 
 
@@ -359,7 +359,7 @@ def owners(org) -> list[Membership]:
 def test_transfer_makes_the_target_owner_and_the_old_owner_admin(team, target_key):
     org, owner, target = team["org"], team["owner"], team[target_key]
 
-    result = organization_transfer_ownership(organization=org, new_owner=target, actor=owner.user)
+    result = ownership_transfer(organization=org, new_owner=target, actor=owner.user)
 
     assert result.pk == target.pk
     owner.refresh_from_db()
@@ -378,12 +378,12 @@ def test_transfer_makes_the_target_owner_and_the_old_owner_admin(team, target_ke
 
 def test_new_owner_can_transfer_back_and_old_owner_can_no_longer(team):
     org, owner, admin = team["org"], team["owner"], team["admin"]
-    organization_transfer_ownership(organization=org, new_owner=admin, actor=owner.user)
+    ownership_transfer(organization=org, new_owner=admin, actor=owner.user)
 
     with pytest.raises(ValidationError, match="Only the Owner"):
-        organization_transfer_ownership(organization=org, new_owner=team["member"], actor=owner.user)
+        ownership_transfer(organization=org, new_owner=team["member"], actor=owner.user)
 
-    organization_transfer_ownership(organization=org, new_owner=owner, actor=admin.user)
+    ownership_transfer(organization=org, new_owner=owner, actor=admin.user)
     assert [m.pk for m in owners(org)] == [owner.pk]
 
 
@@ -391,15 +391,15 @@ def test_new_owner_can_transfer_back_and_old_owner_can_no_longer(team):
 def test_only_the_owner_transfers(team, actor_key):
     before = snapshot(team["org"])
     with pytest.raises(ValidationError, match="Only the Owner can transfer ownership"):
-        organization_transfer_ownership(organization=team["org"], new_owner=team["admin2"], actor=team[actor_key].user)
+        ownership_transfer(organization=team["org"], new_owner=team["admin2"], actor=team[actor_key].user)
     assert snapshot(team["org"]) == before
 
 
 def test_transfer_to_a_removed_member_is_refused(team):
-    membership_remove(membership=team["member"], actor=team["owner"].user)
+    member_remove(membership=team["member"], actor=team["owner"].user)
     before = snapshot(team["org"])
     with pytest.raises(ValidationError, match="active member"):
-        organization_transfer_ownership(organization=team["org"], new_owner=team["member"], actor=team["owner"].user)
+        ownership_transfer(organization=team["org"], new_owner=team["member"], actor=team["owner"].user)
     assert snapshot(team["org"]) == before
 
 
@@ -408,7 +408,7 @@ def test_transfer_to_a_member_of_another_org_is_refused(team):
     stranger = make_member(other)
     before = snapshot(team["org"])
     with pytest.raises(ValidationError, match="active member"):
-        organization_transfer_ownership(organization=team["org"], new_owner=stranger, actor=team["owner"].user)
+        ownership_transfer(organization=team["org"], new_owner=stranger, actor=team["owner"].user)
     assert snapshot(team["org"]) == before
     stranger.refresh_from_db()
     assert stranger.role == OrganizationRole.MEMBER
@@ -417,14 +417,14 @@ def test_transfer_to_a_member_of_another_org_is_refused(team):
 def test_transfer_to_oneself_is_refused(team):
     before = snapshot(team["org"])
     with pytest.raises(ValidationError, match="already the Owner"):
-        organization_transfer_ownership(organization=team["org"], new_owner=team["owner"], actor=team["owner"].user)
+        ownership_transfer(organization=team["org"], new_owner=team["owner"], actor=team["owner"].user)
     assert snapshot(team["org"]) == before
 
 
 def test_transfer_view_requires_confirmation_and_reports_success(team, client):
     org, owner, admin = team["org"], team["owner"], team["admin"]
     client.force_login(owner.user)
-    url = reverse("orgs:transfer", kwargs={"org_slug": org.slug})
+    url = reverse("orgs:ownership_transfer", kwargs={"org_slug": org.slug})
 
     response = client.post(url, {"new_owner": admin.pk})  # confirmation box not ticked
     assert response.status_code == 400
@@ -440,9 +440,9 @@ def test_transfer_view_requires_confirmation_and_reports_success(team, client):
 
 def test_transfer_view_refuses_garbage_and_removed_targets(team, client):
     org, owner = team["org"], team["owner"]
-    membership_remove(membership=team["member"], actor=owner.user)
+    member_remove(membership=team["member"], actor=owner.user)
     client.force_login(owner.user)
-    url = reverse("orgs:transfer", kwargs={"org_slug": org.slug})
+    url = reverse("orgs:ownership_transfer", kwargs={"org_slug": org.slug})
     before = snapshot(org)
     for new_owner in ["abc", "999999", str(team["member"].pk), str(owner.pk)]:
         response = client.post(url, {"new_owner": new_owner, "confirm": "on"})

@@ -13,7 +13,7 @@ from tests.factories import UserFactory, make_member, make_organization, make_wo
 from workspaces.models import Workspace, WorkspaceMembership, WorkspaceRole
 from workspaces.roles import permissions_apply
 from workspaces.selectors import workspace_overview_figures, workspaces_for_switcher
-from workspaces.services import workspace_membership_set
+from workspaces.services import workspace_member_set
 
 pytestmark = pytest.mark.django_db
 
@@ -99,7 +99,7 @@ def test_workspace_create_refuses_a_second_primary_workspace():
     assert Workspace.objects.filter(organization=org).count() == 1
 
 
-# --- workspace_membership_set -------------------------------------------------------------------
+# --- workspace_member_set -------------------------------------------------------------------
 
 
 def test_workspace_membership_set_assigns_a_member_and_audits():
@@ -108,7 +108,7 @@ def test_workspace_membership_set_assigns_a_member_and_audits():
     member = make_member(org)
     actor = org.created_by
 
-    wm = workspace_membership_set(workspace=ws, user=member.user, role=WorkspaceRole.VIEWER, actor=actor)
+    wm = workspace_member_set(workspace=ws, user=member.user, role=WorkspaceRole.VIEWER, actor=actor)
 
     assert (wm.workspace, wm.user, wm.role) == (ws, member.user, WorkspaceRole.VIEWER)
     assert list(Workspace.objects.for_user(member.user)) == [ws]
@@ -124,7 +124,7 @@ def test_workspace_membership_set_changes_the_role_and_records_before_and_after(
     ws = make_workspace(org)
     member = make_member(org, workspaces={ws: WorkspaceRole.VIEWER})
 
-    workspace_membership_set(workspace=ws, user=member.user, role=WorkspaceRole.ADMIN, actor=org.created_by)
+    workspace_member_set(workspace=ws, user=member.user, role=WorkspaceRole.ADMIN, actor=org.created_by)
 
     assert WorkspaceMembership.objects.get(workspace=ws, user=member.user).role == WorkspaceRole.ADMIN
     event = AuditEvent.objects.filter(action="workspace.member_set").first()  # newest first
@@ -138,7 +138,7 @@ def test_workspace_membership_set_with_the_same_role_writes_no_audit_event():
     member = make_member(org, workspaces={ws: WorkspaceRole.VIEWER})
     events = AuditEvent.objects.filter(action="workspace.member_set").count()
 
-    workspace_membership_set(workspace=ws, user=member.user, role=WorkspaceRole.VIEWER, actor=org.created_by)
+    workspace_member_set(workspace=ws, user=member.user, role=WorkspaceRole.VIEWER, actor=org.created_by)
 
     assert WorkspaceMembership.objects.get(workspace=ws, user=member.user).role == WorkspaceRole.VIEWER
     assert AuditEvent.objects.filter(action="workspace.member_set").count() == events
@@ -150,7 +150,7 @@ def test_workspace_membership_set_refuses_a_user_outside_the_organization():
     outsider = UserFactory()
     make_organization(owner=outsider)  # a member elsewhere is still an outsider here
     with pytest.raises(ValidationError, match="Only active members"):
-        workspace_membership_set(workspace=ws, user=outsider, role=WorkspaceRole.MEMBER, actor=None)
+        workspace_member_set(workspace=ws, user=outsider, role=WorkspaceRole.MEMBER, actor=None)
     assert not WorkspaceMembership.objects.filter(user=outsider).exists()
     assert not Workspace.objects.for_user(outsider).filter(organization=org).exists()
 
@@ -161,7 +161,7 @@ def test_workspace_membership_set_refuses_a_removed_member():
     member = make_member(org)
     Membership.objects.filter(pk=member.pk).update(status=MembershipStatus.REMOVED)
     with pytest.raises(ValidationError, match="Only active members"):
-        workspace_membership_set(workspace=ws, user=member.user, role=WorkspaceRole.MEMBER, actor=None)
+        workspace_member_set(workspace=ws, user=member.user, role=WorkspaceRole.MEMBER, actor=None)
 
 
 @pytest.mark.parametrize("role", ["owner", "", "ADMIN", None])
@@ -170,7 +170,7 @@ def test_workspace_membership_set_refuses_an_invalid_role(role):
     ws = make_workspace(org)
     member = make_member(org)
     with pytest.raises(ValidationError) as excinfo:
-        workspace_membership_set(workspace=ws, user=member.user, role=role, actor=None)
+        workspace_member_set(workspace=ws, user=member.user, role=role, actor=None)
     assert "role" in excinfo.value.message_dict
     assert not WorkspaceMembership.objects.filter(user=member.user).exists()
 

@@ -18,7 +18,7 @@ from orgs.models import AuditEvent, Membership, OrganizationRole
 from qolaba.lifecycle import workspace_archive, workspace_create, workspace_restore
 from tests.factories import make_member, make_organization, make_workspace
 from workspaces.models import Workspace, WorkspaceMembership, WorkspaceRole, WorkspaceUserObjectPermission
-from workspaces.services import membership_remove, membership_workspaces_set, workspace_update
+from workspaces.services import member_remove, member_workspaces_set, workspace_update
 
 pytestmark = pytest.mark.django_db
 
@@ -72,7 +72,7 @@ def overview(s, ws) -> str:
 
 def test_create_view_makes_the_workspace_and_says_so(s, client):
     client.force_login(s["admin"].user)
-    response = client.post(url("create", s), {"name": "  Nike Spring  ", "description": " Ads "}, follow=True)
+    response = client.post(url("workspace_create", s), {"name": "  Nike Spring  ", "description": " Ads "}, follow=True)
     ws = Workspace.objects.get(organization=s["org"], name="Nike Spring")
     assert ws.description == "Ads"
     assert ws.created_by == s["admin"].user
@@ -87,7 +87,7 @@ def test_create_view_makes_the_workspace_and_says_so(s, client):
 def test_create_with_a_live_name_in_any_case_is_a_form_error(s, client, name):
     client.force_login(s["owner"])
     count = Workspace.objects.filter(organization=s["org"]).count()
-    response = client.post(url("create", s), {"name": name, "description": ""})
+    response = client.post(url("workspace_create", s), {"name": name, "description": ""})
     assert response.status_code == 400
     assert "already exists" in " ".join(response.context["form"].errors["name"])
     assert Workspace.objects.filter(organization=s["org"]).count() == count
@@ -110,7 +110,7 @@ def test_the_same_name_is_fine_in_another_org(s):
 def test_create_bad_input_is_a_form_error(s, client, data):
     client.force_login(s["owner"])
     count = Workspace.objects.filter(organization=s["org"]).count()
-    response = client.post(url("create", s), data)
+    response = client.post(url("workspace_create", s), data)
     assert response.status_code == 400
     assert response.context["form"].errors
     assert Workspace.objects.filter(organization=s["org"]).count() == count
@@ -164,12 +164,12 @@ def test_delete_view_confirms_then_archives_and_revokes_access(s, client):
     assert member_client.get(overview(s, s["campaign"])).status_code == 200
 
     client.force_login(s["admin"].user)
-    confirm = client.get(url("delete", s, s["campaign"]))
+    confirm = client.get(url("workspace_archive", s, s["campaign"]))
     assert confirm.status_code == 200
     assert "Delete the workspace “Campaign”?" in confirm.content.decode()
     assert Workspace.objects.get(pk=s["campaign"].pk).archived_at is None
 
-    response = client.post(url("delete", s, s["campaign"]), follow=True)
+    response = client.post(url("workspace_archive", s, s["campaign"]), follow=True)
     assert response.redirect_chain[-1][0] == url("list", s)
     assert "Workspace “Campaign” deleted." in response.content.decode()
     s["campaign"].refresh_from_db()
@@ -182,20 +182,20 @@ def test_delete_view_confirms_then_archives_and_revokes_access(s, client):
     # It appears among the deleted workspaces, with its restore button.
     page = client.get(url("list", s)).content.decode()
     assert "Deleted workspaces" in page
-    assert url("restore", s, workspace_id=s["campaign"].pk) in page
+    assert url("workspace_restore", s, workspace_id=s["campaign"].pk) in page
 
 
 def test_the_primary_workspace_cannot_be_deleted(s, client):
     with pytest.raises(ValidationError, match="Primary Workspace cannot be deleted"):
         workspace_archive(workspace=s["primary"], actor=s["owner"])
     client.force_login(s["owner"])
-    response = client.post(url("delete", s, s["primary"]))
+    response = client.post(url("workspace_archive", s, s["primary"]))
     assert response.status_code == 400
     assert "The Primary Workspace cannot be deleted." in response.content.decode()
     s["primary"].refresh_from_db()
     assert s["primary"].archived_at is None
     # And the list does not offer it.
-    assert url("delete", s, s["primary"]) not in client.get(url("list", s)).content.decode()
+    assert url("workspace_archive", s, s["primary"]) not in client.get(url("list", s)).content.decode()
 
 
 def test_archiving_twice_is_refused(s):
@@ -216,7 +216,7 @@ def test_restore_within_the_window_brings_members_back(s, client):
 
     with time_machine.travel(start + timedelta(days=settings.ORGANIZATION_RETENTION_DAYS - 1), tick=False):
         client.force_login(s["owner"])  # a fresh session: the old one would have expired by then
-        response = client.post(url("restore", s, workspace_id=s["campaign"].pk), follow=True)
+        response = client.post(url("workspace_restore", s, workspace_id=s["campaign"].pk), follow=True)
     assert "Workspace “Campaign” restored with its members." in response.content.decode()
     s["campaign"].refresh_from_db()
     assert s["campaign"].archived_at is None
@@ -234,7 +234,7 @@ def test_restore_after_the_window_is_refused(s, client):
         client.force_login(s["owner"])
         page = client.get(url("list", s)).content.decode()
         assert "Past the retention window" in page
-        response = client.post(url("restore", s, workspace_id=s["campaign"].pk), follow=True)
+        response = client.post(url("workspace_restore", s, workspace_id=s["campaign"].pk), follow=True)
     assert "deleted too long ago to be restored" in response.content.decode()
     s["campaign"].refresh_from_db()
     assert s["campaign"].archived_at is not None
@@ -245,7 +245,7 @@ def test_restore_is_refused_when_a_live_workspace_took_the_name(s, client):
     workspace_archive(workspace=s["campaign"], actor=s["owner"])
     workspace_create(organization=s["org"], name="CAMPAIGN", created_by=s["owner"])
     client.force_login(s["owner"])
-    response = client.post(url("restore", s, workspace_id=s["campaign"].pk), follow=True)
+    response = client.post(url("workspace_restore", s, workspace_id=s["campaign"].pk), follow=True)
     assert "Another workspace is now called “Campaign”; rename it first." in response.content.decode()
     s["campaign"].refresh_from_db()
     assert s["campaign"].archived_at is not None
@@ -253,12 +253,12 @@ def test_restore_is_refused_when_a_live_workspace_took_the_name(s, client):
 
 def test_restore_of_a_live_or_foreign_or_unknown_workspace_is_404(s, client):
     client.force_login(s["owner"])
-    assert client.post(url("restore", s, workspace_id=s["campaign"].pk)).status_code == 404
-    assert client.post(url("restore", s, workspace_id=987654)).status_code == 404
+    assert client.post(url("workspace_restore", s, workspace_id=s["campaign"].pk)).status_code == 404
+    assert client.post(url("workspace_restore", s, workspace_id=987654)).status_code == 404
     other = make_organization(name="Elsewhere")
     foreign = make_workspace(other, name="Theirs")
     workspace_archive(workspace=foreign, actor=other.created_by)
-    assert client.post(url("restore", s, workspace_id=foreign.pk)).status_code == 404
+    assert client.post(url("workspace_restore", s, workspace_id=foreign.pk)).status_code == 404
     foreign.refresh_from_db()
     assert foreign.archived_at is not None
 
@@ -283,12 +283,14 @@ def test_workspace_admin_manages_their_own_workspace(s, client):
     campaign.refresh_from_db()
     assert campaign.name == "Campaign HQ"
 
-    response = client.post(url("member_set", s, campaign), {"member": s["other"].pk, "role": "viewer"}, follow=True)
+    response = client.post(
+        url("workspace_member_set", s, campaign), {"member": s["other"].pk, "role": "viewer"}, follow=True
+    )
     assert f"{s['other'].user.email} is now viewer of Campaign HQ." in response.content.decode()
     assert assignments(s["other"].user, s["org"]) == {"Campaign HQ": "viewer"}
     assert ws_codenames(s["other"].user, campaign) == {"view_workspace"}
 
-    response = client.post(url("member_remove", s, campaign, user_id=s["member"].user.pk), follow=True)
+    response = client.post(url("workspace_member_remove", s, campaign, user_id=s["member"].user.pk), follow=True)
     assert "no longer has access to Campaign HQ" in response.content.decode()
     assert assignments(s["member"].user, s["org"]) == {}
     assert ws_codenames(s["member"].user, campaign) == set()
@@ -308,9 +310,14 @@ def test_workspace_admin_cannot_manage_another_workspace(s, client):
     for ws in [s["primary"], s["launch"]]:
         assert client.get(url("settings", s, ws)).status_code == 404
         assert client.post(url("settings", s, ws), {"name": "Hijacked", "description": ""}).status_code == 404
-        assert client.post(url("member_set", s, ws), {"member": s["other"].pk, "role": "admin"}).status_code == 404
-        assert client.post(url("delete", s, ws)).status_code == 404
-    assert client.post(url("member_remove", s, s["primary"], user_id=s["ws_admin"].user.pk)).status_code == 404
+        assert (
+            client.post(url("workspace_member_set", s, ws), {"member": s["other"].pk, "role": "admin"}).status_code
+            == 404
+        )
+        assert client.post(url("workspace_archive", s, ws)).status_code == 404
+    assert (
+        client.post(url("workspace_member_remove", s, s["primary"], user_id=s["ws_admin"].user.pk)).status_code == 404
+    )
     after = (
         sorted(
             WorkspaceMembership.objects.filter(workspace__organization=s["org"]).values_list(
@@ -325,10 +332,10 @@ def test_workspace_admin_cannot_manage_another_workspace(s, client):
 def test_workspace_admin_has_no_workspaces_tab_management(s, client):
     client.force_login(s["ws_admin"].user)
     workspace_archive(workspace=s["launch"], actor=s["owner"])
-    assert client.get(url("create", s)).status_code == 404
-    assert client.post(url("create", s), {"name": "Mine"}).status_code == 404
-    assert client.post(url("delete", s, s["campaign"])).status_code == 404
-    assert client.post(url("restore", s, workspace_id=s["launch"].pk)).status_code == 404
+    assert client.get(url("workspace_create", s)).status_code == 404
+    assert client.post(url("workspace_create", s), {"name": "Mine"}).status_code == 404
+    assert client.post(url("workspace_archive", s, s["campaign"])).status_code == 404
+    assert client.post(url("workspace_restore", s, workspace_id=s["launch"].pk)).status_code == 404
     page = client.get(url("list", s))
     assert page.status_code == 200
     body = page.content.decode()
@@ -345,7 +352,7 @@ def test_workspace_admin_cannot_assign_org_admins_or_foreign_people(s, client):
     client.force_login(s["ws_admin"].user)
     other_org_member = make_member(make_organization(name="Elsewhere"))
     for member_id in [s["admin"].pk, other_org_member.pk, Membership.objects.get(user=s["owner"]).pk]:
-        response = client.post(url("member_set", s, s["campaign"]), {"member": member_id, "role": "admin"})
+        response = client.post(url("workspace_member_set", s, s["campaign"]), {"member": member_id, "role": "admin"})
         assert response.status_code == 400
         assert "member" in response.context["member_form"].errors
     assert not WorkspaceMembership.objects.filter(user__in=[s["admin"].user, other_org_member.user]).exists()
@@ -365,7 +372,7 @@ def test_workspace_admin_cannot_assign_org_admins_or_foreign_people(s, client):
 def test_workspace_member_set_bad_input_is_a_form_error(s, client, data):
     data = {k: (str(s["other"].pk) if v == "__OTHER__" else v) for k, v in data.items()}
     client.force_login(s["owner"])
-    response = client.post(url("member_set", s, s["campaign"]), data)
+    response = client.post(url("workspace_member_set", s, s["campaign"]), data)
     assert response.status_code == 400
     assert response.context["member_form"].errors
     assert assignments(s["other"].user, s["org"]) == {}
@@ -373,12 +380,12 @@ def test_workspace_member_set_bad_input_is_a_form_error(s, client, data):
 
 def test_workspace_member_remove_of_an_unassigned_or_unknown_user_is_404(s, client):
     client.force_login(s["owner"])
-    assert client.post(url("member_remove", s, s["campaign"], user_id=s["other"].user.pk)).status_code == 404
-    assert client.post(url("member_remove", s, s["campaign"], user_id=987654)).status_code == 404
+    assert client.post(url("workspace_member_remove", s, s["campaign"], user_id=s["other"].user.pk)).status_code == 404
+    assert client.post(url("workspace_member_remove", s, s["campaign"], user_id=987654)).status_code == 404
 
 
 def test_settings_people_panel_lists_admins_and_assigned_members(s, client):
-    membership_remove(membership=s["member"], actor=s["owner"])
+    member_remove(membership=s["member"], actor=s["owner"])
     client.force_login(s["owner"])
     people = client.get(url("settings", s, s["campaign"])).context["people"]
     listed = {(p["user"].email, p["role"], p["via"]) for p in people}
@@ -394,14 +401,14 @@ def test_settings_people_panel_lists_admins_and_assigned_members(s, client):
 
 def test_membership_workspaces_set_replaces_the_assignments(s):
     member = s["member"]
-    membership_workspaces_set(
+    member_workspaces_set(
         membership=member,
         assignments={s["campaign"]: WorkspaceRole.MEMBER, s["launch"]: WorkspaceRole.VIEWER},
         actor=s["owner"],
     )
     assert assignments(member.user, s["org"]) == {"Campaign": "member", "Launch": "viewer"}
 
-    membership_workspaces_set(
+    member_workspaces_set(
         membership=member,
         assignments={s["launch"]: WorkspaceRole.ADMIN, s["primary"]: WorkspaceRole.MEMBER},
         actor=s["admin"].user,
@@ -423,20 +430,20 @@ def test_membership_workspaces_set_replaces_the_assignments(s):
     assert event.before == {"Campaign": "member", "Launch": "viewer"}
     assert event.after == {"Launch": "admin", "Primary Workspace": "member"}
 
-    membership_workspaces_set(membership=member, assignments={}, actor=s["owner"])
+    member_workspaces_set(membership=member, assignments={}, actor=s["owner"])
     assert assignments(member.user, s["org"]) == {}
     assert not WorkspaceUserObjectPermission.objects.filter(user=member.user).exists()
 
 
 def test_membership_workspaces_set_without_change_writes_no_event(s):
     count = AuditEvent.objects.filter(organization=s["org"]).count()
-    membership_workspaces_set(membership=s["member"], assignments={s["campaign"]: "member"}, actor=s["owner"])
+    member_workspaces_set(membership=s["member"], assignments={s["campaign"]: "member"}, actor=s["owner"])
     assert AuditEvent.objects.filter(organization=s["org"]).count() == count
 
 
 def test_membership_workspaces_set_keeps_assignments_to_archived_workspaces(s):
     workspace_archive(workspace=s["campaign"], actor=s["owner"])
-    membership_workspaces_set(membership=s["member"], assignments={s["launch"]: "member"}, actor=s["owner"])
+    member_workspaces_set(membership=s["member"], assignments={s["launch"]: "member"}, actor=s["owner"])
     assert assignments(s["member"].user, s["org"]) == {"Campaign": "member", "Launch": "member"}
 
 
@@ -444,7 +451,7 @@ def test_membership_workspaces_set_keeps_assignments_to_archived_workspaces(s):
 def test_membership_workspaces_set_refuses_owners_and_admins(s, target):
     membership = Membership.objects.get(user=s["owner"]) if target == "owner" else s["admin"]
     with pytest.raises(ValidationError, match="Owners and Admins can open every workspace"):
-        membership_workspaces_set(membership=membership, assignments={s["launch"]: "viewer"}, actor=s["owner"])
+        member_workspaces_set(membership=membership, assignments={s["launch"]: "viewer"}, actor=s["owner"])
     assert not WorkspaceMembership.objects.filter(user=membership.user).exists()
 
 
@@ -454,7 +461,7 @@ def test_membership_workspaces_set_refuses_owners_and_admins(s, target):
 )
 def test_membership_workspaces_set_refuses_non_admin_actors(s, actor_key, message):
     with pytest.raises(ValidationError, match=message):
-        membership_workspaces_set(membership=s["other"], assignments={s["campaign"]: "admin"}, actor=s[actor_key].user)
+        member_workspaces_set(membership=s["other"], assignments={s["campaign"]: "admin"}, actor=s[actor_key].user)
     assert assignments(s["other"].user, s["org"]) == {}
 
 
@@ -469,26 +476,26 @@ def test_membership_workspaces_set_refuses_bad_targets_and_roles(s):
     ]
     for mapping, message in cases:
         with pytest.raises(ValidationError, match=message):
-            membership_workspaces_set(membership=s["member"], assignments=mapping, actor=s["owner"])
+            member_workspaces_set(membership=s["member"], assignments=mapping, actor=s["owner"])
     assert assignments(s["member"].user, s["org"]) == {"Campaign": "member"}
-    membership_remove(membership=s["member"], actor=s["owner"])
+    member_remove(membership=s["member"], actor=s["owner"])
     removed = Membership.objects.get(pk=s["member"].pk)
     with pytest.raises(ValidationError, match="no longer a member"):
-        membership_workspaces_set(membership=removed, assignments={s["campaign"]: "member"}, actor=s["owner"])
+        member_workspaces_set(membership=removed, assignments={s["campaign"]: "member"}, actor=s["owner"])
     assert assignments(s["member"].user, s["org"]) == {}
 
 
 def test_membership_workspaces_set_rereads_the_membership(s):
     stale = Membership.objects.get(pk=s["member"].pk)  # e.g. loaded by a view just before a removal
-    membership_remove(membership=s["member"], actor=s["owner"])
+    member_remove(membership=s["member"], actor=s["owner"])
     with pytest.raises(ValidationError, match="no longer a member"):
-        membership_workspaces_set(membership=stale, assignments={s["launch"]: "admin"}, actor=s["owner"])
+        member_workspaces_set(membership=stale, assignments={s["launch"]: "admin"}, actor=s["owner"])
     assert assignments(s["member"].user, s["org"]) == {}
 
 
 def test_member_workspaces_view_saves_and_says_so(s, client):
     client.force_login(s["admin"].user)
-    target = reverse("orgs:member_workspaces", kwargs={"org_slug": s["org"].slug, "membership_id": s["other"].pk})
+    target = reverse("orgs:member_workspaces_set", kwargs={"org_slug": s["org"].slug, "membership_id": s["other"].pk})
     response = client.post(
         target,
         {f"ws_{s['campaign'].pk}": "viewer", f"ws_{s['launch'].pk}": "admin", f"ws_{s['primary'].pk}": ""},
@@ -501,7 +508,7 @@ def test_member_workspaces_view_saves_and_says_so(s, client):
 @pytest.mark.parametrize("value", ["owner", "1", "<script>"])
 def test_member_workspaces_view_bad_role_is_a_form_error(s, client, value):
     client.force_login(s["owner"])
-    target = reverse("orgs:member_workspaces", kwargs={"org_slug": s["org"].slug, "membership_id": s["member"].pk})
+    target = reverse("orgs:member_workspaces_set", kwargs={"org_slug": s["org"].slug, "membership_id": s["member"].pk})
     response = client.post(target, {f"ws_{s['launch'].pk}": value})
     assert response.status_code == 400
     assert response.context["workspaces_form"].errors
@@ -512,7 +519,7 @@ def test_member_workspaces_view_ignores_unknown_workspace_ids(s, client):
     other_org = make_organization(name="Elsewhere")
     foreign = Workspace.objects.get(organization=other_org, is_primary=True)
     client.force_login(s["owner"])
-    target = reverse("orgs:member_workspaces", kwargs={"org_slug": s["org"].slug, "membership_id": s["member"].pk})
+    target = reverse("orgs:member_workspaces_set", kwargs={"org_slug": s["org"].slug, "membership_id": s["member"].pk})
     client.post(
         target,
         {f"ws_{s['campaign'].pk}": "member", f"ws_{foreign.pk}": "admin", "ws_abc": "admin", "ws_987654": "admin"},
@@ -523,7 +530,7 @@ def test_member_workspaces_view_ignores_unknown_workspace_ids(s, client):
 
 def test_member_workspaces_view_for_an_admin_is_a_clear_error(s, client):
     client.force_login(s["owner"])
-    target = reverse("orgs:member_workspaces", kwargs={"org_slug": s["org"].slug, "membership_id": s["admin"].pk})
+    target = reverse("orgs:member_workspaces_set", kwargs={"org_slug": s["org"].slug, "membership_id": s["admin"].pk})
     response = client.post(target, {f"ws_{s['launch'].pk}": "viewer"})
     assert response.status_code == 400
     # The page offers no workspace form for an Admin, and says why.
@@ -534,7 +541,7 @@ def test_member_workspaces_view_for_an_admin_is_a_clear_error(s, client):
 @pytest.mark.parametrize("role", ["abc", "", "15", "99", "8.0"])
 def test_member_role_view_bad_value_is_a_form_error(s, client, role):
     client.force_login(s["owner"])
-    target = reverse("orgs:member_role", kwargs={"org_slug": s["org"].slug, "membership_id": s["member"].pk})
+    target = reverse("orgs:member_role_change", kwargs={"org_slug": s["org"].slug, "membership_id": s["member"].pk})
     response = client.post(target, {"role": role})
     assert response.status_code == 400
     s["member"].refresh_from_db()
@@ -544,7 +551,9 @@ def test_member_role_view_bad_value_is_a_form_error(s, client, role):
 def test_member_role_view_service_refusal_shows_on_the_form(s, client):
     client.force_login(s["admin"].user)
     owner_membership = Membership.objects.get(user=s["owner"])
-    target = reverse("orgs:member_role", kwargs={"org_slug": s["org"].slug, "membership_id": owner_membership.pk})
+    target = reverse(
+        "orgs:member_role_change", kwargs={"org_slug": s["org"].slug, "membership_id": owner_membership.pk}
+    )
     response = client.post(target, {"role": OrganizationRole.MEMBER})
     assert response.status_code == 400
     assert "This is the Owner. Only the Owner can hand the organization over" in response.content.decode()
@@ -558,8 +567,8 @@ def test_member_pages_of_unknown_or_foreign_members_are_404(s, client):
     for membership_id in [987654, foreign.pk]:
         kwargs = {"org_slug": s["org"].slug, "membership_id": membership_id}
         assert client.get(reverse("orgs:member", kwargs=kwargs)).status_code == 404
-        assert client.post(reverse("orgs:member_role", kwargs=kwargs), {"role": 8}).status_code == 404
-        assert client.post(reverse("orgs:member_workspaces", kwargs=kwargs), {}).status_code == 404
+        assert client.post(reverse("orgs:member_role_change", kwargs=kwargs), {"role": 8}).status_code == 404
+        assert client.post(reverse("orgs:member_workspaces_set", kwargs=kwargs), {}).status_code == 404
         assert client.post(reverse("orgs:member_remove", kwargs=kwargs)).status_code == 404
     foreign.refresh_from_db()
     assert foreign.role == OrganizationRole.MEMBER

@@ -35,7 +35,7 @@ from orgs.services import (
 )
 from workspaces.models import Workspace, WorkspaceMembership, WorkspaceRole
 from workspaces.roles import permissions_apply
-from workspaces.services.workspaces import workspace_membership_set
+from workspaces.services.workspaces import workspace_member_set
 
 
 def _membership_activate(*, organization: Organization, user: User, role: int) -> Membership:
@@ -53,7 +53,7 @@ def _membership_activate(*, organization: Organization, user: User, role: int) -
 
 
 @transaction.atomic
-def membership_add(*, organization: Organization, user: User, role: OrganizationRole, actor: User | None) -> Membership:
+def member_add(*, organization: Organization, user: User, role: OrganizationRole, actor: User | None) -> Membership:
     """Make `user` an active member with `role` (Admin or Member: an organization has one Owner)."""
     if role == OrganizationRole.OWNER:
         raise ValidationError({"role": "An organization has exactly one Owner; transfer ownership instead."})
@@ -81,7 +81,7 @@ def _check_can_manage(*, actor_membership: Membership, target: Membership) -> No
 
 
 @transaction.atomic
-def membership_role_change(*, membership: Membership, role: int, actor: User) -> Membership:
+def member_role_change(*, membership: Membership, role: int, actor: User) -> Membership:
     """Admin ⇄ Member. Nobody changes their own role, touches the Owner, or raises anyone above themselves."""
     membership = Membership.objects.select_for_update().select_related("user", "organization").get(pk=membership.pk)
     actor_membership = membership_require_admin(organization=membership.organization, actor=actor)
@@ -108,7 +108,7 @@ def membership_role_change(*, membership: Membership, role: int, actor: User) ->
 
 
 @transaction.atomic
-def membership_remove(*, membership: Membership, actor: User) -> Membership:
+def member_remove(*, membership: Membership, actor: User) -> Membership:
     """Access ends at once (permission rows go); history and usage stay attributed to the person."""
     membership = Membership.objects.select_for_update().select_related("user", "organization").get(pk=membership.pk)
     actor_membership = membership_require_admin(organization=membership.organization, actor=actor)
@@ -137,7 +137,7 @@ def membership_remove(*, membership: Membership, actor: User) -> Membership:
 
 
 @transaction.atomic
-def organization_transfer_ownership(*, organization: Organization, new_owner: Membership, actor: User) -> Membership:
+def ownership_transfer(*, organization: Organization, new_owner: Membership, actor: User) -> Membership:
     """The Owner hands the organization to an existing member and becomes an Admin."""
     memberships = {
         m.pk: m
@@ -274,7 +274,7 @@ def invitation_accept(*, token: str, user: User) -> Membership:
         raise ValidationError(f"You are already a member of {organization.name}.")
     membership = _membership_activate(organization=organization, user=user, role=invitation.role)
     for workspace in invitation.workspaces.filter(archived_at__isnull=True):
-        workspace_membership_set(workspace=workspace, user=user, role=invitation.workspace_role, actor=user)
+        workspace_member_set(workspace=workspace, user=user, role=invitation.workspace_role, actor=user)
     invitation.status = InvitationStatus.ACCEPTED
     invitation.accepted_at = dj_now()
     invitation.accepted_by = user

@@ -15,7 +15,7 @@ from workspaces.roles import permissions_apply
 
 
 @transaction.atomic
-def workspace_membership_set(
+def workspace_member_set(
     *, workspace: Workspace, user: User, role: WorkspaceRole | str, actor: User | None
 ) -> WorkspaceMembership:
     """Assign an organization member to a workspace with a role (or change that role)."""
@@ -68,7 +68,7 @@ def workspace_update(*, workspace: Workspace, actor: User, name: str, descriptio
 
 
 @transaction.atomic
-def workspace_membership_remove(*, workspace: Workspace, user: User, actor: User) -> None:
+def workspace_member_remove(*, workspace: Workspace, user: User, actor: User) -> None:
     membership = WorkspaceMembership.objects.filter(workspace=workspace, user=user).first()
     if membership is None:
         raise ValidationError(f"{user.email} is not assigned to {workspace.name}.")
@@ -86,7 +86,7 @@ def workspace_membership_remove(*, workspace: Workspace, user: User, actor: User
 
 
 @transaction.atomic
-def membership_workspaces_set(*, membership: Membership, assignments: dict[Workspace, str], actor: User) -> None:
+def member_workspaces_set(*, membership: Membership, assignments: dict[Workspace, str], actor: User) -> None:
     """Replace which workspaces an org Member is assigned to, and with which role, in one step."""
     membership = Membership.objects.select_for_update().select_related("user", "organization").get(pk=membership.pk)
     organization = membership.organization
