@@ -15,6 +15,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.html import format_html
 
 from billing.ledger import LedgerError
 from billing.models import (
@@ -93,8 +94,6 @@ class LedgerTransactionAdmin(ReadOnlyAdmin):
     def refund_link(self, obj: LedgerTransaction) -> str:
         if obj.kind not in (TransactionKind.CHARGE, TransactionKind.CAPTURE):
             return ""
-        from django.utils.html import format_html
-
         return format_html('<a href="{}">Refund…</a>', reverse("admin:billing_refund", args=[obj.pk]))
 
     def get_urls(self) -> list[Any]:

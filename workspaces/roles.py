@@ -9,7 +9,6 @@ live workspaces calls it inside its own transaction, so access changes exactly w
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
 
 from django.contrib.auth.models import Permission
 from django.db import transaction
@@ -20,6 +19,7 @@ from orgs.models import (
     Organization,
     OrganizationRole,
     OrganizationUserObjectPermission,
+    User,
 )
 from workspaces.models import (
     Workspace,
@@ -27,9 +27,6 @@ from workspaces.models import (
     WorkspaceRole,
     WorkspaceUserObjectPermission,
 )
-
-if TYPE_CHECKING:
-    from orgs.models import User
 
 _MEMBER = frozenset({"view_organization"})
 _ADMIN = _MEMBER | {
