@@ -7,6 +7,7 @@ from django import forms
 from orgs.images import logo_process
 from orgs.models import Membership, Organization, OrganizationRole, timezone_choices
 from orgs.services import parse_email_list
+from qolaba.fields import IdsMultipleChoiceField
 from workspaces.models import Workspace, WorkspaceRole
 
 
@@ -43,7 +44,7 @@ class InviteForm(forms.Form):
         initial=OrganizationRole.MEMBER,
         help_text="Admins manage members, workspaces and credits. Members use the workspaces they are given.",
     )
-    workspaces = forms.ModelMultipleChoiceField(
+    workspaces = IdsMultipleChoiceField(
         queryset=Workspace.objects.none(),
         widget=forms.CheckboxSelectMultiple,
         help_text="At least one. Admins can open every workspace anyway.",

@@ -29,6 +29,7 @@ INSTALLED_APPS = [
     "guardian",
     "django_htmx",
     "template_partials",
+    "ninja",  # its Swagger UI page then loads the bundled static files instead of a CDN
     "django_celery_beat",
     "orgs",
     "workspaces",

@@ -751,6 +751,8 @@ def test_invite_view_reports_members_and_pending_together(
         ("workspaces", {"workspaces": []}),
         ("workspaces", {"workspaces": ["not-a-number"]}),
         ("workspaces", {"workspaces": [987654]}),
+        ("workspaces", {"workspaces": ["9223372036854775808"]}),
+        ("workspaces", {"workspaces": [str(-(2**63) - 1)]}),
         ("workspace_role", {"workspace_role": "owner"}),
     ],
 )
