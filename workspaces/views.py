@@ -5,6 +5,7 @@ from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
@@ -200,8 +201,9 @@ def workspace_archive_view(request: WorkspaceRequest, org_slug: str, ws_slug: st
         success_url=list_url,
         confirmation={
             "title": f"Delete the workspace “{workspace.name}”?",
-            "body": "Its members lose access and no more credits can be spent in it. Its history and usage stay "
-            "for reports, and you can restore it within the retention window.",
+            "body": "Its members lose access and no more credits can be spent in it; its remaining credits return to "
+            "the Primary Workspace. Its history and usage records are kept, and you can restore it within "
+            f"{settings.ORGANIZATION_RETENTION_DAYS} days.",
             "confirm_label": "Delete workspace",
             "cancel_url": list_url,
         },
@@ -294,7 +296,7 @@ def history_item_delete_view(request: WorkspaceRequest, org_slug: str, ws_slug: 
         confirmation={
             "title": "Delete this history item?",
             "body": "It disappears from the workspace's History for everyone, with its output and file. "
-            "The credits it cost stay in the usage reports.",
+            "The credits it cost are not refunded: they still count as spent.",
             "confirm_label": "Delete item",
             "cancel_url": detail_url,
         },

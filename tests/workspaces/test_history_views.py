@@ -15,6 +15,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from PIL import Image
 
+from billing.models import LedgerTransaction
 from orgs.models import AuditEvent, Membership, OrganizationRole
 from qolaba.lifecycle import workspace_archive
 from qolaba.tools import Tool
@@ -652,3 +653,17 @@ def test_history_pages_make_a_constant_number_of_queries(world, django_assert_ma
     print(f"history queries (3 items, 60 items): {counts}")  # noqa: T201
     for label, (small_count, large_count) in counts.items():
         assert small_count == large_count, (label, counts)
+
+
+def test_the_delete_dialog_says_only_what_is_true(world, items):
+    """It promised "usage reports" that did not exist; it says what deletion does to credits: nothing."""
+    item = items["image_ada"]
+    client = logged_in(world["author"])
+    delete_url = item_url(world["studio"], item, "history_item_delete")
+    body = client.get(delete_url).content.decode()
+    assert "usage reports" not in body
+    assert "The credits it cost are not refunded: they still count as spent." in body
+    transactions = LedgerTransaction.objects.count()
+    client.post(delete_url)
+    assert HistoryItem.objects.get(pk=item.pk).deleted_at is not None
+    assert LedgerTransaction.objects.count() == transactions  # no refund was written

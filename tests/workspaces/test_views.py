@@ -70,7 +70,7 @@ def test_overview_sends_anonymous_visitors_to_login(client, world):
         ("owner", "Workspace admin: you manage this workspace."),
         ("admin", "Workspace admin: you manage this workspace."),
         ("ws_admin", "Workspace admin: you manage this workspace."),
-        ("ws_member", "Workspace member: you can use the AI tools here."),
+        ("ws_member", "Workspace member: the generations you run here are charged to this workspace."),
         ("ws_viewer", "Workspace viewer: you can read history and usage."),
     ],
 )

@@ -185,6 +185,21 @@ def test_delete_view_confirms_then_archives_and_revokes_access(s, client):
     assert url("workspace_restore", s, workspace_id=s["campaign"].pk) in page
 
 
+def test_the_delete_dialog_and_the_danger_zone_say_what_deleting_does(s, client, settings):
+    """They promised "reports" that did not exist and left out that the credits go back to the Primary."""
+    settings.ORGANIZATION_RETENTION_DAYS = 12
+    client.force_login(s["admin"].user)
+    texts = [
+        client.get(url("workspace_archive", s, s["campaign"])).content.decode(),
+        client.get(url("settings", s, s["campaign"])).content.decode(),
+    ]
+    for text in texts:
+        assert "for reports" not in text
+        assert "remaining credits return to" in text
+        assert "the Primary Workspace" in text
+    assert "restore it within 12 days" in texts[0]
+
+
 def test_the_primary_workspace_cannot_be_deleted(s, client):
     with pytest.raises(ValidationError, match="Primary Workspace cannot be deleted"):
         workspace_archive(workspace=s["primary"], actor=s["owner"])
