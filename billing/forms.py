@@ -55,9 +55,16 @@ class TransferForm(forms.Form):
 
     def __init__(self, *args: Any, organization: Organization, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        live = Workspace.objects.live().filter(organization=organization)
+        live = Workspace.objects.live().filter(organization=organization).order_by("-is_primary", "name")
         self.fields["source"].queryset = live  # type: ignore[attr-defined]
         self.fields["target"].queryset = live  # type: ignore[attr-defined]
+        if not self.is_bound:
+            # A fresh form proposes a transfer that can be made: from the chosen (or the Primary) workspace to the
+            # first other one — never the same workspace on both sides.
+            ids = list(live.values_list("pk", flat=True))
+            source = self.initial.get("source") or (ids[0] if ids else None)
+            self.initial["source"] = source
+            self.initial["target"] = next((pk for pk in ids if str(pk) != str(source)), None)
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}

@@ -27,7 +27,7 @@ class WorkspaceForm(forms.Form):
 class WorkspaceMemberForm(forms.Form):
     """Assign an organization Member (Owners/Admins need no assignment) to the workspace, or change their role."""
 
-    member = forms.ModelChoiceField(queryset=Membership.objects.none(), label="Member")
+    member = forms.ModelChoiceField(queryset=Membership.objects.none(), label="Member", empty_label="Choose a member…")
     role = forms.ChoiceField(choices=WorkspaceRole.choices, initial=WorkspaceRole.MEMBER)
 
     def __init__(self, *args: Any, workspace: Workspace, **kwargs: Any) -> None:

@@ -295,6 +295,25 @@ def test_the_preview_shows_the_resulting_balances_and_changes_nothing(w):
     assert LedgerTransaction.objects.filter(organization=w.org, kind=TransactionKind.TRANSFER).count() == 1
 
 
+def _selected(html: str, field: str) -> list[str]:
+    select = re.search(rf'<select name="{field}".*?</select>', html, re.S)
+    assert select is not None
+    return re.findall(r'<option value="(\d+)"[^>]*selected', select.group(0))
+
+
+@pytest.mark.parametrize("given_source", [None, "studio"])
+def test_manage_credits_starts_with_two_different_workspaces(w, given_source):
+    """It opened with the same workspace as source and target: a transfer that can only be refused."""
+    to_budget(w)
+    query = {"source": getattr(w, given_source).pk} if given_source else {}
+    html = text(w.as_owner.get(transfer_url(w), query))
+    source, target = _selected(html, "source"), _selected(html, "target")
+    assert len(source) == 1
+    assert len(target) == 1
+    assert source != target
+    assert source == [str(w.studio.pk if given_source else w.primary.pk)]
+
+
 def test_the_preview_of_more_than_the_source_has_shows_an_error(w):
     to_budget(w, studio=1_000)
     query = {"source": w.studio.pk, "target": w.spare.pk, "amount": "1001"}

@@ -623,3 +623,10 @@ def test_overview_links_to_settings_only_for_those_who_manage_the_workspace(clie
     assert settings_url in client.get(overview_url).content.decode()
     client.force_login(member)
     assert settings_url not in client.get(overview_url).content.decode()
+
+
+def test_the_member_picker_prompts_instead_of_dashes(s, client):
+    client.force_login(s["admin"].user)
+    page = client.get(url("settings", s, s["campaign"])).content.decode()
+    assert '<option value="" selected>Choose a member…</option>' in page
+    assert "---------" not in page
