@@ -32,10 +32,14 @@
     toggle.setAttribute("aria-expanded", open ? "true" : "false");
   }
   document.addEventListener("click", function (event) {
+    // The toggle and the × are links (#sidebar, #) so that the menu also opens without JavaScript (CSS :target);
+    // with it, the class does the work and the URL keeps no fragment.
     if (event.target.closest("[data-nav-toggle]")) {
+      event.preventDefault();
       var sidebar = document.getElementById("sidebar");
       setSidebar(!(sidebar && sidebar.classList.contains("open")));
     } else if (event.target.closest("[data-nav-close]")) {
+      event.preventDefault();
       setSidebar(false);
     } else if (!event.target.closest("#sidebar")) {
       setSidebar(false);

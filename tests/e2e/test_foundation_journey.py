@@ -213,3 +213,33 @@ def test_phone_sidebar_closes_on_escape_and_outside_click(live_server, browser: 
         expect(toggle).to_have_attribute("aria-expanded", "false")
     finally:
         context.close()
+
+
+TABS = ["Overview", "History", "Members", "Workspaces", "Billing", "Audit", "Profile"]
+
+
+def test_every_tab_is_reachable_on_a_phone_without_javascript(live_server, browser: Browser, screenshot: Screenshot):
+    """The menu button was a JavaScript-only toggle: without JavaScript a phone could not reach any other tab."""
+    user = UserFactory(email="phone-nojs@example.com")
+    make_organization(owner=user, name="Acme Studio")
+    context = browser.new_context(viewport={"width": 390, "height": 800}, java_script_enabled=False)
+    try:
+        page = context.new_page()
+        _log_in(page, live_server.url, user.email)
+        sidebar = page.locator("#sidebar")
+        expect(sidebar).not_to_be_in_viewport()
+        for tab in TABS:
+            page.locator("[data-nav-toggle]").click()
+            expect(sidebar).to_be_in_viewport(ratio=1)
+            sidebar.locator(".side-nav").get_by_role("link", name=tab, exact=True).click()
+            expect(page.locator(".side-nav [aria-current='page']")).to_have_text(re.compile(tab))
+            expect(sidebar).not_to_be_in_viewport()  # the new page opens with the menu closed
+            assert page.evaluate("document.documentElement.scrollWidth") <= 390
+            screenshot(page, f"phone-nojs-{tab}")
+        # The close link shuts the menu without JavaScript too.
+        page.locator("[data-nav-toggle]").click()
+        expect(sidebar).to_be_in_viewport(ratio=1)
+        sidebar.locator("[data-nav-close]").click()
+        expect(sidebar).not_to_be_in_viewport()
+    finally:
+        context.close()
