@@ -5,7 +5,7 @@ from typing import Any
 from django import forms
 
 from orgs.images import logo_process
-from orgs.models import Membership, Organization, OrganizationRole, timezone_choices
+from orgs.models import AuditAction, Membership, Organization, OrganizationRole, timezone_choices
 from orgs.services import parse_email_list
 from qolaba.fields import IdsMultipleChoiceField
 from workspaces.models import Workspace, WorkspaceRole
@@ -168,11 +168,13 @@ class OrganizationDeleteForm(forms.Form):
 
 
 class AuditFilterForm(forms.Form):
-    action = forms.ChoiceField(required=False)
+    action = forms.ChoiceField(required=False, label="Action")
     actor = forms.CharField(required=False, label="Actor email")
     date_from = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
     date_to = forms.DateField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}))
 
     def __init__(self, *args: Any, actions: list[str], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["action"].choices = [("", "All actions"), *((a, a) for a in actions)]  # type: ignore[attr-defined]
+        labels = dict(AuditAction.choices)
+        choices = [("", "All actions"), *((a, labels.get(a, a)) for a in actions)]
+        self.fields["action"].choices = choices  # type: ignore[attr-defined]

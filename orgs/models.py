@@ -331,8 +331,8 @@ class AuditAction(models.TextChoices):
     WORKSPACE_RESTORED = "workspace.restored", "Workspace restored"
     WORKSPACE_UPDATED = "workspace.updated", "Workspace updated"
 
-    API_KEY_CREATED = "api_key.created", "Api key created"
-    API_KEY_REVOKED = "api_key.revoked", "Api key revoked"
+    API_KEY_CREATED = "api_key.created", "API key created"
+    API_KEY_REVOKED = "api_key.revoked", "API key revoked"
 
     HISTORY_ITEM_DELETED = "history_item.deleted", "History item deleted"
 
@@ -387,3 +387,16 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action} {self.target_repr} by {self.actor_email or 'system'}"
+
+    @property
+    def action_label(self) -> str:
+        try:
+            return str(AuditAction(self.action).label)
+        except ValueError:  # an action name no longer in the enum (kept history)
+            return self.action
+
+    @property
+    def changes(self) -> list[tuple[str, Any, Any]]:
+        """The change as rows of (field, before, after); a side that did not have the field is None."""
+        keys = list(self.before) + [key for key in self.after if key not in self.before]
+        return [(key.replace("_", " "), self.before.get(key), self.after.get(key)) for key in keys]

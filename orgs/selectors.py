@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import date
+from datetime import date, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from django.db.models import QuerySet
 
@@ -39,10 +40,12 @@ def audit_events(
         events = events.filter(action=action)
     if actor:
         events = events.filter(actor_email__icontains=actor)
+    # Days are the organization's days, as every date the app shows.
+    zone = ZoneInfo(organization.timezone)
     if date_from:
-        events = events.filter(created_at__date__gte=date_from)
+        events = events.filter(created_at__gte=datetime.combine(date_from, time.min, tzinfo=zone))
     if date_to:
-        events = events.filter(created_at__date__lte=date_to)
+        events = events.filter(created_at__lt=datetime.combine(date_to + timedelta(days=1), time.min, tzinfo=zone))
     return events.order_by("-created_at", "-id")
 
 

@@ -8,6 +8,7 @@ import csv
 import hashlib
 import io
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode
 
@@ -409,8 +410,39 @@ def test_audit_tab_lists_newest_first_and_only_this_org(dated, client):
     ]
     body = response.content.decode()
     assert "membership.role_changed" in body
-    assert "role: Member" in body
-    assert "role: Admin" in body
+    # The change reads as a before → after list (it was "role: Member → role: Admin" run together).
+    assert re.search(r'<span class="change-field">role</span>\s*<span class="muted">Member</span> → Admin', body)
+    assert re.search(r'<span class="change-field">role</span>\s*<span class="muted">Admin</span> → Member', body)
+
+
+def test_audit_tab_names_actions_and_labels_its_filters(dated, client):
+    s = dated
+    client.force_login(s["owner"])
+    body = client.get(audit_url(s)).content.decode()
+    assert ">Membership role changed</td>" in body
+    assert '<option value="membership.role_changed">Membership role changed</option>' in body
+    for label in ("Action", "Actor email", "From", "To"):
+        assert f'<span class="filter-label">{label}</span>' in body
+    assert "visually-hidden" not in body.split('<form class="toolbar"')[1].split("</form>")[0]
+
+
+def test_audit_times_and_days_are_the_organizations(dated, client):
+    """Times were shown in UTC and days cut in UTC; the organization's zone is what every other page uses."""
+    s = dated
+    s["org"].timezone = "Asia/Kolkata"  # +05:30: DAY1's 10:00 UTC is 15:30 there
+    s["org"].save(update_fields=["timezone"])
+    client.force_login(s["owner"])
+    body = client.get(audit_url(s)).content.decode()
+    assert "Time (Asia/Kolkata)" in body
+    assert "2026-02-02 15:30:00" in body
+    assert "2026-02-02 10:00:00" not in body
+    # An event at 20:00 UTC on the 9th is on the 10th in Kolkata: a filter for the 10th finds it, for the 9th not.
+    late = AuditEvent.objects.filter(organization=s["org"]).order_by("-created_at").first()
+    AuditEvent.objects.filter(pk=late.pk).update(created_at=datetime(2026, 2, 9, 20, 0, tzinfo=UTC))
+    on_10th = listed(client.get(audit_url(s, date_from="2026-02-10", date_to="2026-02-10")))
+    on_9th = listed(client.get(audit_url(s, date_from="2026-02-09", date_to="2026-02-09")))
+    assert (late.action, late.actor_email) in on_10th
+    assert (late.action, late.actor_email) not in on_9th
 
 
 def test_audit_tab_filters_by_action(dated, client):

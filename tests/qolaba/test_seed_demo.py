@@ -206,3 +206,9 @@ def test_every_listed_user_logs_in_and_sees_exactly_their_workspaces(demo):
             assert status == expected, (user["email"], ws_slug)
             checked_denials += expected == 404
     assert checked_denials > 0  # the demo does show someone a 404
+
+
+def test_the_seeded_audit_events_carry_an_address(demo):
+    events = AuditEvent.objects.all()
+    assert events.exists()
+    assert not events.filter(ip_address__isnull=True).exists()

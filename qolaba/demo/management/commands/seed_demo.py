@@ -19,7 +19,10 @@ from billing.catalog import plans_ensure_defaults
 from orgs.models import User
 from qolaba.demo.organizations import DEMO, DEMO_PASSWORD, demo_summary, organization_seed
 from qolaba.demo.usage import UsageSeeded, api_keys_issue, demo_holds_release_expired, usage_seed
+from qolaba.middleware import current_ip
 from usage.catalog import prices_ensure_defaults
+
+DEMO_IP = "198.51.100.24"
 
 
 class Command(BaseCommand):
@@ -40,15 +43,20 @@ class Command(BaseCommand):
         api_keys: dict[int, str] = {}
         usage: dict[str, UsageSeeded] = {}
         # Emails sent while seeding (console backend in development) must not mix with the JSON on stdout.
-        with redirect_stdout(sys.stderr), transaction.atomic():
-            plans_ensure_defaults()
-            prices_ensure_defaults()
-            for spec in DEMO:
-                organization = organization_seed(spec)
-                owner = User.objects.get(email__iexact=spec.owner.email)
-                api_keys |= api_keys_issue(organization=organization, owner=owner, rotate=options["json"])
-                demo_holds_release_expired(organization=organization)
-                usage[spec.slug] = usage_seed(organization=organization)
+        # The demo's audit events carry an address, as the ones of real requests do (a documentation range).
+        ip_token = current_ip.set(DEMO_IP)
+        try:
+            with redirect_stdout(sys.stderr), transaction.atomic():
+                plans_ensure_defaults()
+                prices_ensure_defaults()
+                for spec in DEMO:
+                    organization = organization_seed(spec)
+                    owner = User.objects.get(email__iexact=spec.owner.email)
+                    api_keys |= api_keys_issue(organization=organization, owner=owner, rotate=options["json"])
+                    demo_holds_release_expired(organization=organization)
+                    usage[spec.slug] = usage_seed(organization=organization)
+        finally:
+            current_ip.reset(ip_token)
         summary = demo_summary(api_keys)
         if options["json"]:
             self.stdout.write(json.dumps(summary, indent=2))
