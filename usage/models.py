@@ -4,9 +4,13 @@ Usage events are the app's largest table (one row per generation, tens of millio
 no database foreign keys (partitioned tables are referenced by id only), indexes only for the reads the
 product makes — per workspace and per member over a time range. See docs/architecture.md for monthly
 partitioning.
+
+The usage roll-up (`UsageRollup`, 15-minute buckets) summarises them; `usage.rollup` writes and reads it.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
@@ -60,6 +64,27 @@ class UsageStatus(models.TextChoices):
     RELEASED = "released", "Released"
 
 
+class TransactionNumber(models.Expression):
+    """The database default of `UsageEvent.created_seq` and `.changed_seq`: the number of the writing transaction.
+
+    On PostgreSQL it is the inserting transaction's 64-bit id (`pg_current_xact_id()`, which never wraps around;
+    inside a savepoint it is still the top-level transaction's id). The roll-up's watermark is such an id: see
+    `usage.rollup` for why that makes it safe against rows committed out of order. A trigger keeps `changed_seq`
+    up to date on every UPDATE (migration 0005).
+
+    On SQLite (the demo) the default is 0 and triggers number the row right after the INSERT with the next number
+    (`MAX(changed_seq) + 1`): there is one writer at a time there."""
+
+    output_field = models.BigIntegerField()
+    allowed_default = True  # a column default: it reads no column
+
+    def as_sql(self, compiler: Any, connection: Any) -> tuple[str, list[Any]]:
+        return "0", []
+
+    def as_postgresql(self, compiler: Any, connection: Any) -> tuple[str, list[Any]]:
+        return "pg_current_xact_id()::text::bigint", []
+
+
 class UsageEventQuerySet(models.QuerySet["UsageEvent"]):
     def spent(self) -> UsageEventQuerySet:
         """Events whose credits were actually charged."""
@@ -106,6 +131,11 @@ class UsageEvent(models.Model):
     )
     created_at = models.DateTimeField(default=now)
     settled_at = models.DateTimeField(null=True, blank=True)
+    # Change tracking for the roll-up, set by the database only (the ORM and the one-statement charge leave them
+    # to it): the number of the transaction that inserted the row, and of the last one that changed it (never
+    # below created_seq). created_at is never changed after the insert, so an event never moves between buckets.
+    created_seq = models.BigIntegerField(db_default=TransactionNumber(), editable=False)
+    changed_seq = models.BigIntegerField(db_default=TransactionNumber(), editable=False)
 
     objects = UsageEventQuerySet.as_manager()
 
@@ -120,10 +150,75 @@ class UsageEvent(models.Model):
             models.Index(fields=["organization", "user", "created_at"], name="usage_event_member_time"),
             models.Index(fields=["organization", "created_at"], name="usage_event_org_time"),
             models.Index(fields=["hold"], condition=models.Q(hold__isnull=False), name="usage_event_hold"),
+            # "What changed since the watermark": the roll-up run and the live read (a few rows, the newest ones).
+            models.Index(fields=["changed_seq"], name="usage_event_changed_seq"),
         ]
 
     def __str__(self) -> str:
         return f"{self.tool}/{self.model} x {self.units} = {self.credits} ({self.status})"
+
+
+class UsageRollup(models.Model):
+    """Usage events summed per organization, workspace, member, tool, model and 15-minute bucket (UTC).
+
+    Written only by `usage.rollup` (the Celery roll-up and its rebuild). Captured events count in generations,
+    units and credits; events still held count in held_generations and held_credits; released events count nowhere
+    (they cost nothing). Fifteen-minute buckets cut exactly into hours, days and months in every time zone in use
+    (all UTC offsets are multiples of 15 minutes: +05:30, +05:45, ...). A row exists only for a key and bucket with
+    at least one captured or held event."""
+
+    organization = models.ForeignKey(
+        "orgs.Organization", on_delete=models.DO_NOTHING, related_name="+", db_constraint=False, db_index=False
+    )
+    workspace = models.ForeignKey(
+        "workspaces.Workspace", on_delete=models.DO_NOTHING, related_name="+", db_constraint=False, db_index=False
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.DO_NOTHING, related_name="+", db_constraint=False, db_index=False
+    )
+    tool = models.CharField(max_length=10, choices=Tool.choices)
+    model = models.CharField(max_length=100)
+    bucket_start = models.DateTimeField(help_text="Start of the 15-minute bucket, UTC.")
+    generations = models.BigIntegerField(help_text="Captured events.")
+    units = models.BigIntegerField(help_text="Units of the captured events.")
+    credits = models.BigIntegerField(help_text="Credits of the captured events.")
+    held_generations = models.BigIntegerField(help_text="Events still held.")
+    held_credits = models.BigIntegerField(help_text="Credits still held.")
+
+    class Meta:
+        db_table = "usage_rollup"
+        constraints = [
+            # The upsert key. Its column order also serves the organization-wide reads over a time range.
+            models.UniqueConstraint(
+                fields=["organization", "bucket_start", "workspace", "user", "tool", "model"],
+                name="usage_rollup_unique_key",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(
+                    generations__gte=0, units__gte=0, credits__gte=0, held_generations__gte=0, held_credits__gte=0
+                ),
+                name="usage_rollup_not_negative",
+            ),
+        ]
+        indexes = [models.Index(fields=["workspace", "bucket_start"], name="usage_rollup_workspace_time")]
+
+    def __str__(self) -> str:
+        return f"{self.bucket_start:%Y-%m-%d %H:%M} {self.tool}/{self.model}: {self.credits} credits"
+
+
+class UsageRollupState(models.Model):
+    """The roll-up's progress: one row (id 1). Every usage event written by a transaction numbered below the
+    watermark is in the roll-up (in the state the run saw; later changes have changed_seq >= watermark)."""
+
+    watermark = models.BigIntegerField(default=0)
+    ran_at = models.DateTimeField(null=True, blank=True, help_text="Wall-clock time of the last run.")
+
+    class Meta:
+        db_table = "usage_rollup_state"
+        constraints = [models.CheckConstraint(condition=models.Q(id=1), name="usage_rollup_state_one_row")]
+
+    def __str__(self) -> str:
+        return f"roll-up watermark {self.watermark} ({self.ran_at})"
 
 
 class IdempotentRequest(models.Model):

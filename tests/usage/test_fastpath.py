@@ -61,7 +61,8 @@ Names = dict[tuple[type[models.Model], Any], str]
 NOT_COMPARED: dict[str, set[str]] = {
     # when each request ran
     "billing.LedgerTransaction": {"created_at"},
-    "usage.UsageEvent": {"created_at", "settled_at", "idempotency_key"},  # and each request has its own key
+    # and each request has its own key; created_seq and changed_seq number the transaction that wrote the row
+    "usage.UsageEvent": {"created_at", "settled_at", "idempotency_key", "created_seq", "changed_seq"},
     "usage.IdempotentRequest": {"created_at", "key"},
     "workspaces.HistoryItem": {"created_at"},
     "workspaces.ApiKey": {"last_used_at"},
@@ -197,12 +198,13 @@ def test_monthly_limits_and_refusals_take_the_general_path(client, metered, gene
     assert reconcile() == []
 
 
-# What the one-statement charge inserts into, and the columns it leaves to the database: only the primary keys,
-# numbered by their sequences. Every other column of these tables must be given a value by the statement.
+# What the one-statement charge inserts into, and the columns it leaves to the database: the primary keys, numbered
+# by their sequences, and the usage event's change tracking, numbered by the database (the roll-up's watermark relies
+# on it). Every other column of these tables must be given a value by the statement.
 LEFT_TO_THE_DATABASE = {
     LedgerTransaction: {"id"},
     LedgerEntry: {"id"},
-    UsageEvent: {"id"},
+    UsageEvent: {"id", "created_seq", "changed_seq"},
     HistoryItem: {"id"},
     IdempotentRequest: {"id"},
 }
