@@ -157,7 +157,7 @@ class IdempotentRequest(models.Model):
 
 CLIENT_RATE_MAX_DIGITS = 12
 CLIENT_RATE_DECIMAL_PLACES = 4
-AMOUNT_MAX_DIGITS = 16
+AMOUNT_MAX_DIGITS = 28  # the largest credits (BIGINT) x the largest rate / 1,000 fits
 
 
 class ClientRate(models.Model):

@@ -65,7 +65,7 @@ class Migration(migrations.Migration):
                 ('closing_balance', models.BigIntegerField(blank=True, help_text='Budget mode only.', null=True)),
                 ('rate_per_1000', models.DecimalField(blank=True, decimal_places=4, max_digits=12, null=True)),
                 ('currency', models.CharField(blank=True, max_length=3)),
-                ('amount', models.DecimalField(blank=True, decimal_places=2, max_digits=16, null=True)),
+                ('amount', models.DecimalField(blank=True, decimal_places=2, max_digits=28, null=True)),
                 ('closed_at', models.DateTimeField(default=django.utils.timezone.now)),
                 ('organization', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='orgs.organization')),
                 ('workspace', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='statements', to='workspaces.workspace')),
@@ -98,7 +98,7 @@ class Migration(migrations.Migration):
                 ('generations', models.BigIntegerField()),
                 ('units', models.BigIntegerField()),
                 ('credits', models.BigIntegerField()),
-                ('amount', models.DecimalField(blank=True, decimal_places=2, max_digits=16, null=True)),
+                ('amount', models.DecimalField(blank=True, decimal_places=2, max_digits=28, null=True)),
                 ('statement', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='lines', to='usage.statement')),
             ],
             options={
