@@ -23,11 +23,11 @@ from zoneinfo import ZoneInfo
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Count, F, Max, Q, Sum
+from django.db.models import Count, F, Max, OuterRef, Q, Subquery, Sum
 from django.utils.timezone import now
 
 from billing.ledger import period_bounds
-from billing.models import Account, Hold, HoldStatus, LedgerEntry, TransactionKind
+from billing.models import Account, AccountStripe, Hold, HoldStatus, LedgerEntry, LedgerTransaction, TransactionKind
 from orgs.audit import audit_record
 from orgs.models import AuditAction, CreditMode, Organization, User
 from qolaba.refusals import Refusal
@@ -205,22 +205,20 @@ def _tool_order(tool: str) -> int:
 def _usage_lines(
     workspace: Workspace, starts_at: datetime, until: datetime, rate_per_1000: Decimal | None
 ) -> list[LineFigures]:
-    rows = list(
+    unit = Price.objects.filter(tool=OuterRef("tool"), model=OuterRef("model")).values("unit")[:1]
+    rows = (
         UsageEvent.objects.filter(
             workspace=workspace, status=UsageStatus.CAPTURED, created_at__gte=starts_at, created_at__lt=until
         )
         .values("tool", "model")
-        .annotate(generations=Count("id"), units=Sum("units"), credits=Sum("credits"))
+        .annotate(generations=Count("id"), units=Sum("units"), credits=Sum("credits"), unit=Subquery(unit))
         .order_by()
     )
-    if not rows:
-        return []
-    units = {(tool, model): unit for tool, model, unit in Price.objects.values_list("tool", "model", "unit")}
     lines = [
         LineFigures(
             tool=row["tool"],
             model=row["model"],
-            unit=units.get((row["tool"], row["model"]), "unit"),
+            unit=row["unit"] or "unit",
             generations=row["generations"],
             units=row["units"],
             credits=row["credits"],
@@ -251,43 +249,34 @@ OUTFLOW_ITEMS = {
 ALWAYS_SHOWN = (BalanceItem.RECEIVED, BalanceItem.SPENT)
 
 
-def _balance_now_and_after(account_id: int, organization_id: int, until: datetime) -> tuple[int, int]:
-    """The account's live balance and the net of its movements from `until` on, read in ONE statement (one
-    snapshot): the balance at `until` is their difference, exact even while charges keep landing."""
-    stripe_table = "billing_accountstripe"
+def _account_balance_now_and_after(workspace: Workspace, until: datetime) -> tuple[int, int, int] | None:
+    """The workspace's account, its live balance and the net of its movements from `until` on, read in ONE
+    statement (one snapshot): the balance at `until` is their difference, exact even while charges keep landing."""
+    account_table = Account._meta.db_table
+    stripe_table = AccountStripe._meta.db_table
     entry_table = LedgerEntry._meta.db_table
-    transaction_table = LedgerEntry._meta.get_field("transaction").related_model._meta.db_table  # type: ignore[union-attr]
+    transaction_table = LedgerTransaction._meta.db_table
     sql = f"""
-        SELECT
-            (SELECT COALESCE(SUM(s.balance), 0) FROM {stripe_table} s WHERE s.account_id = %s),
-            (SELECT COALESCE(SUM(CASE WHEN e.to_account_id = %s THEN e.amount ELSE -e.amount END), 0)
+        SELECT a.id,
+            (SELECT COALESCE(SUM(s.balance), 0) FROM {stripe_table} s WHERE s.account_id = a.id),
+            (SELECT COALESCE(SUM(CASE WHEN e.to_account_id = a.id THEN e.amount ELSE -e.amount END), 0)
              FROM {entry_table} e JOIN {transaction_table} t ON t.id = e.transaction_id
-             WHERE t.organization_id = %s AND t.created_at >= %s
-               AND (e.from_account_id = %s OR e.to_account_id = %s))
+             WHERE t.organization_id = a.organization_id AND t.created_at >= %s
+               AND (e.from_account_id = a.id OR e.to_account_id = a.id))
+        FROM {account_table} a WHERE a.workspace_id = %s
     """  # noqa: S608 (table names come from the models; every value is a parameter)
     with connection.cursor() as cursor:
-        cursor.execute(
-            sql,
-            [
-                account_id,
-                account_id,
-                organization_id,
-                connection.ops.adapt_datetimefield_value(until),
-                account_id,
-                account_id,
-            ],
-        )
+        cursor.execute(sql, [connection.ops.adapt_datetimefield_value(until), workspace.pk])
         row = cursor.fetchone()
-    assert row is not None  # noqa: S101 (a SELECT without FROM returns one row)
-    return int(row[0]), int(row[1])
+    return None if row is None else (int(row[0]), int(row[1]), int(row[2]))
 
 
 def _balance(workspace: Workspace, organization: Organization, starts_at: datetime, until: datetime) -> BalanceFigures:
     """The workspace account's movements in [starts_at, until), itemised; see the module docstring."""
-    account_id = Account.objects.filter(workspace=workspace).values_list("pk", flat=True).first()
-    if account_id is None:
+    found = _account_balance_now_and_after(workspace, until)
+    if found is None:
         return BalanceFigures(opening=0, items=[(item, 0) for item in ALWAYS_SHOWN], closing=0)
-    balance_now, after = _balance_now_and_after(account_id, organization.pk, until)
+    account_id, balance_now, after = found
     in_window = {"transaction__created_at__gte": starts_at, "transaction__created_at__lt": until}
     entries = LedgerEntry.objects.filter(
         Q(from_account_id=account_id) | Q(to_account_id=account_id),
@@ -635,6 +624,10 @@ def statements_close_due(*, at: datetime | None = None) -> int:
     return closed
 
 
+def _rate_text(rate: Decimal) -> str:
+    return f"{rate.normalize():f}"
+
+
 @transaction.atomic
 def client_rate_set(
     *, workspace: Workspace, rate_per_1000: Decimal | None, currency: str, actor: User | None
@@ -642,7 +635,7 @@ def client_rate_set(
     """Set (or, with no rate, remove) the workspace's client rate. Closed statements keep the rate they had."""
     currency = currency.strip().upper()
     current = ClientRate.objects.select_for_update().filter(workspace=workspace).first()
-    before = {"rate_per_1000": str(current.rate_per_1000), "currency": current.currency} if current else {}
+    before = {"rate_per_1000": _rate_text(current.rate_per_1000), "currency": current.currency} if current else {}
     if rate_per_1000 is None:
         if current is None:
             return None
@@ -663,7 +656,7 @@ def client_rate_set(
             workspace=workspace,
             defaults={"rate_per_1000": rate_per_1000, "currency": currency, "updated_by": actor, "updated_at": now()},
         )
-        after = {"rate_per_1000": str(rate.rate_per_1000), "currency": rate.currency}
+        after = {"rate_per_1000": _rate_text(rate_per_1000), "currency": rate.currency}
     audit_record(
         organization=workspace.organization,
         actor=actor,
