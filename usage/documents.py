@@ -131,6 +131,11 @@ _DRAFT = ParagraphStyle("draft", parent=_RIGHT, fontName="Helvetica-Bold", fontS
 PAGE_WIDTH = A4[0] - 36 * mm
 
 
+def _safe(value: object) -> str:
+    """Plain text limited to what the built-in (WinAnsi) fonts can draw; anything else prints as "?"."""
+    return str(value).encode("cp1252", errors="replace").decode("cp1252")
+
+
 def _text(value: object) -> str:
     """Text for a Paragraph: escaped, and limited to what the built-in (WinAnsi) fonts can draw."""
     text = escape(str(value))
@@ -149,14 +154,22 @@ def _money(amount: Decimal | None, currency: str) -> str:
     return "" if amount is None else f"{amount:,.2f} {currency}"
 
 
-def _local(moment: datetime, figures: StatementFigures) -> str:
-    local = moment.astimezone(ZoneInfo(figures.timezone))
-    return f"{local:%-d %b %Y %H:%M} (UTC{local:%z})".replace("(UTC+0000)", "(UTC)")
-
-
 def _offset(moment: datetime) -> str:
     text = f"{moment:%z}"
     return f"UTC{text[:3]}:{text[3:]}" if text else "UTC"
+
+
+def _local(moment: datetime, figures: StatementFigures) -> str:
+    local = moment.astimezone(ZoneInfo(figures.timezone))
+    return f"{local:%-d %b %Y %H:%M} ({_offset(local)})"
+
+
+def _units(units: int, unit: str) -> str:
+    return f"{units:,} \N{MULTIPLICATION SIGN} {unit}"
+
+
+def _clip(text: str, length: int) -> str:
+    return text if len(text) <= length else text[: length - 1] + "\N{HORIZONTAL ELLIPSIS}"
 
 
 def _table(rows: list[list[object]], widths: list[float], *, numeric_from: int, total_rows: int = 0) -> Table:
@@ -270,9 +283,9 @@ def statement_pdf(figures: StatementFigures) -> bytes:
     for line in figures.lines:
         row: list[object] = [
             line.tool_label,
-            Paragraph(_text(line.model), _BASE),
+            _safe(_clip(line.model, 30)),
             _n(line.generations),
-            f"{line.units:,} {_text(line.unit)}",
+            _safe(_units(line.units, line.unit)),
             _n(line.credits),
         ]
         if has_amounts:
@@ -307,7 +320,7 @@ def statement_pdf(figures: StatementFigures) -> bytes:
         balance_rows: list[list[object]] = [["Workspace balance (credits)", "Credits"]]
         balance_rows.append(["Opening balance", _n(figures.balance.opening)])
         for item, credits in figures.balance.items:
-            balance_rows.append([Paragraph(_text(item.label), _BASE), _signed(credits)])
+            balance_rows.append([_safe(item.label), _signed(credits)])
         balance_rows.append(["Closing balance", _n(figures.balance.closing)])
         story.append(
             KeepTogether(
@@ -318,6 +331,13 @@ def statement_pdf(figures: StatementFigures) -> bytes:
                 ]
             )
         )
+    if figures.balance is None and figures.credit_mode == "shared":
+        story += [
+            Spacer(1, 3 * mm),
+            Paragraph(
+                "Shared pool: this workspace spends from the organization's pool and has no balance of its own.", _SMALL
+            ),
+        ]
     for note in figures.notes:
         story += [Spacer(1, 2 * mm), Paragraph(_text(note), _SMALL)]
 
@@ -339,7 +359,7 @@ def statement_pdf(figures: StatementFigures) -> bytes:
         canvas.setFont("Helvetica", 7.5)
         canvas.setFillColor(MUTED)
         label = f"{figures.organization_name} · {figures.workspace_name} · {figures.number or DRAFT_LABEL}"
-        canvas.drawString(18 * mm, 10 * mm, label.encode("cp1252", errors="replace").decode("cp1252"))
+        canvas.drawString(18 * mm, 10 * mm, _safe(label))
         canvas.drawRightString(A4[0] - 18 * mm, 10 * mm, f"Page {doc.page}")
         if figures.is_draft:
             canvas.setFont("Helvetica-Bold", 64)

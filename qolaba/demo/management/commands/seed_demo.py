@@ -18,7 +18,7 @@ from django.db import transaction
 from billing.catalog import plans_ensure_defaults
 from orgs.models import User
 from qolaba.demo.organizations import DEMO, DEMO_PASSWORD, demo_summary, organization_seed
-from qolaba.demo.usage import UsageSeeded, api_keys_issue, demo_holds_release_expired, usage_seed
+from qolaba.demo.usage import UsageSeeded, api_keys_issue, demo_holds_release_expired, statements_seed, usage_seed
 from usage.catalog import prices_ensure_defaults
 
 
@@ -39,6 +39,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         api_keys: dict[int, str] = {}
         usage: dict[str, UsageSeeded] = {}
+        statements: dict[str, int] = {}
         # Emails sent while seeding (console backend in development) must not mix with the JSON on stdout.
         with redirect_stdout(sys.stderr), transaction.atomic():
             plans_ensure_defaults()
@@ -49,6 +50,7 @@ class Command(BaseCommand):
                 api_keys |= api_keys_issue(organization=organization, owner=owner, rotate=options["json"])
                 demo_holds_release_expired(organization=organization)
                 usage[spec.slug] = usage_seed(organization=organization)
+                statements[spec.slug] = statements_seed(organization=organization)
         summary = demo_summary(api_keys)
         if options["json"]:
             self.stdout.write(json.dumps(summary, indent=2))
@@ -62,6 +64,9 @@ class Command(BaseCommand):
                     f"  {slug}: {seeded.events} generations of usage and history seeded "
                     f"in {seeded.workspaces} workspaces ({seeded.images} with images)"
                 )
+        for slug, count in statements.items():
+            if count:
+                self.stdout.write(f"  {slug}: {count} monthly statements closed")
         self.stdout.write(
             "  API keys: `seed_demo --json` prints a working key per workspace (it replaces the demo keys)."
         )
