@@ -17,6 +17,7 @@ from billing import ledger
 from billing.models import Account, LedgerEntry
 from billing.services import credit_mode_switch, credits_transfer
 from orgs.models import AuditAction, AuditEvent, CreditMode
+from qolaba.celery import app
 from qolaba.lifecycle import workspace_archive
 from tests.concurrency import run_together
 from tests.factories import UserFactory, make_member, make_organization, make_workspace
@@ -458,3 +459,9 @@ def test_concurrent_closing_creates_one_statement_and_gapless_numbers():
         5,
         6,
     ]
+
+
+def test_beat_closes_statements_every_hour(settings):
+    entry = settings.CELERY_BEAT_SCHEDULE["close-statements"]
+    assert entry["task"] == "usage.tasks.statements_close_due_run"
+    assert entry["task"] in app.tasks
