@@ -16,7 +16,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, fields
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, localcontext
 from zoneinfo import ZoneInfo
@@ -114,6 +114,9 @@ class LineFigures:
         return Tool(self.tool).label if self.tool in Tool.values else self.tool
 
 
+LINE_FIELDS = tuple(line_field.name for line_field in fields(LineFigures))  # what a StatementLine stores of one
+
+
 @dataclass(frozen=True)
 class BalanceFigures:
     """A workspace balance over the month: opening + every item (signed: + in, - out) = closing."""
@@ -149,11 +152,23 @@ class StatementFigures:
     number: str = ""
     closed_at: datetime | None = None
     as_of: datetime | None = None  # drafts: the figures count what happened before this instant
-    notes: list[str] = field(default_factory=list)
 
     @property
     def is_draft(self) -> bool:
         return self.closed_at is None
+
+    @property
+    def notes(self) -> list[str]:
+        """What a reader must know to follow the balance: usage the workspace's own balance did not pay for."""
+        if self.balance is None:
+            return []
+        unpaid = self.credits + self.balance.item(BalanceItem.SPENT)
+        if not unpaid:
+            return []
+        return [
+            f"{unpaid:,} credits of this month's usage were not paid from this workspace's balance but from the "
+            "organization's shared pool (the credit mode changed during the month)."
+        ]
 
     @property
     def generations(self) -> int:
@@ -362,16 +377,8 @@ def statement_compute(
     rate_per_1000 = rate.rate_per_1000 if rate is not None else None
     lines = _usage_lines(workspace, starts_at, until, rate_per_1000)
     balance = None
-    notes = []
     if organization.credit_mode == CreditMode.BUDGET:
         balance = _balance(workspace, organization, starts_at, until)
-        spent = -balance.item(BalanceItem.SPENT)
-        used = sum(line.credits for line in lines)
-        if spent != used:
-            notes.append(
-                f"{used - spent:,} credits of this month's usage were paid from the organization's shared pool "
-                "(the credit mode changed during the month)."
-            )
     return StatementFigures(
         organization_name=organization.name,
         workspace_name=workspace.name,
@@ -385,7 +392,6 @@ def statement_compute(
         rate_per_1000=rate_per_1000,
         currency=rate.currency if rate is not None else "",
         as_of=None if as_of is None else until,
-        notes=notes,
     )
 
 
@@ -398,25 +404,7 @@ def statement_figures(statement: Statement) -> StatementFigures:
             items=[(BalanceItem(line.item), line.credits) for line in statement.balance_lines.all()],
             closing=statement.closing_balance,
         )
-    lines = [
-        LineFigures(
-            tool=line.tool,
-            model=line.model,
-            unit=line.unit,
-            generations=line.generations,
-            units=line.units,
-            credits=line.credits,
-            amount=line.amount,
-        )
-        for line in statement.lines.all()
-    ]
-    notes = []
-    if balance is not None and -balance.item(BalanceItem.SPENT) != statement.credits:
-        used, spent = statement.credits, -balance.item(BalanceItem.SPENT)
-        notes.append(
-            f"{used - spent:,} credits of this month's usage were paid from the organization's shared pool "
-            "(the credit mode changed during the month)."
-        )
+    lines = [LineFigures(**{name: getattr(line, name) for name in LINE_FIELDS}) for line in statement.lines.all()]
     return StatementFigures(
         organization_name=statement.organization_name,
         workspace_name=statement.workspace_name,
@@ -431,7 +419,6 @@ def statement_figures(statement: Statement) -> StatementFigures:
         currency=statement.currency,
         number=statement.number,
         closed_at=statement.closed_at,
-        notes=notes,
     )
 
 
@@ -557,17 +544,7 @@ def statement_close(*, workspace: Workspace, period_start: date, at: datetime | 
                 raise
             return existing, False
         StatementLine.objects.bulk_create(
-            StatementLine(
-                statement=statement,
-                position=position,
-                tool=line.tool,
-                model=line.model,
-                unit=line.unit,
-                generations=line.generations,
-                units=line.units,
-                credits=line.credits,
-                amount=line.amount,
-            )
+            StatementLine(statement=statement, position=position, **asdict(line))
             for position, line in enumerate(figures.lines, start=1)
         )
         if balance is not None:
