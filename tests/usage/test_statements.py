@@ -465,3 +465,56 @@ def test_beat_closes_statements_every_hour(settings):
     entry = settings.CELERY_BEAT_SCHEDULE["close-statements"]
     assert entry["task"] == "usage.tasks.statements_close_due_run"
     assert entry["task"] in app.tasks
+
+
+def test_a_switch_to_budgets_during_the_month_says_what_the_pool_paid():
+    """Shared pool until 10 August, budgets after: the workspace balance only paid for the later usage, and the
+    statement says how much the pool paid instead of hiding it."""
+    tz = "Asia/Kolkata"
+    world = make_world(tz, budget=False, at=local(tz, 2026, 7, 20, 10))
+    charge(world, local(tz, 2026, 8, 3, 10), "gpt-4o", 2)  # 10, from the pool
+    with time_machine.travel(local(tz, 2026, 8, 10, 10), tick=False):
+        world.org = credit_mode_switch(organization=world.org, mode=CreditMode.BUDGET, actor=world.owner)
+        credits_transfer(
+            organization=world.org, source=world.primary, target=world.client, amount=300, actor=world.owner
+        )
+    world.client.organization = world.org
+    charge(world, local(tz, 2026, 8, 12, 10), "flux-pro", 1, tool="image")  # 12, from the workspace's budget
+    statement, _ = statement_close(workspace=world.client, period_start=AUGUST, at=local(tz, 2026, 9, 2))
+    figures = statement_figures(statement)
+    assert figures.credits == 22
+    assert figures.balance is not None
+    assert dict(figures.balance.items) == {BalanceItem.RECEIVED: 300, BalanceItem.SPENT: -12}
+    assert figures.balance.reconciles
+    assert (figures.balance.opening, figures.balance.closing) == (0, 288)
+    assert figures.notes == [
+        "10 credits of this month's usage were not paid from this workspace's balance but from the organization's "
+        "shared pool (the credit mode changed during the month)."
+    ]
+
+
+def test_a_budget_workspace_deleted_during_the_month_gets_its_statement_with_the_credits_returned():
+    tz = "America/New_York"
+    world = make_world(tz, budget=True, at=local(tz, 2026, 7, 20, 10))
+    charge(world, local(tz, 2026, 8, 3, 10), "gpt-4o", 2)  # 10
+    with time_machine.travel(local(tz, 2026, 8, 10, 10), tick=False):
+        workspace_archive(workspace=world.client, actor=world.owner)
+    world.client.refresh_from_db()
+    with time_machine.travel(local(tz, 2026, 10, 2), tick=False):
+        statements_close_due()
+    # July (created) and August (deleted): nothing after the month it was deleted in.
+    periods = list(
+        Statement.objects.filter(workspace=world.client).order_by("period_start").values_list("period_start", flat=True)
+    )
+    assert periods == [date(2026, 7, 1), AUGUST]
+    figures = statement_figures(Statement.objects.get(workspace=world.client, period_start=AUGUST))
+    assert figures.balance is not None
+    assert dict(figures.balance.items) == {
+        BalanceItem.RECEIVED: 0,
+        BalanceItem.SPENT: -10,
+        BalanceItem.RETURNED_OUT: -9_990,
+    }
+    assert (figures.balance.opening, figures.balance.closing) == (10_000, 0)
+    primary = statement_figures(Statement.objects.get(workspace=world.primary, period_start=AUGUST))
+    assert primary.balance is not None
+    assert primary.balance.item(BalanceItem.RECEIVED) == 9_990
