@@ -35,15 +35,13 @@ class ClientRateForm(forms.Form):
         max_digits=12,
         decimal_places=4,
         widget=forms.NumberInput(attrs={"step": "0.0001", "placeholder": "e.g. 12.50", "inputmode": "decimal"}),
-        help_text="Leave empty to print credits only.",
     )
     currency = forms.CharField(
-        label="Currency",
+        label="Currency (ISO 4217)",
         required=False,
         min_length=3,
         max_length=3,
         widget=forms.TextInput(attrs={"placeholder": "EUR", "autocapitalize": "characters", "size": 4}),
-        help_text="ISO 4217 code.",
     )
 
     def clean_currency(self) -> str:
