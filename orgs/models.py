@@ -354,6 +354,9 @@ class AuditAction(models.TextChoices):
     BILLING_SUBSCRIPTION_ENDED_UNPAID = "billing.subscription_ended_unpaid", "Billing subscription ended unpaid"
     BILLING_SUBSCRIPTION_RESUMED = "billing.subscription_resumed", "Billing subscription resumed"
 
+    STATEMENT_CLOSED = "statement.closed", "Statement closed"
+    CLIENT_RATE_SET = "client_rate.set", "Client rate set"
+
 
 class AuditEventQuerySet(models.QuerySet["AuditEvent"]):
     def for_organization(self, organization: Organization) -> QuerySet[AuditEvent]:

@@ -17,6 +17,7 @@ urlpatterns = [
     path("", include("orgs.urls")),
     path("", include("workspaces.urls")),
     path("", include("billing.urls")),
+    path("", include("usage.urls")),
     path("api/v1/", api.urls),
     re_path(r"^api/(?P<rest>.*)$", not_found),
 ]

@@ -12,6 +12,7 @@ import pytest
 from django.core.files.base import ContentFile
 from django.db import transaction
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.utils.timezone import now
 
 from orgs.models import (
     AuditEvent,
@@ -24,6 +25,8 @@ from orgs.models import (
 from qolaba.lifecycle import workspace_archive
 from qolaba.tools import Tool
 from tests.factories import UserFactory, make_member, make_organization, make_workspace
+from usage.models import ClientRate
+from usage.statements import month_of
 from workspaces.models import (
     ApiKey,
     HistoryItem,
@@ -44,7 +47,7 @@ PERSONAS = [
     "org_admin",
     "owner",
 ]
-APP_NAMESPACES = {"orgs", "workspaces", "billing"}
+APP_NAMESPACES = {"orgs", "workspaces", "billing", "usage"}
 
 # Who may do what, by the permission the view needs. "public" is the invitation link.
 LEVELS: dict[str, set[str]] = {
@@ -52,6 +55,7 @@ LEVELS: dict[str, set[str]] = {
     "org_member": set(PERSONAS) - {"anonymous", "outsider"},
     "view_workspace": {"workspace_viewer", "workspace_member", "workspace_admin", "org_admin", "owner"},
     "manage_workspace": {"workspace_admin", "org_admin", "owner"},
+    "view_workspace_usage": {"workspace_admin", "org_admin", "owner"},
     "org_admin": {"org_admin", "owner"},
     "owner": {"owner"},
 }
@@ -104,6 +108,11 @@ MATRIX: dict[str, Route] = {
     "workspaces:history_item_delete": Route("manage_workspace", BOTH),
     "workspaces:api_key_create": Route("manage_workspace", POST),
     "workspaces:api_key_revoke": Route("manage_workspace", BOTH),
+    "workspaces:client_rate_set": Route("org_admin", POST),
+    "usage:statements": Route("view_workspace_usage", GET),
+    "usage:statement": Route("view_workspace_usage", GET),
+    "usage:statement_csv": Route("view_workspace_usage", GET),
+    "usage:statement_pdf": Route("view_workspace_usage", GET),
     "billing:page": Route("org_admin", GET),
     "billing:plan_subscribe": Route("org_admin", BOTH),
     "billing:credits_buy": Route("org_admin", BOTH),
@@ -178,6 +187,7 @@ def _build_org(label: str, personas: dict[str, object] | None) -> dict[str, obje
         "workspace_id": archived.pk,
         "item_id": item.pk,
         "key_id": api_key.pk,
+        "period": month_of(org, now()),  # the current month: a draft statement
     }
 
 
@@ -212,6 +222,11 @@ URL_KWARGS: dict[str, tuple[str, ...]] = {
     "workspaces:history_item_delete": ("org_slug", "ws_slug", "item_id"),
     "workspaces:api_key_create": ("org_slug", "ws_slug"),
     "workspaces:api_key_revoke": ("org_slug", "ws_slug", "key_id"),
+    "workspaces:client_rate_set": ("org_slug", "ws_slug"),
+    "usage:statements": ("org_slug", "ws_slug"),
+    "usage:statement": ("org_slug", "ws_slug", "period"),
+    "usage:statement_csv": ("org_slug", "ws_slug", "period"),
+    "usage:statement_pdf": ("org_slug", "ws_slug", "period"),
     "billing:page": ("org_slug",),
     "billing:plan_subscribe": ("org_slug",),
     "billing:credits_buy": ("org_slug",),
@@ -246,6 +261,7 @@ def _fingerprint() -> tuple:
         AuditEvent.objects.count(),
         list(HistoryItem.objects.order_by("pk").values_list("pk", "deleted_at")),
         list(ApiKey.objects.order_by("pk").values_list("pk", "name", "revoked_at")),
+        list(ClientRate.objects.order_by("pk").values_list("pk", "rate_per_1000", "currency")),
     )
 
 

@@ -244,3 +244,157 @@ class IdempotentRequest(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key} → {self.status_code}"
+
+
+# --- client statements -----------------------------------------------------------------------------------------
+
+CLIENT_RATE_MAX_DIGITS = 12
+CLIENT_RATE_DECIMAL_PLACES = 4
+AMOUNT_MAX_DIGITS = 28  # the largest credits (BIGINT) x the largest rate / 1,000 fits
+
+
+class ClientRate(models.Model):
+    """What an agency charges its client for a workspace's usage: money per 1,000 credits, in one currency.
+
+    Optional (no row: statements show credits only). Closed statements keep the rate they were closed with.
+    """
+
+    workspace = models.OneToOneField("workspaces.Workspace", on_delete=models.CASCADE, related_name="client_rate")
+    rate_per_1000 = models.DecimalField(
+        max_digits=CLIENT_RATE_MAX_DIGITS,
+        decimal_places=CLIENT_RATE_DECIMAL_PLACES,
+        help_text="Money per 1,000 credits, e.g. 12.50.",
+    )
+    currency = models.CharField(max_length=3, help_text="ISO 4217 code, e.g. EUR.")
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    updated_at = models.DateTimeField(default=now)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=models.Q(rate_per_1000__gt=0), name="client_rate_positive"),
+            models.CheckConstraint(condition=models.Q(currency__regex=r"^[A-Z]{3}$"), name="client_rate_currency_iso"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.rate_per_1000} {self.currency} per 1,000 credits"
+
+
+class ImmutableRowError(Exception):
+    """A closed statement was about to be changed: statements are written once, when they are closed."""
+
+
+class WriteOnce(models.Model):
+    """Rows that are inserted once and never updated (the database refuses an UPDATE too, see migration 0006)."""
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self._state.adding:
+            raise ImmutableRowError(f"{self._meta.verbose_name} {self.pk} is closed and cannot change.")
+        super().save(*args, **kwargs)
+
+
+class Statement(WriteOnce):
+    """A workspace's usage in one calendar month of the organization's time zone, closed into an immutable,
+    numbered document once the month is over. Everything it shows is stored here and in its lines, so later price
+    changes, renames or events do not alter it."""
+
+    organization = models.ForeignKey("orgs.Organization", on_delete=models.CASCADE, related_name="+")
+    workspace = models.ForeignKey("workspaces.Workspace", on_delete=models.CASCADE, related_name="statements")
+    sequence = models.PositiveIntegerField(help_text="Per organization, gapless: 1, 2, 3, …")
+    number = models.CharField(max_length=100)
+    period_start = models.DateField(help_text="First day of the month, in the organization's time zone.")
+    starts_at = models.DateTimeField()
+    ends_at = models.DateTimeField()
+    timezone = models.CharField(max_length=64)
+    organization_name = models.CharField(max_length=200)
+    workspace_name = models.CharField(max_length=80)
+    credit_mode = models.CharField(max_length=10)
+    generations = models.BigIntegerField()
+    credits = models.BigIntegerField()
+    opening_balance = models.BigIntegerField(null=True, blank=True, help_text="Budget mode only.")
+    closing_balance = models.BigIntegerField(null=True, blank=True, help_text="Budget mode only.")
+    rate_per_1000 = models.DecimalField(
+        max_digits=CLIENT_RATE_MAX_DIGITS, decimal_places=CLIENT_RATE_DECIMAL_PLACES, null=True, blank=True
+    )
+    currency = models.CharField(max_length=3, blank=True)
+    amount = models.DecimalField(max_digits=AMOUNT_MAX_DIGITS, decimal_places=2, null=True, blank=True)
+    closed_at = models.DateTimeField(default=now)
+
+    class Meta:
+        ordering = ["-period_start", "workspace_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "period_start"], name="statement_one_per_workspace_month"),
+            models.UniqueConstraint(fields=["organization", "sequence"], name="statement_sequence_unique_per_org"),
+            models.UniqueConstraint(fields=["organization", "number"], name="statement_number_unique_per_org"),
+            models.CheckConstraint(condition=models.Q(sequence__gte=1), name="statement_sequence_positive"),
+            models.CheckConstraint(
+                condition=models.Q(opening_balance__isnull=True, closing_balance__isnull=True)
+                | models.Q(opening_balance__isnull=False, closing_balance__isnull=False),
+                name="statement_balances_together",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Statement {self.number}"
+
+
+class StatementLine(WriteOnce):
+    """One tool and model of a closed statement: generations, units (in the price list's unit) and credits."""
+
+    statement = models.ForeignKey(Statement, on_delete=models.CASCADE, related_name="lines")
+    position = models.PositiveSmallIntegerField()
+    tool = models.CharField(max_length=10, choices=Tool.choices)
+    model = models.CharField(max_length=100)
+    unit = models.CharField(max_length=30)
+    generations = models.BigIntegerField()
+    units = models.BigIntegerField()
+    credits = models.BigIntegerField()
+    amount = models.DecimalField(max_digits=AMOUNT_MAX_DIGITS, decimal_places=2, null=True, blank=True)
+
+    class Meta:
+        ordering = ["statement", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["statement", "position"], name="statement_line_position_unique"),
+            models.UniqueConstraint(fields=["statement", "tool", "model"], name="statement_line_tool_model_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.tool}/{self.model}: {self.credits}"
+
+
+class BalanceItem(models.TextChoices):
+    """The movements of a workspace balance over a month, as a statement itemises them (budget mode)."""
+
+    RECEIVED = "received", "Credits received"
+    SPENT = "spent", "Credits spent on generations"
+    REFUNDED = "refunded", "Refunds"
+    HELD_OVER = "held_over", "Held at month end for generations not yet settled"
+    RETURNED_FROM_HOLDS = "returned_from_holds", "Returned from generations held in an earlier month"
+    TRANSFERRED_OUT = "transferred_out", "Transferred to other workspaces"
+    SWEPT_OUT = "swept_out", "Swept to the Primary Workspace (credit mode switch)"
+    RETURNED_OUT = "returned_out", "Returned to the Primary Workspace (workspace deleted)"
+    EXPIRED_OUT = "expired_out", "Moved to the Credit Bank (pack expiry)"
+    OTHERS_SPENT = "others_spent", "Spent by other workspaces from the shared pool"
+    OTHER = "other", "Other movements"
+
+
+class StatementBalanceLine(WriteOnce):
+    """One movement of the workspace balance in a closed statement (budget mode), signed: + in, - out."""
+
+    statement = models.ForeignKey(Statement, on_delete=models.CASCADE, related_name="balance_lines")
+    position = models.PositiveSmallIntegerField()
+    item = models.CharField(max_length=24, choices=BalanceItem.choices)
+    credits = models.BigIntegerField()
+
+    class Meta:
+        ordering = ["statement", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["statement", "item"], name="statement_balance_line_item_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.item}: {self.credits}"

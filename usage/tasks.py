@@ -3,7 +3,9 @@ from typing import Any
 
 from celery import shared_task
 
+from usage.rollup import rollup_update
 from usage.services import holds_expire, idempotent_requests_prune
+from usage.statements import statements_close_due
 
 
 @shared_task
@@ -21,7 +23,9 @@ def rollup_update_run() -> dict[str, Any]:
     """Bring the usage roll-up up to date (beat, every 30 s). Idempotent: a redelivered or duplicate run finds the
     work done, or skips while another run holds the lock; a run killed midway rolled back and is simply done again.
     """
-    # Imported when it runs, as each app's tasks import their services (docs/architecture.md).
-    from usage.rollup import rollup_update
-
     return asdict(rollup_update())
+
+
+@shared_task
+def statements_close_due_run() -> int:
+    return statements_close_due()

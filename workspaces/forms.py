@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import date
+from decimal import Decimal
 from typing import Any
 
 from django import forms
@@ -22,6 +23,35 @@ class WorkspaceForm(forms.Form):
         max_length=500,
         widget=forms.Textarea(attrs={"rows": 3, "placeholder": "What is this workspace for?"}),
     )
+
+
+class ClientRateForm(forms.Form):
+    """The workspace's client rate: money per 1,000 credits, printed on its statements. Empty rate = no rate."""
+
+    rate_per_1000 = forms.DecimalField(
+        label="Rate per 1,000 credits",
+        required=False,
+        min_value=Decimal("0.0001"),
+        max_digits=12,
+        decimal_places=4,
+        widget=forms.NumberInput(attrs={"step": "0.0001", "placeholder": "e.g. 12.50", "inputmode": "decimal"}),
+    )
+    currency = forms.CharField(
+        label="Currency (ISO 4217)",
+        required=False,
+        min_length=3,
+        max_length=3,
+        widget=forms.TextInput(attrs={"placeholder": "EUR", "autocapitalize": "characters", "size": 4}),
+    )
+
+    def clean_currency(self) -> str:
+        return str(self.cleaned_data.get("currency") or "").strip().upper()
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        if cleaned.get("rate_per_1000") is not None and not cleaned.get("currency"):
+            self.add_error("currency", "Enter the currency of the rate, e.g. EUR.")
+        return cleaned
 
 
 class WorkspaceMemberForm(forms.Form):

@@ -15,6 +15,11 @@ urlpatterns = [
     path("o/<slug:org_slug>/w/<slug:ws_slug>/", views.workspace_overview, name="overview"),
     path("o/<slug:org_slug>/w/<slug:ws_slug>/settings/", views.workspace_settings, name="settings"),
     path(
+        "o/<slug:org_slug>/w/<slug:ws_slug>/settings/client-rate/",
+        views.client_rate_set_view,
+        name="client_rate_set",
+    ),
+    path(
         "o/<slug:org_slug>/w/<slug:ws_slug>/settings/members/",
         views.workspace_member_set_view,
         name="workspace_member_set",

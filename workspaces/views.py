@@ -23,7 +23,8 @@ from qolaba.htmx import htmx_partial, render_page
 from qolaba.lifecycle import workspace_archive, workspace_create, workspace_restore
 from qolaba.views import confirmed_action, form_add_service_errors, immediate_action
 from usage.selectors import price_list
-from workspaces.forms import ApiKeyForm, HistoryFilterForm, WorkspaceForm, WorkspaceMemberForm
+from usage.statements import client_rate_of, client_rate_set
+from workspaces.forms import ApiKeyForm, ClientRateForm, HistoryFilterForm, WorkspaceForm, WorkspaceMemberForm
 from workspaces.models import ApiKey, HistoryItem, Workspace
 from workspaces.selectors import (
     archived_workspaces,
@@ -115,23 +116,31 @@ def _settings_context(
     form: WorkspaceForm | None = None,
     member_form: WorkspaceMemberForm | None = None,
     api_keys: dict[str, Any] | None = None,
+    rate_form: ClientRateForm | None = None,
 ) -> dict[str, Any]:
     workspace = request.tenant.workspace
-    return {
+    context = {
         "form": form or WorkspaceForm(initial={"name": workspace.name, "description": workspace.description}),
         "member_form": member_form or WorkspaceMemberForm(workspace=workspace),
         "people": workspace_people(workspace=workspace),
         **(api_keys or _api_keys_context(request)),
     }
+    rate = client_rate_of(workspace)
+    context["client_rate"] = rate
+    if request.tenant.can("manage_workspaces"):
+        initial = {"rate_per_1000": rate.rate_per_1000.normalize(), "currency": rate.currency} if rate else {}
+        context["rate_form"] = rate_form or ClientRateForm(initial=initial)
+    return context
 
 
 def _settings_page(
     request: WorkspaceRequest,
     form: WorkspaceForm | None = None,
     member_form: WorkspaceMemberForm | None = None,
+    rate_form: ClientRateForm | None = None,
     status: int = 200,
 ) -> HttpResponse:
-    context = _settings_context(request, form=form, member_form=member_form)
+    context = _settings_context(request, form=form, member_form=member_form, rate_form=rate_form)
     return render(request, "workspaces/settings.html", context, status=status)
 
 
@@ -155,6 +164,38 @@ def workspace_settings(request: WorkspaceRequest, org_slug: str, ws_slug: str) -
             messages.success(request, "Workspace saved.")
             return redirect("workspaces:settings", org_slug=org_slug, ws_slug=ws_slug)
     return _settings_page(request, form=form, status=400)
+
+
+@require_POST
+@workspace_view("manage_workspaces")
+def client_rate_set_view(request: WorkspaceRequest, org_slug: str, ws_slug: str) -> HttpResponse:
+    """The client rate printed on the workspace's statements: Owners and Admins set it (a commercial term of the
+    organization with its client), workspace admins only see it."""
+    form = ClientRateForm(request.POST)
+    if form.is_valid():
+        rate = form.cleaned_data["rate_per_1000"]
+        try:
+            client_rate_set(
+                workspace=request.tenant.workspace,
+                rate_per_1000=rate,
+                currency=form.cleaned_data["currency"],
+                actor=request.user,
+            )
+        except ValidationError as error:
+            form_add_service_errors(form, error)
+        else:
+            if rate is None:
+                messages.success(request, "Client rate removed: statements print credits only.")
+            else:
+                messages.success(
+                    request,
+                    f"Client rate set: {rate.normalize():f} {form.cleaned_data['currency']} per 1,000 credits. "
+                    "Closed statements keep the rate they were closed with.",
+                )
+            return redirect(
+                reverse("workspaces:settings", kwargs={"org_slug": org_slug, "ws_slug": ws_slug}) + "#client-rate"
+            )
+    return _settings_page(request, rate_form=form, status=400)
 
 
 @require_POST

@@ -4,6 +4,7 @@ the same services the app uses (so every row keeps the invariants the ledger and
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from allauth.account.models import EmailAddress
@@ -18,6 +19,8 @@ from billing.services import (
 )
 from orgs.models import CreditMode, Membership, Organization, OrganizationRole, User
 from qolaba.lifecycle import organization_create, workspace_create
+from usage.models import ClientRate
+from usage.statements import client_rate_set
 from workspaces.models import Workspace, WorkspaceRole
 from workspaces.services import member_add, workspace_member_set
 
@@ -45,6 +48,7 @@ class DemoOrganization:
     credit_mode: str = CreditMode.SHARED
     budgets: dict[str, int] = field(default_factory=dict)
     member_limits: dict[tuple[str, str], int] = field(default_factory=dict)
+    client_rates: dict[str, tuple[str, str]] = field(default_factory=dict)  # workspace -> (per 1,000 credits, currency)
 
 
 DEMO = [
@@ -61,6 +65,7 @@ DEMO = [
         owner=DemoMember("owner@northwind.test", "Olivia Northwind", OrganizationRole.OWNER),
         plan="teams",
         member_limits={("member@northwind.test", "Nike Spring Campaign"): 2_000},
+        client_rates={"Nike Spring Campaign": ("15.00", "GBP")},
         members=[
             DemoMember("admin@northwind.test", "Adam Northwind", OrganizationRole.ADMIN),
             DemoMember(
@@ -102,6 +107,7 @@ DEMO = [
         plan="pro",
         credit_mode=CreditMode.BUDGET,
         budgets={"Q3 Audit - Harbor Bank": 2_000, "Bluepeak Marketing": 3_000},
+        client_rates={"Q3 Audit - Harbor Bank": ("22.50", "USD")},
         members=[
             DemoMember(
                 "consultant@bluepeak.test",
@@ -146,6 +152,11 @@ def organization_seed(spec: DemoOrganization) -> Organization:
         for workspace_name, role in member.workspaces.items():
             workspace_member_set(workspace=workspaces[workspace_name], user=user, role=role, actor=owner)
     _seed_credits(spec, organization, owner, workspaces)
+    for workspace_name, (rate, currency) in spec.client_rates.items():
+        if not ClientRate.objects.filter(workspace=workspaces[workspace_name]).exists():
+            client_rate_set(
+                workspace=workspaces[workspace_name], rate_per_1000=Decimal(rate), currency=currency, actor=owner
+            )
     return organization
 
 

@@ -26,12 +26,13 @@ from django.utils.timezone import now
 from PIL import Image, ImageDraw
 
 from billing.ledger import HOLD_TTL_DEFAULT, HOLD_TTL_MAX, available_credits, period_bounds
-from billing.models import Hold, LedgerTransaction, WorkspaceLimit
+from billing.models import Hold, LedgerTransaction, TransactionKind, WorkspaceLimit
 from orgs.models import CreditMode, Membership, Organization, OrganizationRole, User
 from qolaba.demo.content import DEFAULT_PROFILE, MODELS, PROFILES, Sample, UsageProfile
 from qolaba.tools import Tool
 from usage.models import Price, UsageEvent, UsageStatus
 from usage.services import HistoryContent, usage_charge, usage_hold_capture, usage_hold_place, usage_hold_release
+from usage.statements import StatementNotDue, month_of, next_month, previous_month, statement_close
 from workspaces.models import ApiKey, HistoryItem, Workspace, WorkspaceUserObjectPermission
 from workspaces.services import api_key_create, api_key_revoke
 
@@ -595,9 +596,54 @@ def usage_seed(*, organization: Organization) -> UsageSeeded:
     for plan in plans:
         images += _attach_images(_write_workspace(plan, backdating))
     backdating.apply(current_period=period_bounds(organization, at)[0])
+    _backdate_funding(organization, before=period.start)
     return UsageSeeded(
         events=sum(len(plan.events) for plan in plans), images=images, workspaces=sum(bool(p.events) for p in plans)
     )
+
+
+FUNDING_KINDS = (
+    TransactionKind.GRANT,
+    TransactionKind.PURCHASE,
+    TransactionKind.RENEWAL,
+    TransactionKind.TRANSFER,
+    TransactionKind.BANK_UNLOCK,
+)
+
+
+def _backdate_funding(organization: Organization, *, before: datetime) -> None:
+    """The plan's credits and the budgets were granted and moved just now, after the (backdated) usage they paid
+    for: date them an hour before the demo's first generation, in their order, so that the ledger tells the months
+    as they would have happened (a workspace budget never looks negative on a statement)."""
+    start = before - timedelta(hours=1)
+    funding = LedgerTransaction.objects.filter(
+        organization=organization, kind__in=FUNDING_KINDS, created_at__gt=start
+    ).order_by("created_at", "pk")
+    ops = connection.ops
+    rows = [
+        (ops.adapt_datetimefield_value(start + timedelta(seconds=n)), pk)
+        for n, pk in enumerate(funding.values_list("pk", flat=True))
+    ]
+    _update_rows(LedgerTransaction, ["created_at"], rows)
+
+
+def statements_seed(*, organization: Organization, at: datetime | None = None) -> int:
+    """Close the statements of the months the demo's usage covers that are over (the beat task closes later ones),
+    through the service the beat task uses: month by month, the Primary Workspace first. Returns how many."""
+    at = at or now()
+    first = month_of(organization, at - timedelta(days=DEMO_DAYS))
+    last = previous_month(month_of(organization, at))
+    workspaces = list(Workspace.objects.filter(organization=organization).select_related("organization"))
+    closed = 0
+    month = first
+    while month <= last:
+        for workspace in workspaces:
+            try:
+                closed += statement_close(workspace=workspace, period_start=month, at=at)[1]
+            except StatementNotDue:
+                continue  # the month ended minutes ago, or a job of it still runs: the beat task closes it
+        month = next_month(month)
+    return closed
 
 
 def demo_holds_release_expired(*, organization: Organization) -> int:

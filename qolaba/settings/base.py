@@ -190,6 +190,9 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "renew-subscriptions": {"task": "billing.tasks.subscriptions_renew_due_run", "schedule": 10 * 60},
     "expire-credit-packs": {"task": "billing.tasks.packs_expire_due_run", "schedule": 60 * 60},
     "reconcile-ledger": {"task": "billing.tasks.ledger_reconcile_run", "schedule": crontab(hour=3, minute=15)},
+    # Hourly: a month closes in the first run at least 10 minutes after it ended in the org's time zone (and once
+    # every generation held in it is settled), so every time zone's midnight is caught within the hour.
+    "close-statements": {"task": "usage.tasks.statements_close_due_run", "schedule": crontab(minute=25)},
 }
 
 # Product settings.

@@ -20,11 +20,12 @@ from billing.ledger import available_credits, period_bounds
 from billing.models import Hold, HoldStatus, LedgerTransaction, SpendCounter, WorkspaceLimit
 from billing.reconcile import reconcile
 from orgs.models import Organization
-from qolaba.demo.usage import DEMO_KEY_NAME, demo_png
+from qolaba.demo.usage import DEMO_DAYS, DEMO_KEY_NAME, demo_png
 from qolaba.tools import Tool
 from tests.factories import api_key_authenticate
 from usage.catalog import DEFAULT_PRICES
-from usage.models import Price, UsageEvent, UsageStatus
+from usage.models import BalanceItem, ClientRate, Price, Statement, UsageEvent, UsageStatus
+from usage.statements import CLOSE_DELAY, month_bounds, month_of, next_month, statement_figures
 from workspaces.models import ApiKey, HistoryItem, Workspace, WorkspaceUserObjectPermission
 
 pytestmark = pytest.mark.django_db
@@ -222,3 +223,38 @@ def test_demo_pictures_are_small_deterministic_pngs():
     assert first == again != other
     assert len(first) < 30_000
     assert Image.open(io.BytesIO(other)).size == (512, 288)
+
+
+def test_the_demo_closes_the_statements_of_its_past_months(demo):
+    """Every workspace has a closed statement for each month the demo's usage covers that is over, equal to its
+    events; the budget-mode ones reconcile with the ledger; a rerun closes nothing twice."""
+    for organization in Organization.objects.filter(slug__in=["northwind", "bluepeak"]):
+        current = month_of(organization, now() - CLOSE_DELAY)  # in a month's first minutes, the last waits
+        first = month_of(organization, now() - timedelta(days=DEMO_DAYS))
+        months = []
+        month = first
+        while month < current:
+            months.append(month)
+            month = next_month(month)
+        for workspace in Workspace.objects.filter(organization=organization):
+            statements = list(Statement.objects.filter(workspace=workspace).order_by("period_start"))
+            assert [s.period_start for s in statements] == months
+            for statement in statements:
+                starts_at, ends_at = month_bounds(organization, statement.period_start)
+                events = demo_events().filter(
+                    workspace=workspace, status=UsageStatus.CAPTURED, created_at__gte=starts_at, created_at__lt=ends_at
+                )
+                assert statement.credits == (events.aggregate(total=Sum("credits"))["total"] or 0)
+                figures = statement_figures(statement)
+                if organization.slug == "bluepeak":
+                    assert figures.balance is not None
+                    assert figures.balance.reconciles
+                    assert -figures.balance.item(BalanceItem.SPENT) == statement.credits
+                    assert figures.balance.opening >= 0
+    numbers = list(Statement.objects.values_list("organization_id", "sequence"))
+    assert len(numbers) == len(set(numbers))
+    assert Statement.objects.filter(rate_per_1000__isnull=False).exists()
+    assert ClientRate.objects.filter(workspace__name="Nike Spring Campaign").exists()
+    before = Statement.objects.count()
+    seed_json()
+    assert Statement.objects.count() == before

@@ -18,7 +18,7 @@ from django.db import transaction
 from billing.catalog import plans_ensure_defaults
 from orgs.models import Organization, User
 from qolaba.demo.organizations import DEMO, DEMO_PASSWORD, demo_summary, organization_seed
-from qolaba.demo.usage import UsageSeeded, api_keys_issue, demo_holds_release_expired, usage_seed
+from qolaba.demo.usage import UsageSeeded, api_keys_issue, demo_holds_release_expired, statements_seed, usage_seed
 from qolaba.middleware import current_ip
 from usage.catalog import prices_ensure_defaults
 from usage.rollup import rollup_rebuild
@@ -44,6 +44,7 @@ class Command(BaseCommand):
         api_keys: dict[int, str] = {}
         usage: dict[str, UsageSeeded] = {}
         organizations: list[Organization] = []
+        statements: dict[str, int] = {}
         # Emails sent while seeding (console backend in development) must not mix with the JSON on stdout.
         # The demo's audit events carry an address, as the ones of real requests do (a documentation range).
         ip_token = current_ip.set(DEMO_IP)
@@ -57,6 +58,7 @@ class Command(BaseCommand):
                     api_keys |= api_keys_issue(organization=organization, owner=owner, rotate=options["json"])
                     demo_holds_release_expired(organization=organization)
                     usage[spec.slug] = usage_seed(organization=organization)
+                    statements[spec.slug] = statements_seed(organization=organization)
                     organizations.append(organization)
         finally:
             current_ip.reset(ip_token)
@@ -77,6 +79,9 @@ class Command(BaseCommand):
                     f"  {slug}: {seeded.events} generations of usage and history seeded "
                     f"in {seeded.workspaces} workspaces ({seeded.images} with images)"
                 )
+        for slug, count in statements.items():
+            if count:
+                self.stdout.write(f"  {slug}: {count} monthly statements closed")
         self.stdout.write(
             "  API keys: `seed_demo --json` prints a working key per workspace (it replaces the demo keys)."
         )
