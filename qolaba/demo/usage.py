@@ -1,4 +1,4 @@
-"""The demo's AI activity: an API key per workspace, and a few months of usage and history.
+"""The demo's AI activity: a few months of usage and history (its API keys and pictures: `qolaba.demo.assets`).
 
 Usage goes through the real metering services (`usage_charge`, holds), so balances, the ledger and history stay
 consistent; what was just written is then backdated in bulk (usage events, history items, ledger transactions
@@ -9,8 +9,6 @@ the period a spend counts in, so spending of a member or workspace with a limit 
 
 from __future__ import annotations
 
-import io
-import math
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -23,22 +21,20 @@ from django.core.management.base import CommandError
 from django.db import connection
 from django.db.models import Field, Model
 from django.utils.timezone import now
-from PIL import Image, ImageDraw
 
 from billing.ledger import HOLD_TTL_DEFAULT, HOLD_TTL_MAX, available_credits, period_bounds
 from billing.models import Hold, LedgerTransaction, TransactionKind, WorkspaceLimit
 from orgs.models import CreditMode, Membership, Organization, OrganizationRole, User
+from qolaba.demo.assets import demo_png, picture_size
 from qolaba.demo.content import DEFAULT_PROFILE, MODELS, PROFILES, Sample, UsageProfile
 from qolaba.tools import Tool
 from usage.models import Price, UsageEvent, UsageStatus
 from usage.services import HistoryContent, usage_charge, usage_hold_capture, usage_hold_place, usage_hold_release
 from usage.statements import StatementNotDue, month_of, next_month, previous_month, statement_close
-from workspaces.models import ApiKey, HistoryItem, Workspace, WorkspaceUserObjectPermission
-from workspaces.services import api_key_create, api_key_revoke
+from workspaces.models import HistoryItem, Workspace, WorkspaceUserObjectPermission
 
 K = TypeVar("K")
 
-DEMO_KEY_NAME = "Demo tool service"
 DEMO_DAYS = 105  # about three and a half months: always spans at least four calendar months
 IMAGES_PER_WORKSPACE = 15  # the newest image items get a real (small, generated) PNG
 CREDIT_SHARE = 0.6  # of what a workspace can spend, at most this much goes to the demo's past usage
@@ -62,75 +58,6 @@ def demo_key(workspace: Workspace, n: int) -> str:
 
 def demo_key_prefix(workspace: Workspace) -> str:
     return f"demo-{workspace.pk}-"
-
-
-# --- API keys ------------------------------------------------------------------------------------------------
-
-
-def api_keys_issue(*, organization: Organization, owner: User, rotate: bool) -> dict[int, str]:
-    """Give every workspace a working "Demo tool service" key. Secrets are stored hashed, so an old one cannot be
-    shown again: with `rotate`, the previous demo keys are revoked and new ones made (their secrets returned);
-    without, only workspaces without a live demo key get one."""
-    issued: dict[int, str] = {}
-    for workspace in Workspace.objects.live().filter(organization=organization).select_related("organization"):
-        live = list(ApiKey.objects.active().filter(workspace=workspace, name=DEMO_KEY_NAME))
-        if live and not rotate:
-            continue
-        for api_key in live:
-            api_key_revoke(api_key=api_key, actor=owner)
-        _, issued[workspace.pk] = api_key_create(workspace=workspace, actor=owner, name=DEMO_KEY_NAME)
-    return issued
-
-
-# --- images --------------------------------------------------------------------------------------------------
-
-
-def _image_size(aspect_ratio: str, long_side: int = 512) -> tuple[int, int]:
-    try:
-        width, height = (int(part) for part in aspect_ratio.split(":"))
-    except ValueError:
-        return long_side, long_side
-    if width <= 0 or height <= 0:
-        return long_side, long_side
-    if width >= height:
-        return long_side, max(1, round(long_side * height / width))
-    return max(1, round(long_side * width / height)), long_side
-
-
-def demo_png(seed: int | str, width: int = 512, height: int = 512) -> bytes:
-    """A small abstract picture (gradient and translucent shapes), the same for the same seed: a few KB."""
-    rng = _rng(seed)
-
-    def colour() -> tuple[int, int, int]:
-        return rng.randrange(256), rng.randrange(256), rng.randrange(256)
-
-    # The gradient is made small and stretched: smooth anyway, and much cheaper than rotating a large one.
-    small = 128
-    side = math.ceil(math.hypot(small, small))
-    gradient = Image.linear_gradient("L").resize((side, side)).rotate(rng.uniform(0, 360), Image.Resampling.BILINEAR)
-    margin = (side - small) // 2
-    gradient = gradient.crop((margin, margin, margin + small, margin + small))
-    gradient = gradient.resize((width, height), Image.Resampling.BILINEAR)
-    picture = Image.composite(
-        Image.new("RGB", (width, height), colour()), Image.new("RGB", (width, height), colour()), gradient
-    ).convert("RGBA")
-    shapes = Image.new("RGBA", (width, height), (0, 0, 0, 0))
-    draw = ImageDraw.Draw(shapes)
-    short = min(width, height)
-    for _ in range(rng.randint(3, 6)):
-        fill = (*colour(), rng.randint(90, 200))
-        x, y, r = rng.randrange(width), rng.randrange(height), rng.randint(short // 10, short // 3)
-        kind = rng.choice(("ellipse", "rectangle", "triangle"))
-        if kind == "ellipse":
-            draw.ellipse((x - r, y - r, x + r, y + r), fill=fill)
-        elif kind == "rectangle":
-            draw.rounded_rectangle((x - r, y - r // 2, x + r, y + r // 2), radius=max(1, r // 5), fill=fill)
-        else:
-            draw.polygon([(rng.randrange(width), rng.randrange(height)) for _ in range(3)], fill=fill)
-    flat = Image.alpha_composite(picture, shapes).convert("RGB").quantize(48, method=Image.Quantize.FASTOCTREE)
-    out = io.BytesIO()
-    flat.save(out, "PNG", optimize=True)
-    return out.getvalue()
 
 
 # --- planning ------------------------------------------------------------------------------------------------
@@ -541,7 +468,7 @@ def _attach_images(images: list[tuple[Planned, int]]) -> int:
     }
     for planned, event_id in newest:
         item = items[event_id]
-        width, height = _image_size(str(planned.metadata.get("aspect_ratio", "1:1")))
+        width, height = picture_size(str(planned.metadata.get("aspect_ratio", "1:1")))
         seed = f"{planned.sample.prompt}/{planned.metadata.get('seed', event_id)}"
         item.media.save(f"demo-{event_id}.png", ContentFile(demo_png(seed, width, height)), save=False)
         item.media_content_type = "image/png"

@@ -20,7 +20,8 @@ from billing.ledger import available_credits, period_bounds
 from billing.models import Hold, HoldStatus, LedgerTransaction, SpendCounter, WorkspaceLimit
 from billing.reconcile import reconcile
 from orgs.models import Organization
-from qolaba.demo.usage import DEMO_DAYS, DEMO_KEY_NAME, demo_png
+from qolaba.demo.assets import DEMO_KEY_NAME, demo_png
+from qolaba.demo.usage import DEMO_DAYS
 from qolaba.tools import Tool
 from tests.factories import api_key_authenticate
 from usage.catalog import DEFAULT_PRICES

@@ -17,8 +17,9 @@ from django.db import transaction
 
 from billing.catalog import plans_ensure_defaults
 from orgs.models import Organization, User
+from qolaba.demo.assets import api_keys_issue
 from qolaba.demo.organizations import DEMO, DEMO_PASSWORD, demo_summary, organization_seed
-from qolaba.demo.usage import UsageSeeded, api_keys_issue, demo_holds_release_expired, statements_seed, usage_seed
+from qolaba.demo.usage import UsageSeeded, demo_holds_release_expired, statements_seed, usage_seed
 from qolaba.middleware import current_ip
 from usage.catalog import prices_ensure_defaults
 from usage.rollup import rollup_rebuild
