@@ -68,7 +68,8 @@ def _run(schema_editor, postgresql, sqlite):
         for statement in sqlite:
             schema_editor.execute(statement)
     else:
-        raise NotImplementedError(f"usage event sequence triggers for {vendor}")
+        # Qolaba runs on PostgreSQL (production, tests) and SQLite (the demo) only; say so rather than skip the triggers.
+        raise RuntimeError(f"Qolaba supports PostgreSQL and SQLite, not {vendor}: the roll-up needs these triggers.")
 
 
 def sequence_triggers_install(apps, schema_editor):
