@@ -283,7 +283,11 @@ def metadata_rows(metadata: dict[str, Any]) -> list[tuple[str, str]]:
     rows = []
     for key in sorted(metadata):
         value = metadata[key]
-        label = str(key).replace("_", " ").strip().capitalize() or str(key)
+        name, unit = str(key), ""
+        for suffix, said in (("_s", "seconds"), ("_ms", "milliseconds"), ("_px", "pixels")):
+            if name.endswith(suffix) and len(name) > len(suffix):
+                name, unit = name[: -len(suffix)], f" ({said})"
+        label = (name.replace("_", " ").strip().capitalize() or str(key)) + unit
         if isinstance(value, bool):
             text = "Yes" if value else "No"
         elif isinstance(value, list):

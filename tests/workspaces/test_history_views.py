@@ -425,7 +425,7 @@ def test_detail_shows_readable_metadata_of_every_shape(world):
     )
     html = logged_in(world["author"]).get(item_url(world["studio"], item)).content.decode()
     for label, value in (
-        ("Duration s", "60"),
+        ("Duration (seconds)", "60"),
         ("Loop", "Yes"),
         ("Tags", "calm, piano"),
         ("Extra", "{&quot;a&quot;: 1}"),
