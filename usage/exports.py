@@ -98,9 +98,9 @@ class _Echo:
 def _names(organization: Organization) -> tuple[dict[int, str], dict[int, str]]:
     """Workspace names and member emails of the organization (archived workspaces and former members included):
     two queries, whatever the number of events."""
-    workspaces = dict(Workspace.objects.filter(organization=organization).values_list("pk", "name"))
+    workspaces = dict(Workspace.objects.filter(organization=organization).order_by().values_list("pk", "name"))
     members = dict(
-        Membership.objects.filter(organization=organization).values_list("user_id", "user__email").distinct()
+        Membership.objects.filter(organization=organization).order_by().values_list("user_id", "user__email")
     )
     return workspaces, members
 
