@@ -137,8 +137,13 @@ def usage_export_query(export: UsageExport) -> UsageQuery:
     return usage_query_parse(export.params, today=export.period_end).query
 
 
-def usage_exports_recent(*, user: User, organization: Organization, limit: int = 10) -> list[UsageExport]:
-    return list(UsageExport.objects.of_requester(user=user, organization=organization)[:limit])
+def usage_exports_recent(
+    *, user: User, organization: Organization, limit: int = 10, exclude: UsageExport | None = None
+) -> list[UsageExport]:
+    exports = UsageExport.objects.of_requester(user=user, organization=organization)
+    if exclude is not None:
+        exports = exports.exclude(pk=exclude.pk)
+    return list(exports[:limit])
 
 
 # --- writing --------------------------------------------------------------------------------------------------

@@ -214,7 +214,7 @@ def _export_page(request: TenantRequest, export: UsageExport, *, status: int = 2
         "fields": _hidden_fields(query),
         "expired": export.is_expired,
         "in_progress": export.status in (UsageExportStatus.QUEUED, UsageExportStatus.RUNNING),
-        "recent": usage_exports_recent(user=request.user, organization=request.tenant.organization),
+        "recent": usage_exports_recent(user=request.user, organization=request.tenant.organization, exclude=export),
         "limit": settings.USAGE_EXPORT_SYNC_MAX_ROWS,
         "ttl_hours": settings.USAGE_EXPORT_TTL_HOURS,
     }
