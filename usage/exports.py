@@ -33,7 +33,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files import File
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.utils.timezone import now
 
 from orgs.audit import audit_record
@@ -254,12 +254,19 @@ def _finish(export_id: int, attempt: int, name: str, rows: int) -> UsageExport:
 
 
 def usage_exports_expire(*, at: datetime | None = None) -> int:
-    """Delete the files of exports past their download window (the rows stay, shown as expired) and mark jobs that
+    """Delete the files of exports past their download window or of deleted organizations (the rows stay, shown as
+    expired) and mark jobs that
     were lost (not finished after `STALE_AFTER`) as failed. Returns how many files were deleted."""
     at = at or now()
     storage = usage_export_storage()
     deleted = 0
-    expiring = UsageExport.objects.filter(expires_at__lte=at).exclude(file="").values_list("pk", flat=True)
+    # Past their window, or of an organization that was deleted (its files must not outlive it: the purge deletes
+    # the rows, and with them the only record of the files).
+    expiring = (
+        UsageExport.objects.filter(Q(expires_at__lte=at) | Q(organization__deleted_at__isnull=False))
+        .exclude(file="")
+        .values_list("pk", flat=True)
+    )
     for export_id in list(expiring):
         with transaction.atomic():
             export = UsageExport.objects.select_for_update(skip_locked=True).filter(pk=export_id).first()

@@ -20,6 +20,7 @@ from django.urls import reverse
 from django.utils.timezone import now
 
 from orgs.models import AuditAction, AuditEvent, Organization, OrganizationRole, User
+from qolaba.lifecycle import organization_delete
 from tests.factories import UserFactory, make_member, make_organization, make_workspace
 from usage import exports
 from usage.exports import EXPORT_HEADER, usage_export_create, usage_exports_expire
@@ -563,3 +564,14 @@ def test_the_export_link_include_carries_the_query(rf, kolkata):
     )
     assert f'href="{expected}"' in html
     assert "Export CSV" in html
+
+
+def test_the_files_of_a_deleted_organization_are_deleted_by_the_cleanup(kolkata, django_capture_on_commit_callbacks):
+    export = _request(kolkata, kolkata.member)
+    usage_export_run(export.pk)
+    export.refresh_from_db()
+    path = Path(usage_export_storage().path(export.file.name))
+    organization_delete(organization=kolkata.org, actor=kolkata.owner, confirm_name=kolkata.org.name)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert usage_exports_expire() == 1
+    assert not path.exists()
