@@ -183,7 +183,10 @@ def _claim(export_id: int) -> tuple[UsageExport | None, int]:
     """Start a run: the next attempt number, progress back to 0. None if the export is finished (or gone)."""
     with transaction.atomic():
         export = (
-            UsageExport.objects.select_for_update().select_related("organization", "requester").filter(pk=export_id)
+            # of=self: lock the export only, never the organization row (every charge share-locks it).
+            UsageExport.objects.select_for_update(of=("self",))
+            .select_related("organization", "requester")
+            .filter(pk=export_id)
         ).first()
         if export is None or export.status in (UsageExportStatus.DONE, UsageExportStatus.FAILED):
             return None, 0
