@@ -356,6 +356,7 @@ class AuditAction(models.TextChoices):
 
     STATEMENT_CLOSED = "statement.closed", "Statement closed"
     CLIENT_RATE_SET = "client_rate.set", "Client rate set"
+    USAGE_EXPORT_REQUESTED = "usage_export.requested", "Usage export requested"
 
 
 class AuditEventQuerySet(models.QuerySet["AuditEvent"]):
