@@ -3,6 +3,7 @@ from typing import Any
 
 from celery import shared_task
 
+from usage.forecast import runway_alerts_evaluate_all
 from usage.rollup import rollup_update
 from usage.services import holds_expire, idempotent_requests_prune
 from usage.statements import statements_close_due
@@ -29,3 +30,9 @@ def rollup_update_run() -> dict[str, Any]:
 @shared_task
 def statements_close_due_run() -> int:
     return statements_close_due()
+
+
+@shared_task
+def runway_alerts_evaluate_run() -> int:
+    """Alert Owners and Admins whose pool or workspace budget is forecast to run out soon (beat, every 15 minutes)."""
+    return runway_alerts_evaluate_all()
