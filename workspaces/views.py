@@ -60,8 +60,9 @@ def workspace_list(request: TenantRequest, org_slug: str) -> HttpResponse:
     if request.tenant.can("manage_workspaces") and not htmx_partial(request, partials):
         archived = [(ws, workspace_restore_deadline(ws)) for ws in archived_workspaces(organization=organization)]
         workspaces = workspaces_for_management(organization=organization)
-        pool = pool_forecast(organization=organization)
         budgets = budget_forecasts(organization=organization, workspaces=workspaces)  # evaluates `workspaces` once
+        primary = next((ws for ws in workspaces if ws.is_primary), None)
+        pool = pool_forecast(organization=organization, balance=primary.balance if primary else None)
         context = {
             "workspaces": workspaces,
             "archived": archived,

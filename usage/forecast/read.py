@@ -110,20 +110,23 @@ def _local_day(start: datetime | None, zone: ZoneInfo) -> date:
     return start.astimezone(zone).date()
 
 
-def pool_forecast(*, organization: Organization, at: datetime | None = None) -> SubjectForecast | None:
+def pool_forecast(
+    *, organization: Organization, balance: int | None = None, at: datetime | None = None
+) -> SubjectForecast | None:
     """The shared pool's forecast (shared mode; None in budget mode): everything the organization spends, against
-    the Primary Workspace's balance. Three queries."""
+    the Primary Workspace's balance (read unless given). Two queries, three when the balance is read."""
     if organization.credit_mode != CreditMode.SHARED:
         return None
     window = _window(organization, at)
     totals = usage_totals(organization=organization, start=window.start, end=window.end, period="day")
     days = {_local_day(row.period_start, window.zone): row.credits for row in totals.rows}
-    balance = (
-        Workspace.objects.filter(organization=organization, is_primary=True)
-        .annotate(balance=balance_of("credit_account"))
-        .values_list("balance", flat=True)
-        .first()
-    )
+    if balance is None:
+        balance = (
+            Workspace.objects.filter(organization=organization, is_primary=True)
+            .annotate(balance=balance_of("credit_account"))
+            .values_list("balance", flat=True)
+            .first()
+        )
     forecast = _forecast(window, days, created_at=organization.created_at, remaining=balance or 0)
     return SubjectForecast("pool", "the shared credit pool", forecast)
 
