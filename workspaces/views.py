@@ -60,9 +60,10 @@ def workspace_list(request: TenantRequest, org_slug: str) -> HttpResponse:
     if request.tenant.can("manage_workspaces") and not htmx_partial(request, partials):
         archived = [(ws, workspace_restore_deadline(ws)) for ws in archived_workspaces(organization=organization)]
         workspaces = workspaces_for_management(organization=organization)
-        budgets = budget_forecasts(organization=organization, workspaces=workspaces)  # evaluates `workspaces` once
-        primary = next((ws for ws in workspaces if ws.is_primary), None)
-        pool = pool_forecast(organization=organization, balance=primary.balance if primary else None)
+        # The forecasts use the balances the table shows: `workspaces` is read once.
+        balances = {ws.pk: ws.balance for ws in workspaces if ws.is_primary}  # type: ignore[attr-defined]
+        budgets = budget_forecasts(organization=organization, workspaces=workspaces)
+        pool = pool_forecast(organization=organization, balance=next(iter(balances.values()), None))
         context = {
             "workspaces": workspaces,
             "archived": archived,
