@@ -4,6 +4,7 @@ organization's time zone, the pool / budget / limit forecasts, the pages that sh
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 from types import SimpleNamespace
 from zoneinfo import ZoneInfo
@@ -26,7 +27,9 @@ from tests.factories import UserFactory, make_member, make_organization, make_wo
 from usage import tasks
 from usage.forecast import (
     RUNWAY_KIND,
+    SubjectForecast,
     budget_forecasts,
+    forecast_compute,
     limit_forecasts,
     pool_forecast,
     runway_alerts_evaluate,
@@ -40,13 +43,21 @@ _keys = itertools.count()
 LA = ZoneInfo("America/Los_Angeles")
 
 
-def build(*, mode: str = CreditMode.SHARED, grant: int = 1_000, budget: int = 0, tz: str = "UTC") -> SimpleNamespace:
-    """An organization with an Owner, an Admin and a Member who spends in the workspace "Studio"."""
+def build(
+    *, mode: str = CreditMode.SHARED, grant: int = 1_000, budget: int = 0, tz: str = "UTC", age_days: int = 60
+) -> SimpleNamespace:
+    """An organization with an Owner, an Admin and a Member who spends in the workspace "Studio", created
+    `age_days` ago (it and its workspaces)."""
     owner = UserFactory()
     org = make_organization(owner=owner, name=f"Forecast {next(_keys)}", timezone=tz)
     admin = make_member(org, role=OrganizationRole.ADMIN).user
     studio = make_workspace(org, name="Studio")
     member = make_member(org, workspaces={studio: WorkspaceRole.MEMBER}).user
+    created = now() - timedelta(days=age_days)
+    Organization.objects.filter(pk=org.pk).update(created_at=created)
+    Workspace.objects.filter(organization=org).update(created_at=created)
+    org.refresh_from_db()
+    studio.refresh_from_db()
     primary = Workspace.objects.get(organization=org, is_primary=True)
     credits_grant(organization=org, amount=grant, actor=owner)
     if mode == CreditMode.BUDGET:
@@ -101,7 +112,7 @@ def test_days_are_cut_in_the_organizations_time_zone():
 
 
 def test_under_7_days_of_history_gives_no_number():
-    w = build(grant=1_000)
+    w = build(grant=1_000, age_days=4)
     daily(w, 3, 100)
     f = pool_forecast(organization=w.org).forecast
     assert not f.enough_data
@@ -109,8 +120,16 @@ def test_under_7_days_of_history_gives_no_number():
     assert (f.rate, f.run_out) == (None, None)
 
 
+def test_usage_older_than_its_record_means_the_whole_window_counts():
+    # Imported or backdated usage from before the organization's creation: its history is the whole window.
+    w = build(grant=1_000, age_days=4)
+    used(w, now() - timedelta(days=10), 280)
+    f = pool_forecast(organization=w.org).forecast
+    assert (f.history_days, f.rate) == (28, 10)
+
+
 def test_the_pool_counts_every_workspace_and_the_live_balance():
-    w = build(grant=2_000)
+    w = build(grant=2_000, age_days=15)
     daily(w, 14, 60)
     daily(w, 14, 40, workspace=w.primary, user=w.owner)
     f = pool_forecast(organization=w.org).forecast
@@ -120,26 +139,27 @@ def test_the_pool_counts_every_workspace_and_the_live_balance():
 
 
 def test_each_budget_has_its_own_forecast():
-    w = build(mode=CreditMode.BUDGET, grant=3_000, budget=1_000)
+    w = build(mode=CreditMode.BUDGET, grant=3_000, budget=1_000, age_days=15)
     daily(w, 14, 100)
     assert pool_forecast(organization=w.org) is None
     forecasts = budget_forecasts(organization=w.org)
     studio, primary = forecasts[w.studio.pk], forecasts[w.primary.pk]
     assert (studio.subject, studio.label) == (f"budget:{w.studio.pk}", "the budget of Studio")
     assert (studio.forecast.remaining, studio.forecast.runway_days) == (1_000, 9)
-    # The Primary Workspace was created today and has spent nothing: no history yet, so no forecast.
+    # The Primary Workspace has spent nothing in its 14 days: it has no run-out date.
     assert primary.forecast.remaining == 2_000
-    assert not primary.forecast.enough_data
-    # Ten days on, still nothing spent: it has no run-out date.
-    Workspace.objects.filter(pk=w.primary.pk).update(created_at=now() - timedelta(days=10))
-    primary = budget_forecasts(organization=w.org)[w.primary.pk]
-    assert primary.forecast.history_days == 9  # whole days: the day it was created is not one
+    assert primary.forecast.history_days == 14
     assert primary.forecast.no_burn
     assert primary.forecast.run_out is None
+    # A workspace created today has no history yet, so no forecast; its first whole day is tomorrow.
+    fresh = make_workspace(w.org, name="Fresh")
+    assert budget_forecasts(organization=w.org)[fresh.pk].forecast.history_days == 0
+    Workspace.objects.filter(pk=fresh.pk).update(created_at=now() - timedelta(days=10))
+    assert budget_forecasts(organization=w.org)[fresh.pk].forecast.history_days == 9
 
 
 def test_a_monthly_limit_is_forecast_until_it_resets():
-    w = build(grant=100_000)
+    w = build(grant=100_000, age_days=15)
     daily(w, 14, 100)
     daily(w, 14, 7, workspace=w.studio, user=w.owner)
     at = now()
@@ -195,7 +215,7 @@ def test_the_billing_page_says_when_the_pool_runs_out(django_assert_num_queries)
 
 
 def test_the_billing_page_says_when_there_is_not_enough_data():
-    w = build(grant=2_000)
+    w = build(grant=2_000, age_days=3)
     daily(w, 2, 100)
     text = words(logged_in(w.owner).get(reverse("billing:page", args=[w.org.slug])))
     assert "Not enough data yet to forecast the shared credit pool" in text
@@ -203,13 +223,13 @@ def test_the_billing_page_says_when_there_is_not_enough_data():
 
 
 def test_the_workspaces_tab_shows_each_budget(django_assert_num_queries):
-    w = build(mode=CreditMode.BUDGET, grant=3_000, budget=1_000)
+    w = build(mode=CreditMode.BUDGET, grant=3_000, budget=1_000, age_days=15)
     daily(w, 14, 100)
     client = logged_in(w.admin)
     page = reverse("workspaces:list", args=[w.org.slug])
     text = words(client.get(page))
     assert "the budget of Studio runs out around" in text
-    assert "Not enough data yet to forecast the budget of Primary Workspace" in text  # created today
+    assert "Nothing was spent in the last 14 days, so the budget of Primary Workspace has no run-out date" in text
     with django_assert_num_queries(QUERIES_WORKSPACES) as small:
         client.get(page)
     for i in range(3):
@@ -256,7 +276,7 @@ def evaluate(w: SimpleNamespace, capture, at: datetime | None = None) -> int:
 
 
 def test_the_runway_alert_fires_once_per_period_in_the_app_and_by_email(django_capture_on_commit_callbacks):
-    w = build(grant=500)
+    w = build(grant=500, age_days=15)
     daily(w, 14, 100)  # 500 credits at 100 a day: gone in 4 days, under the default 7
     assert evaluate(w, django_capture_on_commit_callbacks) == 1
     notes = Notification.objects.filter(organization=w.org, kind=RUNWAY_KIND)
@@ -281,10 +301,10 @@ def test_the_runway_alert_fires_once_per_period_in_the_app_and_by_email(django_c
 
 
 def test_no_runway_alert_under_7_days_of_data_or_with_a_long_runway(django_capture_on_commit_callbacks):
-    short = build(grant=500)
+    short = build(grant=500, age_days=6)
     daily(short, 5, 100)
     assert evaluate(short, django_capture_on_commit_callbacks) == 0
-    long = build(grant=5_000)
+    long = build(grant=5_000, age_days=15)
     daily(long, 14, 100)
     assert evaluate(long, django_capture_on_commit_callbacks) == 0
     idle = build(grant=10)
@@ -294,7 +314,7 @@ def test_no_runway_alert_under_7_days_of_data_or_with_a_long_runway(django_captu
 
 
 def test_the_runway_alert_follows_the_organizations_number_of_days(django_capture_on_commit_callbacks):
-    w = build(grant=5_000)
+    w = build(grant=5_000, age_days=15)
     daily(w, 14, 100)  # about 49 days
     organization_update(organization=w.org, actor=w.owner, name=w.org.name, timezone="UTC", runway_alert_days=60)
     assert evaluate(w, django_capture_on_commit_callbacks) == 1
@@ -302,7 +322,7 @@ def test_the_runway_alert_follows_the_organizations_number_of_days(django_captur
 
 
 def test_a_budget_workspace_gets_its_own_runway_alert(django_capture_on_commit_callbacks):
-    w = build(mode=CreditMode.BUDGET, grant=3_000, budget=300)
+    w = build(mode=CreditMode.BUDGET, grant=3_000, budget=300, age_days=15)
     daily(w, 14, 100)
     assert evaluate(w, django_capture_on_commit_callbacks) == 1  # Studio; the Primary spends nothing
     note = Notification.objects.filter(kind=RUNWAY_KIND).first()
@@ -312,7 +332,7 @@ def test_a_budget_workspace_gets_its_own_runway_alert(django_capture_on_commit_c
 
 
 def test_the_task_evaluates_every_organization_and_beat_runs_it():
-    w = build(grant=500)
+    w = build(grant=500, age_days=15)
     daily(w, 14, 100)
     assert tasks.runway_alerts_evaluate_run.delay().get() == 1
     schedule = settings.CELERY_BEAT_SCHEDULE["runway-alerts"]
@@ -353,3 +373,17 @@ def test_a_member_cannot_change_the_runway_days():
     assert response.status_code == 404
     w.org.refresh_from_db()
     assert w.org.runway_alert_days == 7
+
+
+def test_the_pace_and_the_days_read_as_words():
+    def item(rate, run_out=None):
+        forecast = forecast_compute(daily=[0] * 28, today=date(2026, 12, 7), remaining=1)
+        forecast = replace(forecast, rate=rate, run_out=run_out)
+        return SubjectForecast("pool", "the shared credit pool", forecast)
+
+    assert item(1_240.4).rate_text == "about 1,240 credits a day"
+    assert item(1.2).rate_text == "about 1 credit a day"
+    assert item(0.2).rate_text == "less than 1 credit a day"
+    assert item(0.0).rate_text == "nothing a day"
+    assert item(5, date(2026, 12, 14)).run_out_text == "14 Dec"
+    assert item(5, date(2027, 1, 3)).run_out_text == "3 Jan 2027"

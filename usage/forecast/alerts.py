@@ -35,10 +35,10 @@ def _message(organization: Organization, item: SubjectForecast) -> tuple[str, st
         title = f"{item.label[0].upper()}{item.label[1:]} runs out today"
     else:
         title = f"{item.label[0].upper()}{item.label[1:]} runs out in about {days} day{'s' if days != 1 else ''}"
-    body = (
-        f"At the last {forecast.window_days} days' pace (about {round(forecast.rate or 0):,} credits a day), "
-        f"{forecast.remaining:,} credits left in {organization.name} last until around {item.run_out_text}"
-    )
+    pace = f"At the last {forecast.window_days} days' pace ({item.rate_text})"
+    if forecast.remaining <= 0:
+        return title, f"{pace}, {organization.name} needs more credits in {item.label}."
+    body = f"{pace}, {forecast.remaining:,} credits left in {organization.name} last until around {item.run_out_text}"
     if forecast.earliest and forecast.latest and forecast.earliest != forecast.latest:
         body += f" (between {item.earliest_text} and {item.latest_text})"
     return title, body + "."

@@ -40,6 +40,24 @@ class SubjectForecast:
             return ""
         return f"{day.day} {day:%b}" if day.year == self.forecast.today.year else f"{day.day} {day:%b %Y}"
 
+    @staticmethod
+    def _pace(rate: float | None) -> str:
+        if not rate:
+            return "nothing a day"
+        if rate < 0.5:
+            return "less than 1 credit a day"
+        credits = round(rate)
+        return f"about {credits:,} credit{'s' if credits != 1 else ''} a day"
+
+    @property
+    def rate_text(self) -> str:
+        """The window's pace, as "about 1,240 credits a day"."""
+        return self._pace(self.forecast.rate)
+
+    @property
+    def rate_7_text(self) -> str:
+        return self._pace(self.forecast.rate_7)
+
     @property
     def run_out_text(self) -> str:
         return self._day(self.forecast.run_out)
@@ -93,11 +111,12 @@ def _forecast(
     until: date | None = None,
 ) -> Forecast:
     """The forecast of a subject that spent `days` (local day → credits): its history starts on its first whole
-    day, or on the first day it spent if that is earlier, and never before the window."""
+    day and never before the window. Usage from before that day (imported or backdated data) means the record is
+    younger than the history: the whole window counts then."""
     first_spend = min((day for day, credits in days.items() if credits and day < window.today), default=None)
     begin = _history_start(created_at, window.zone)
-    if first_spend is not None and first_spend < begin:
-        begin = first_spend
+    if first_spend is not None and first_spend < created_at.astimezone(window.zone).date():
+        begin = window.first_day
     begin = max(begin, window.first_day)
     daily = [days.get(begin + timedelta(days=i), 0) for i in range((window.today - begin).days)]
     return forecast_compute(
