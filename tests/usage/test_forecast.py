@@ -59,7 +59,8 @@ def build(
     org.refresh_from_db()
     studio.refresh_from_db()
     primary = Workspace.objects.get(organization=org, is_primary=True)
-    credits_grant(organization=org, amount=grant, actor=owner)
+    if grant:
+        credits_grant(organization=org, amount=grant, actor=owner)
     if mode == CreditMode.BUDGET:
         org = credit_mode_switch(organization=org, mode=CreditMode.BUDGET, actor=owner)
         if budget:
@@ -309,6 +310,9 @@ def test_no_runway_alert_under_7_days_of_data_or_with_a_long_runway(django_captu
     assert evaluate(long, django_capture_on_commit_callbacks) == 0
     idle = build(grant=10)
     assert evaluate(idle, django_capture_on_commit_callbacks) == 0
+    empty = build(grant=0)  # no credits, but nothing spent either: nothing is running out
+    assert pool_forecast(organization=empty.org).forecast.runway_days == 0
+    assert evaluate(empty, django_capture_on_commit_callbacks) == 0
     assert not Notification.objects.filter(kind=RUNWAY_KIND).exists()
     assert mail.outbox == []
 
@@ -387,3 +391,15 @@ def test_the_pace_and_the_days_read_as_words():
     assert item(0.0).rate_text == "nothing a day"
     assert item(5, date(2026, 12, 14)).run_out_text == "14 Dec"
     assert item(5, date(2027, 1, 3)).run_out_text == "3 Jan 2027"
+
+
+def test_the_runway_alert_says_when_nothing_is_left(django_capture_on_commit_callbacks):
+    w = build(grant=0, age_days=15)
+    daily(w, 14, 100)
+    assert evaluate(w, django_capture_on_commit_callbacks) == 1
+    note = Notification.objects.filter(organization=w.org, kind=RUNWAY_KIND).first()
+    assert note.title == "No credits are left in the shared credit pool"
+    assert note.body == (
+        f"At the last 14 days' pace (about 100 credits a day), {w.org.name} needs more credits "
+        "in the shared credit pool."
+    )

@@ -1,7 +1,8 @@
 """The runway alert: when the pool (shared mode) or a workspace budget (budget mode) is forecast to run out in
 fewer days than the organization's `runway_alert_days` (default 7), its Owners and Admins are told in the app and
 by email — once per subject and budget period, like the other credit alerts (`billing.alerts`), whose
-`AlertState` and notification path it shares. Never without 7 days of history. A beat task runs it.
+`AlertState` and notification path it shares. Never without 7 days of history, nor when nothing is being spent.
+A beat task runs it.
 """
 
 from __future__ import annotations
@@ -51,7 +52,8 @@ def runway_alerts_evaluate(*, organization: Organization, at: datetime | None = 
     fired = 0
     for item in runway_forecasts(organization=organization, at=at):
         runway = item.forecast.runway_days
-        if not item.forecast.enough_data or runway is None or runway >= days:
+        # Nothing spent: nothing is running out, even at zero (the usage alerts speak of spent credits).
+        if not item.forecast.enough_data or item.forecast.no_burn or runway is None or runway >= days:
             continue
         title, body = _message(organization, item)
         try:
