@@ -3,6 +3,7 @@ from typing import Any
 
 from celery import shared_task
 
+from usage.forecast import runway_alerts_evaluate_all
 from usage.rollup import rollup_update
 from usage.services import holds_expire, idempotent_requests_prune
 from usage.statements import statements_close_due
@@ -47,3 +48,7 @@ def usage_exports_expire_run() -> int:
     from usage.exports import usage_exports_expire
 
     return usage_exports_expire()
+@shared_task
+def runway_alerts_evaluate_run() -> int:
+    """Alert Owners and Admins whose pool or workspace budget is forecast to run out soon (beat, every 15 minutes)."""
+    return runway_alerts_evaluate_all()

@@ -22,6 +22,7 @@ from qolaba.access import TenantRequest, WorkspaceRequest, organization_view, wo
 from qolaba.htmx import htmx_partial, render_page
 from qolaba.lifecycle import workspace_archive, workspace_create, workspace_restore
 from qolaba.views import confirmed_action, form_add_service_errors, immediate_action
+from usage.forecast import budget_forecasts, pool_forecast
 from usage.selectors import price_list
 from usage.statements import client_rate_of, client_rate_set
 from workspaces.forms import ApiKeyForm, ClientRateForm, HistoryFilterForm, WorkspaceForm, WorkspaceMemberForm
@@ -59,10 +60,16 @@ def workspace_list(request: TenantRequest, org_slug: str) -> HttpResponse:
     # The menu is the switcher's list for everyone: the management table is not worth its queries there.
     if request.tenant.can("manage_workspaces") and not htmx_partial(request, partials):
         archived = [(ws, workspace_restore_deadline(ws)) for ws in archived_workspaces(organization=organization)]
+        workspaces = workspaces_for_management(organization=organization)
+        # The forecasts use the balances the table shows: `workspaces` is read once.
+        balances = {ws.pk: ws.balance for ws in workspaces if ws.is_primary}  # type: ignore[attr-defined]
+        budgets = budget_forecasts(organization=organization, workspaces=workspaces)
+        pool = pool_forecast(organization=organization, balance=next(iter(balances.values()), None))
         context = {
-            "workspaces": workspaces_for_management(organization=organization),
+            "workspaces": workspaces,
             "archived": archived,
             "now": now(),
+            "forecasts": [pool] if pool is not None else list(budgets.values()),
         }
     else:
         context = {"workspaces": workspaces_for_switcher(user=request.user, organization=organization)}

@@ -195,6 +195,9 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "schedule": crontab(hour=4, minute=0),
     },
     "credit-alerts": {"task": "billing.tasks.alerts_evaluate_run", "schedule": 60},
+    # The runway moves with days of spend, not minutes: every 15 minutes is soon enough (the billing alerts cannot
+    # run it: billing sits below the usage read it needs).
+    "runway-alerts": {"task": "usage.tasks.runway_alerts_evaluate_run", "schedule": 15 * 60},
     "renew-subscriptions": {"task": "billing.tasks.subscriptions_renew_due_run", "schedule": 10 * 60},
     "expire-credit-packs": {"task": "billing.tasks.packs_expire_due_run", "schedule": 60 * 60},
     "reconcile-ledger": {"task": "billing.tasks.ledger_reconcile_run", "schedule": crontab(hour=3, minute=15)},
