@@ -48,6 +48,8 @@ def usage_exports_expire_run() -> int:
     from usage.exports import usage_exports_expire
 
     return usage_exports_expire()
+
+
 @shared_task
 def runway_alerts_evaluate_run() -> int:
     """Alert Owners and Admins whose pool or workspace budget is forecast to run out soon (beat, every 15 minutes)."""
