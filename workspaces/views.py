@@ -92,6 +92,7 @@ def workspace_list(request: TenantRequest, org_slug: str) -> HttpResponse:
     else:
         workspaces = list(workspaces_for_switcher(user=request.user, organization=organization))
         visible = workspace_ids_with_usage_view(user=request.user, organization=organization)
+    context["workspaces"] = workspaces
     context["rows"] = [(ws, None, None) for ws in workspaces]
     if visible:
         context |= _workspace_usage_context(request, workspaces, visible, manage)
