@@ -121,7 +121,7 @@ def available(html: str) -> str:
 
 
 def my_usage(html: str) -> str:
-    match = re.search(r'My usage this month</h2>\s*<p class="stat-value">([^<]*)<', html)
+    match = re.search(r'My usage this month</h2>\s*<p class="stat-value"[^>]*>([^<]*)<', html)
     assert match
     return match.group(1)
 
