@@ -49,6 +49,17 @@ def workspace_overview_figures(*, user: Any, workspace: Workspace) -> OverviewFi
     )
 
 
+def workspace_ids_with_usage_view(*, user: Any, organization: Organization) -> set[int]:
+    """The live workspaces of `organization` whose usage `user` may see (`view_workspace_usage`: Owners, Admins and
+    the workspace's admins), in one query."""
+    rows = Workspace.objects.live().filter(
+        organization=organization,
+        user_permissions__user=user,
+        user_permissions__permission__codename="view_workspace_usage",
+    )
+    return set(rows.values_list("pk", flat=True))
+
+
 def archived_workspaces(*, organization: Organization) -> QuerySet[Workspace]:
     return Workspace.objects.filter(organization=organization, archived_at__isnull=False).order_by("-archived_at")
 

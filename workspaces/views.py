@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
+from datetime import date
 from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import urlencode
@@ -21,7 +23,23 @@ from orgs.models import User
 from qolaba.access import TenantRequest, WorkspaceRequest, organization_view, workspace_view
 from qolaba.htmx import htmx_partial, render_page
 from qolaba.lifecycle import workspace_archive, workspace_create, workspace_restore
-from qolaba.views import confirmed_action, form_add_service_errors, immediate_action
+from qolaba.views import (
+    confirmed_action,
+    form_add_service_errors,
+    immediate_action,
+    usage_column_headers,
+    usage_columns_params,
+    usage_period_param,
+)
+from usage.columns import (
+    ColumnsPeriodChoice,
+    GroupCredits,
+    TrendDay,
+    allocation_uses,
+    columns_sorted,
+    usage_columns_by_workspace,
+    workspace_usage_overview,
+)
 from usage.forecast import budget_forecasts, pool_forecast
 from usage.selectors import price_list
 from usage.statements import client_rate_of, client_rate_set
@@ -35,6 +53,7 @@ from workspaces.selectors import (
     history_totals,
     user_can_open_workspace,
     workspace_api_keys,
+    workspace_ids_with_usage_view,
     workspace_overview_figures,
     workspace_people,
     workspace_restore_deadline,
@@ -53,27 +72,69 @@ from workspaces.services import (
 @require_GET
 @organization_view()
 def workspace_list(request: TenantRequest, org_slug: str) -> HttpResponse:
-    """The switcher's list (all roles); Owners/Admins get the management table of the Workspaces tab."""
+    """The switcher's list (all roles); Owners/Admins get the management table of the Workspaces tab. Credit columns
+    show the workspaces whose usage the user may see (Owners/Admins: all; a workspace admin: theirs; else none)."""
     organization = request.tenant.organization
-    partials = {"workspace-menu"}
-    context: dict[str, Any]
+    partials = {"workspace-menu", "workspaces-table"}
+    target = htmx_partial(request, partials)
     # The menu is the switcher's list for everyone: the management table is not worth its queries there.
-    if request.tenant.can("manage_workspaces") and not htmx_partial(request, partials):
-        archived = [(ws, workspace_restore_deadline(ws)) for ws in archived_workspaces(organization=organization)]
-        workspaces = workspaces_for_management(organization=organization)
-        # The forecasts use the balances the table shows: `workspaces` is read once.
-        balances = {ws.pk: ws.balance for ws in workspaces if ws.is_primary}  # type: ignore[attr-defined]
-        budgets = budget_forecasts(organization=organization, workspaces=workspaces)
-        pool = pool_forecast(organization=organization, balance=next(iter(balances.values()), None))
-        context = {
-            "workspaces": workspaces,
-            "archived": archived,
-            "now": now(),
-            "forecasts": [pool] if pool is not None else list(budgets.values()),
-        }
+    if target == "workspace-menu":
+        menu = {"workspaces": workspaces_for_switcher(user=request.user, organization=organization)}
+        return render_page(request, "workspaces/list.html", menu, partials=partials)
+    manage = request.tenant.can("manage_workspaces")
+    context: dict[str, Any] = {"manage": manage}
+    if manage:
+        workspaces = list(workspaces_for_management(organization=organization))
+        visible = {ws.pk for ws in workspaces}
+        if target is None:
+            context["archived"] = [
+                (ws, workspace_restore_deadline(ws)) for ws in archived_workspaces(organization=organization)
+            ]
+            context["now"] = now()
+            # The forecasts use the balances the table shows: `workspaces` is read once.
+            balances = {ws.pk: ws.balance for ws in workspaces if ws.is_primary}  # type: ignore[attr-defined]
+            budgets = budget_forecasts(organization=organization, workspaces=workspaces)
+            pool = pool_forecast(organization=organization, balance=next(iter(balances.values()), None))
+            context["forecasts"] = [pool] if pool is not None else list(budgets.values())
     else:
-        context = {"workspaces": workspaces_for_switcher(user=request.user, organization=organization)}
+        workspaces = list(workspaces_for_switcher(user=request.user, organization=organization))
+        visible = workspace_ids_with_usage_view(user=request.user, organization=organization)
+    context["workspaces"] = workspaces
+    context["rows"] = [(ws, None, None) for ws in workspaces]
+    if visible:
+        context |= _workspace_usage_context(request, workspaces, visible, manage)
     return render_page(request, "workspaces/list.html", context, partials=partials)
+
+
+def _workspace_usage_context(
+    request: TenantRequest, workspaces: list[Workspace], visible: set[int], manage: bool
+) -> dict[str, Any]:
+    """The Workspaces tab's credit columns (only the `visible` workspaces' figures), their period, sort and bars."""
+    organization = request.tenant.organization
+    period, sort = usage_columns_params(request, organization)
+    usage = usage_columns_by_workspace(
+        organization=organization, period=period, workspace_ids=None if manage else sorted(visible)
+    )
+    bars = (
+        allocation_uses(
+            organization=organization,
+            columns=usage,
+            workspaces=workspaces,
+            balances={ws.pk: ws.balance for ws in workspaces},  # type: ignore[attr-defined]  # annotated
+        )
+        if manage
+        else {}
+    )
+    rows = [(ws, usage.of(ws.pk) if ws.pk in visible else None, bars.get(ws.pk)) for ws in workspaces]
+    params = {"period": usage_period_param(period)}
+    return {
+        "usage": usage,
+        "sort": sort,
+        "rows": columns_sorted(rows, usage=lambda row: row[1] or GroupCredits(), sort=sort),
+        "usage_headers": usage_column_headers(sort=sort, params=params),
+        "period_choices": ColumnsPeriodChoice.choices,
+        "deleted_usage": usage.others(visible) if manage else None,
+    }
 
 
 @require_http_methods(["GET", "POST"])
@@ -102,8 +163,53 @@ def workspace_overview(request: WorkspaceRequest, org_slug: str, ws_slug: str) -
     tenant = request.tenant
     figures = workspace_overview_figures(user=request.user, workspace=tenant.workspace)
     credits = credits_overview(workspace=tenant.workspace, organization=tenant.organization, user=request.user)
-    context = {"figures": figures, "credits": credits, "prices": price_list()}
+    # Everyone sees their own usage; the whole workspace's only those who may see everyone's there.
+    usage = workspace_usage_overview(
+        workspace=tenant.workspace, user=request.user, with_workspace=tenant.can("view_workspace_usage")
+    )
+    context = {
+        "figures": figures,
+        "credits": credits,
+        "prices": price_list(),
+        "usage": usage,
+        "trend": _trend_chart(usage.trend),
+    }
     return render(request, "workspaces/overview.html", context)
+
+
+@dataclass(frozen=True)
+class _TrendBar:
+    day: date
+    credits: int
+    x: float
+    y: float
+    height: float
+
+
+TREND_WIDTH, TREND_HEIGHT, TREND_BAR_SPACING = 300, 80, 0.7
+
+
+def _trend_chart(days: list[TrendDay]) -> dict[str, Any]:
+    """The geometry of the Overview's daily bars (an inline SVG the server draws: no script, no library)."""
+    peak = max((day.credits for day in days), default=0)
+    slot = TREND_WIDTH / max(len(days), 1)
+    bars = []
+    for index, day in enumerate(days):
+        height = round((TREND_HEIGHT - 4) * day.credits / peak, 2) if peak else 0
+        if day.credits and height < 1:
+            height = 1  # a day with any usage stays visible
+        bars.append(_TrendBar(day.day, day.credits, round(index * slot, 2), round(TREND_HEIGHT - height, 2), height))
+    busiest = max(days, key=lambda day: day.credits) if peak else None
+    return {
+        "bars": bars,
+        "bar_width": round(slot * TREND_BAR_SPACING, 2),
+        "width": TREND_WIDTH,
+        "height": TREND_HEIGHT,
+        "total": sum(day.credits for day in days),
+        "busiest": busiest,
+        "first_day": days[0].day if days else None,
+        "last_day": days[-1].day if days else None,
+    }
 
 
 def _api_keys_context(
