@@ -1,7 +1,10 @@
-"""Client statements of a workspace: the list (closed ones and drafts), one statement, and its CSV and PDF.
+"""The Usage tab, and the client statements of a workspace: the list (closed ones and drafts), one statement, and
+its CSV and PDF.
 
-Every view resolves the workspace through `workspace_view("view_workspace_usage")`: Owners, Admins and the
-workspace's admins; anyone else (members, viewers, strangers) gets a 404.
+The Usage tab is open to every member of the organization (`organization_view("view_organization")`): what each
+sees is narrowed inside, by `usage.dashboard` (the whole organization, the workspaces they administer, or their own
+usage). The statement views resolve the workspace through `workspace_view("view_workspace_usage")`: Owners, Admins
+and the workspace's admins; anyone else (members, viewers, strangers) gets a 404.
 """
 
 from __future__ import annotations
@@ -11,11 +14,14 @@ from typing import Any
 
 from django.http import Http404, HttpResponse
 from django.shortcuts import render
+from django.urls import reverse
 from django.utils.cache import patch_cache_control
 from django.utils.timezone import now
 from django.views.decorators.http import require_GET
 
-from qolaba.access import WorkspaceRequest, workspace_view
+from qolaba.access import TenantRequest, WorkspaceRequest, organization_view, workspace_view
+from qolaba.htmx import render_page
+from usage.dashboard import usage_dashboard
 from usage.documents import statement_csv as render_csv
 from usage.documents import statement_pdf as render_pdf
 from usage.statements import (
@@ -29,6 +35,19 @@ from usage.statements import (
     statement_month_is_open,
     workspace_statements,
 )
+
+
+# The page's panels: the whole report (filters, notices and panels: what a change of filter refreshes) and each panel.
+USAGE_PARTIALS = frozenset({"usage-report", "usage-totals", "usage-chart", "usage-breakdowns"})
+
+
+@require_GET
+@organization_view("view_organization")
+def usage_page(request: TenantRequest, org_slug: str) -> HttpResponse:
+    organization = request.tenant.organization
+    dashboard = usage_dashboard(user=request.user, organization=organization, params=request.GET)
+    context = {"dashboard": dashboard, "page_url": reverse("usage:dashboard", kwargs={"org_slug": organization.slug})}
+    return render_page(request, "usage/usage.html", context, partials=USAGE_PARTIALS)
 
 
 def _figures_or_404(request: WorkspaceRequest, period: date) -> StatementFigures:
