@@ -36,7 +36,6 @@ from usage.statements import (
     workspace_statements,
 )
 
-
 # The page's panels: the whole report (filters, notices and panels: what a change of filter refreshes) and each panel.
 USAGE_PARTIALS = frozenset({"usage-report", "usage-totals", "usage-chart", "usage-breakdowns"})
 

@@ -1,27 +1,11 @@
-"""The Usage tab's figures: one function, `usage_dashboard`, reads everything the page shows in a fixed number of
-queries, whatever the amount of usage (each `usage_totals` read is two, the names three more).
-
-What the user chose comes from the URL (`usage.reports.usage_query_parse`, plus the page's own `chart` and `sort`);
-what they may see from their permission rows (`usage.reports.usage_scope_for`). Every figure is a
-`usage.rollup.usage_totals` read of the scope-narrowed filters, so the page agrees with every other view of the
-same period, to the last charge:
-
-- totals per report group (Chatbot / Image & Speech) and in all, against the previous period;
-- a series per report group or per tool over every period of the range (hours, days, weeks or months in the
-  organization's time zone, empty ones included);
-- breakdowns by workspace, member, tool and model. Units are counted in the price list's unit of each model, so they
-  are shown per model, and per tool only where all its models count the same unit.
-
-Names appear only for what the user may see: workspaces and members of their scope, and those in their own figures.
-"""
+"""`usage_dashboard`: every figure of the Usage tab in a fixed number of queries (see the package's docstring)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
-from typing import Any, Literal
-from urllib.parse import urlencode
+from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.db.models import Q
@@ -29,6 +13,24 @@ from django.utils.timezone import now as current_time
 
 from orgs.models import MembershipStatus, Organization, OrganizationRole, User
 from qolaba.tools import TOOL_GROUP, ReportGroup, Tool
+from usage.dashboard.figures import (
+    DEFAULT_SORT,
+    GROUP_LABELS,
+    ActiveFilter,
+    Breakdown,
+    BreakdownRow,
+    Change,
+    Chart,
+    ChartMode,
+    Choice,
+    Series,
+    SortLink,
+    UsageDashboard,
+    options_parse,
+    period_label,
+    period_starts,
+    querystring_of,
+)
 from usage.models import Price
 from usage.reports import (
     GRANULARITY_LABELS,
@@ -40,286 +42,8 @@ from usage.reports import (
     usage_query_parse,
     usage_scope_for,
 )
-from usage.rollup import Period, UsageTotal, period_start, usage_totals
+from usage.rollup import UsageTotal, UsageTotals, usage_totals
 from workspaces.models import Workspace
-
-ChartMode = Literal["group", "tool"]
-CHART_MODES: dict[str, str] = {"group": "By tool group", "tool": "By tool"}
-SORT_COLUMNS = ("name", "credits", "generations")
-DEFAULT_SORT = "-credits"
-GROUP_LABELS = {"chatbot": ReportGroup.CHATBOT.label, "image_speech": ReportGroup.IMAGE_SPEECH.label, "total": "Total"}
-
-
-@dataclass(frozen=True)
-class Change:
-    """A figure of this period against the previous one."""
-
-    key: str
-    label: str
-    current: int
-    previous: int
-
-    @property
-    def difference(self) -> int:
-        return self.current - self.previous
-
-    @property
-    def is_new(self) -> bool:
-        """Used this period, nothing the period before: no percentage to give."""
-        return self.previous == 0 and self.current > 0
-
-    @property
-    def percent(self) -> float | None:
-        return None if self.previous == 0 else self.difference * 100 / self.previous
-
-    @property
-    def direction(self) -> str:
-        """ "up", "down", "same" or "new": for the arrow and its words."""
-        if self.is_new:
-            return "new"
-        return "up" if self.difference > 0 else "down" if self.difference < 0 else "same"
-
-    @property
-    def magnitude(self) -> int:
-        return abs(self.difference)
-
-    @property
-    def percent_magnitude(self) -> float | None:
-        return None if self.percent is None else abs(self.percent)
-
-
-@dataclass(frozen=True)
-class Series:
-    key: str
-    label: str
-    values: list[int]
-
-    @property
-    def total(self) -> int:
-        return sum(self.values)
-
-
-@dataclass(frozen=True)
-class ChartPoint:
-    label: str
-    values: list[int]  # one per series
-
-    @property
-    def total(self) -> int:
-        return sum(self.values)
-
-
-@dataclass(frozen=True)
-class Chart:
-    mode: ChartMode
-    granularity: str
-    labels: list[str]  # every period of the range, in local time
-    series: list[Series]
-
-    @property
-    def points(self) -> list[ChartPoint]:
-        """The same figures by period, for the table beside the chart."""
-        return [
-            ChartPoint(label, [series.values[index] for series in self.series])
-            for index, label in enumerate(self.labels)
-        ]
-
-    def data(self) -> dict[str, Any]:
-        """What the chart script draws (passed with json_script)."""
-        return {
-            "mode": self.mode,
-            "labels": self.labels,
-            "series": [{"key": s.key, "label": s.label, "values": s.values} for s in self.series],
-        }
-
-
-@dataclass(frozen=True)
-class BreakdownRow:
-    key: str
-    label: str
-    detail: str  # a second line: the member's email, the model's tool, "archived"
-    credits: int
-    generations: int
-    units: int | None  # None where units of different kinds would be added up
-    unit: str
-    share: float  # percent of the breakdown's credits
-    querystring: str  # the dashboard filtered to this row
-
-    @property
-    def unit_label(self) -> str:
-        """The unit, plural where it is a plain word: 3 images, 40 seconds, 12 × 1k characters."""
-        if self.unit[:1].isdigit():
-            return f"\N{MULTIPLICATION SIGN} {self.unit}"  # 2 × 30 seconds
-        plain = self.unit.isalpha() and not self.unit.endswith("s")
-        return f"{self.unit}s" if plain and self.units != 1 else self.unit
-
-
-@dataclass(frozen=True)
-class SortLink:
-    column: str
-    label: str
-    querystring: str
-    direction: str  # "ascending", "descending" or "" (not sorted on it): for aria-sort
-
-
-@dataclass(frozen=True)
-class Breakdown:
-    name: str  # workspace, member, tool, model
-    title: str
-    rows: list[BreakdownRow]
-    sort_links: dict[str, SortLink]
-    shows_units: bool = False
-
-
-@dataclass(frozen=True)
-class Choice:
-    value: str
-    label: str
-    group: str = ""  # an <optgroup>: the tool of a model
-
-
-@dataclass(frozen=True)
-class ActiveFilter:
-    dimension: str
-    label: str
-    remove_querystring: str
-
-
-@dataclass(frozen=True)
-class UsageDashboard:
-    query: UsageQuery
-    previous: UsageQuery
-    scope: UsageScope
-    chart_mode: ChartMode
-    sort: str
-    problems: list[str]
-    as_of: datetime
-    rolled_up_at: datetime | None
-    timezone: str
-    totals: list[Change]  # Chatbot, Image & Speech, Total
-    held_credits: int  # credits of generations still running (not in the totals until captured)
-    chart: Chart
-    breakdowns: list[Breakdown]
-    workspace_choices: list[Choice]
-    member_choices: list[Choice] | None  # None: the user sees only their own usage, there is nothing to choose
-    tool_choices: list[Choice]
-    model_choices: list[Choice]
-    active_filters: list[ActiveFilter]
-    querystring: str  # the whole state, for links that keep it
-    range_choices: list[Choice] = field(default_factory=list)
-    granularity_choices: list[Choice] = field(default_factory=list)  # the ones this period allows
-
-    @property
-    def chart_links(self) -> list[tuple[str, str, str, bool]]:
-        """(mode, label, querystring, current) for the chart's toggle."""
-        return [
-            (mode, label, _qs(self.query, self.chart_mode, self.sort, chart=None if mode == "group" else mode),
-             mode == self.chart_mode)
-            for mode, label in CHART_MODES.items()
-        ]  # fmt: skip
-
-    @property
-    def selected(self) -> dict[str, list[str]]:
-        """The filters' values as the form's <select>s compare them."""
-        query = self.query
-        return {
-            "workspace": [str(pk) for pk in query.workspace_ids],
-            "member": [str(pk) for pk in query.user_ids],
-            "tool": list(query.tools),
-            "model": list(query.models),
-        }
-
-    @property
-    def unfiltered_querystring(self) -> str:
-        return _qs(self.query, self.chart_mode, self.sort, workspace=None, member=None, tool=None, model=None)
-
-    @property
-    def period(self) -> str:
-        return period_phrase(self.query)
-
-    @property
-    def previous_period(self) -> str:
-        return period_phrase(self.previous)
-
-    @property
-    def range_label(self) -> str:
-        return RANGE_LABELS[self.query.range]
-
-    @property
-    def is_empty(self) -> bool:
-        return self.totals[-1].current == 0
-
-
-# --- the page's own parameters -------------------------------------------------------------------------------------
-
-
-def _qs(query: UsageQuery, chart: ChartMode, order: str, /, **changes: Any) -> str:
-    """The URL parameters of the dashboard in this state, with `changes` (None drops one)."""
-    state: dict[str, Any] = {
-        "chart": None if chart == "group" else chart,
-        "sort": None if order == DEFAULT_SORT else order,
-    }
-    return urlencode(query.params(**(state | changes)), doseq=True)
-
-
-def _first(params: Mapping[str, Any], name: str) -> str | None:
-    getlist = getattr(params, "getlist", None)
-    values = getlist(name) if getlist is not None else [params[name]] if name in params else []
-    return str(values[0]) if values else None
-
-
-def _options(params: Mapping[str, Any], problems: list[str]) -> tuple[ChartMode, str]:
-    chart = _first(params, "chart") or "group"
-    if chart not in CHART_MODES:
-        problems.append(f"Unknown chart {chart[:30]!r}: showing it by tool group.")
-        chart = "group"
-    sort = _first(params, "sort") or DEFAULT_SORT
-    if sort.removeprefix("-") not in SORT_COLUMNS:
-        problems.append(f"Unknown sort {sort[:30]!r}: sorting by credits.")
-        sort = DEFAULT_SORT
-    return ("tool" if chart == "tool" else "group"), sort
-
-
-# --- periods -------------------------------------------------------------------------------------------------------
-
-
-def period_starts(query: UsageQuery, tz: ZoneInfo) -> list[datetime]:
-    """The start (UTC) of every period of the query's granularity that overlaps its range: the chart's x axis."""
-    start, end = query.bounds(tz)
-    granularity: Period = query.granularity
-    starts: list[datetime] = []
-    if granularity == "hour":
-        at = start
-        while at < end:
-            starts.append(period_start(at, "hour", tz))
-            at += timedelta(hours=1)
-        return sorted(set(starts))
-    day = query.start
-    while day <= query.end:
-        starts.append(period_start(datetime(day.year, day.month, day.day, tzinfo=tz).astimezone(UTC), granularity, tz))
-        day += timedelta(days=1)
-    return sorted(set(starts))
-
-
-def period_label(at: datetime, granularity: str, tz: ZoneInfo, *, days: int) -> str:
-    local = at.astimezone(tz)
-    if granularity == "hour":
-        return f"{local:%b} {local.day}, {local:%H:%M}" if days > 1 else f"{local:%H:%M}"
-    if granularity == "day":
-        return f"{local:%a} {local:%b} {local.day}"
-    if granularity == "week":
-        return f"Week of {local:%b} {local.day}"
-    return f"{local:%B %Y}"
-
-
-def period_phrase(query: UsageQuery) -> str:
-    """The local days of a query, for headings: "Mar 1 to Mar 18, 2026"."""
-    if query.start == query.end:
-        return f"{query.start:%b} {query.start.day}, {query.start.year}"
-    same_year = query.start.year == query.end.year
-    first = f"{query.start:%b} {query.start.day}" + ("" if same_year else f", {query.start.year}")
-    return f"{first}\N{EN DASH}{query.end:%b} {query.end.day}, {query.end.year}"
-
 
 # --- reading -------------------------------------------------------------------------------------------------------
 
@@ -382,7 +106,10 @@ def _sort_links(query: UsageQuery, chart: ChartMode, sort: str) -> dict[str, Sor
             direction = ""
             target = column if column == "name" else f"-{column}"
         links[column] = SortLink(
-            column, label, _qs(query, chart, sort, sort=None if target == DEFAULT_SORT else target), direction
+            column,
+            label,
+            querystring_of(query, chart, sort, sort=None if target == DEFAULT_SORT else target),
+            direction,
         )
     return links
 
@@ -396,20 +123,27 @@ def usage_dashboard(
     as_of = at or current_time()
     parsed = usage_query_parse(params, today=as_of.astimezone(tz).date())
     query, problems = parsed.query, list(parsed.problems)
-    chart_mode, sort = _options(params, problems)
+    chart_mode, sort = options_parse(params, problems)
     scope = usage_scope_for(user=user, organization=organization)
-    filters = usage_filters(query, scope).as_kwargs()
+    narrowed = usage_filters(query, scope)
     previous = query.previous()
-    start, end = query.bounds(tz)
-    before_start, before_end = previous.bounds(tz)
 
-    detail = usage_totals(
-        organization=organization, start=start, end=end, group_by=("workspace", "user", "tool", "model"), **filters
-    )
-    series = usage_totals(
-        organization=organization, start=start, end=end, group_by=("tool",), period=query.granularity, **filters
-    )
-    earlier = usage_totals(organization=organization, start=before_start, end=before_end, group_by=("tool",), **filters)
+    def read(of: UsageQuery, **grouping: Any) -> UsageTotals:
+        start, end = of.bounds(tz)
+        return usage_totals(
+            organization=organization,
+            start=start,
+            end=end,
+            workspace_ids=narrowed.workspace_ids,
+            user_ids=narrowed.user_ids,
+            tools=narrowed.tools,
+            models=narrowed.models,
+            **grouping,
+        )
+
+    detail = read(query, group_by=("workspace", "user", "tool", "model"))
+    series = read(query, group_by=("tool",), period=query.granularity)
+    earlier = read(previous, group_by=("tool",))
 
     units_of = {(tool, model): unit for tool, model, unit in Price.objects.values_list("tool", "model", "unit")}
     workspaces = {
@@ -479,7 +213,7 @@ def usage_dashboard(
         tool_choices=tool_choices,
         model_choices=model_choices,
         active_filters=active,
-        querystring=_qs(query, chart_mode, sort),
+        querystring=querystring_of(query, chart_mode, sort),
         range_choices=[Choice(key, label) for key, label in RANGE_LABELS.items()],
         granularity_choices=[Choice(key, GRANULARITY_LABELS[key]) for key in granularities_for(query.days)],
     )
@@ -565,7 +299,7 @@ def _breakdowns(
             units=entry.units if single_unit else None,
             unit=next(iter(entry.units_of)) if single_unit else "",
             share=share(entry.credits),
-            querystring=_qs(query, chart, sort, **filter_to),
+            querystring=querystring_of(query, chart, sort, **filter_to),
         )
 
     built: list[tuple[str, str, list[BreakdownRow], bool]] = []
@@ -615,23 +349,19 @@ def _active_filters(
         workspace = workspaces.get(pk)
         hidden |= workspace is None
         label = workspace.name if workspace is not None else "Unknown workspace"
-        active.append(ActiveFilter("Workspace", label, _qs(query, chart, sort, workspace=rest)))
+        active.append(ActiveFilter("Workspace", label, querystring_of(query, chart, sort, workspace=rest)))
     for pk in query.user_ids:
         rest = [str(other) for other in query.user_ids if other != pk]
         member = members.get(pk)
         hidden |= member is None
         label = member.display_name if member is not None else "Unknown member"
-        active.append(ActiveFilter("Member", label, _qs(query, chart, sort, member=rest)))
+        active.append(ActiveFilter("Member", label, querystring_of(query, chart, sort, member=rest)))
     for tool in query.tools:
         rest = [other for other in query.tools if other != tool]
-        active.append(ActiveFilter("Tool", str(Tool(tool).label), _qs(query, chart, sort, tool=rest)))
+        active.append(ActiveFilter("Tool", str(Tool(tool).label), querystring_of(query, chart, sort, tool=rest)))
     for model in query.models:
         rest = [other for other in query.models if other != model]
-        active.append(ActiveFilter("Model", model, _qs(query, chart, sort, model=rest)))
+        active.append(ActiveFilter("Model", model, querystring_of(query, chart, sort, model=rest)))
     if hidden:
         problems.append("A filter names a workspace or member that is not among those you can see: it matches nothing.")
     return active
-
-
-def local_today(organization: Organization, at: datetime | None = None) -> date:
-    return (at or current_time()).astimezone(ZoneInfo(organization.timezone)).date()
