@@ -18,9 +18,10 @@ from django.urls import reverse
 from django.utils.cache import patch_cache_control
 from django.utils.timezone import now
 from django.views.decorators.http import require_GET
+from django_htmx.http import push_url
 
 from qolaba.access import TenantRequest, WorkspaceRequest, organization_view, workspace_view
-from qolaba.htmx import render_page
+from qolaba.htmx import htmx_partial, render_page
 from usage.dashboard import usage_dashboard
 from usage.documents import statement_csv as render_csv
 from usage.documents import statement_pdf as render_pdf
@@ -45,8 +46,13 @@ USAGE_PARTIALS = frozenset({"usage-report", "usage-totals", "usage-chart", "usag
 def usage_page(request: TenantRequest, org_slug: str) -> HttpResponse:
     organization = request.tenant.organization
     dashboard = usage_dashboard(user=request.user, organization=organization, params=request.GET)
-    context = {"dashboard": dashboard, "page_url": reverse("usage:dashboard", kwargs={"org_slug": organization.slug})}
-    return render_page(request, "usage/usage.html", context, partials=USAGE_PARTIALS)
+    page_url = reverse("usage:dashboard", kwargs={"org_slug": organization.slug})
+    context = {"dashboard": dashboard, "page_url": page_url}
+    response = render_page(request, "usage/usage.html", context, partials=USAGE_PARTIALS)
+    if htmx_partial(request, USAGE_PARTIALS) == "usage-report" and not dashboard.problems:
+        # The address bar gets the view's canonical URL (what a link to it would be), not the form's raw fields.
+        push_url(response, f"{page_url}?{dashboard.querystring}")
+    return response
 
 
 def _figures_or_404(request: WorkspaceRequest, period: date) -> StatementFigures:

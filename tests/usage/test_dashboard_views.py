@@ -443,3 +443,16 @@ def test_the_dashboard_function_reads_in_a_fixed_number_of_queries(world, django
         usage_dashboard(user=world.owner, organization=world.org, params={}, at=NOW)
     with django_assert_num_queries(11):  # a member's scope: two queries, and their workspaces
         usage_dashboard(user=world.mia, organization=world.org, params={}, at=NOW)
+
+
+def test_the_filter_form_pushes_the_canonical_url_of_the_view(world):
+    """The form sends every field (empty choices, the dates of a named period); the address bar gets the view's URL."""
+    query = f"range=30d&start=2026-01-01&end=2026-01-02&granularity=week&workspace={world.atlas.pk}&member=&tool="
+    response = page(world.owner, world.org, query, HTTP_HX_REQUEST="true", HTTP_HX_TARGET="usage-report")
+    url = f"/o/{world.org.slug}/usage/?range=30d&granularity=week&workspace={world.atlas.pk}"
+    assert response["HX-Push-Url"] == url
+    with_problem = page(
+        world.owner, world.org, "range=yesterday", HTTP_HX_REQUEST="true", HTTP_HX_TARGET="usage-report"
+    )
+    assert "HX-Push-Url" not in with_problem  # the address keeps what was asked, the notice says what was shown
+    assert "HX-Push-Url" not in page(world.owner, world.org, query)  # a plain page load has its own URL
