@@ -54,7 +54,7 @@
           animation: false,
           interaction: { mode: "index", intersect: false },
           scales: {
-            x: { stacked: true, grid: { display: false }, ticks: { autoSkip: true, maxRotation: 0 } },
+            x: { stacked: true, grid: { display: false }, ticks: { autoSkip: true, autoSkipPadding: 16, maxRotation: 0 } },
             y: { stacked: true, beginAtZero: true, ticks: { precision: 0 }, title: { display: true, text: "Credits" } }
           },
           plugins: {
