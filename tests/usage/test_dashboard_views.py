@@ -20,9 +20,10 @@ from django.urls import reverse
 from billing import ledger
 from orgs.models import OrganizationRole
 from tests.factories import UserFactory, make_member, make_organization, make_workspace
+from tests.usage.test_rollups import rollup_caught_up
 from usage.catalog import prices_ensure_defaults
 from usage.dashboard import usage_dashboard
-from usage.models import Price, UsageEvent, UsageStatus
+from usage.models import Price, UsageEvent, UsageRollup, UsageStatus
 from usage.reports import usage_filters, usage_query_parse, usage_scope_for
 from usage.rollup import usage_totals
 from usage.services import usage_charge, usage_hold_place
@@ -456,3 +457,20 @@ def test_the_filter_form_pushes_the_canonical_url_of_the_view(world):
     )
     assert "HX-Push-Url" not in with_problem  # the address keeps what was asked, the notice says what was shown
     assert "HX-Push-Url" not in page(world.owner, world.org, query)  # a plain page load has its own URL
+
+
+@pytest.mark.django_db(transaction=True)
+def test_figures_are_exact_from_the_roll_up_plus_the_newer_events():
+    """Once the roll-up has run, the page reads its rows plus the events charged since: still the raw events."""
+    world = make_world("Asia/Kolkata")
+    run = rollup_caught_up()
+    assert run.ran
+    assert run.added > 0
+    assert UsageRollup.objects.filter(organization_id=world.org.pk).exists()
+    charge(world, datetime(2026, 3, 17, 20, 0, tzinfo=UTC), world.borealis, world.wes, "image", "dall-e-3", 1)  # 16
+    response = page(world.owner, world.org)
+    zone = ZoneInfo("Asia/Kolkata")
+    start = datetime(2026, 3, 1, tzinfo=zone)
+    assert totals(response)[TOTAL] == raw_credits(world.org, start=start, end=start + timedelta(days=18)) == 130
+    by_workspace = {row.label: row.credits for row in response.context["dashboard"].breakdowns[0].rows}
+    assert by_workspace == {"Atlas Workspace": 38, "Borealis Workspace": 92}
