@@ -69,6 +69,8 @@
   // htmx:load fires for the page once htmx starts and for every piece of content it swaps in.
   document.addEventListener("htmx:load", function (event) { draw(event.detail.elt); });
   document.addEventListener("DOMContentLoaded", function () { if (!window.htmx) draw(document); });
+  // The back button restores an earlier page from htmx's history cache: its canvas comes back blank.
+  document.addEventListener("htmx:historyRestore", function () { draw(document); });
   // A chart whose canvas is about to be swapped out lets go of its observers.
   document.addEventListener("htmx:beforeSwap", function (event) {
     if (typeof window.Chart === "undefined" || !event.detail.target) return;

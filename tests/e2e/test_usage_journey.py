@@ -122,6 +122,7 @@ def test_owner_explores_usage_and_a_member_sees_only_their_own(live_server, brow
     expect(page.locator("#usage-workspace")).to_have_value("")
     expect(_rows(page, "workspace")).to_have_count(2)
     expect(page.locator("[data-chart-box] canvas")).to_be_visible()
+    page.wait_for_function("() => !!Chart.getChart(document.getElementById('usage-chart-canvas'))")  # drawn again
     screenshot(page, "owner-back-to-all-workspaces")
 
     # A shared link opens the same view in a fresh page.
