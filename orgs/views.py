@@ -357,6 +357,7 @@ def organization_profile(request: TenantRequest, org_slug: str) -> HttpResponse:
         "name": organization.name,
         "timezone": organization.timezone,
         "alert_thresholds": ", ".join(str(t) for t in organization.alert_thresholds),
+        "runway_alert_days": organization.runway_alert_days,
     }
     form = OrganizationProfileForm(request.POST or None, request.FILES or None, initial=initial)
     if request.method == "POST" and form.is_valid():
@@ -369,6 +370,7 @@ def organization_profile(request: TenantRequest, org_slug: str) -> HttpResponse:
                 logo=form.cleaned_data.get("logo") or None,
                 remove_logo=form.cleaned_data.get("remove_logo", False),
                 alert_thresholds=form.cleaned_data.get("alert_thresholds"),
+                runway_alert_days=form.cleaned_data.get("runway_alert_days"),
             )
         except ValidationError as error:
             form_add_service_errors(form, error)

@@ -5,6 +5,8 @@ cache hands out one for the other.
 
 from __future__ import annotations
 
+from datetime import date
+
 import pytest
 from django.test import Client
 from django.urls import reverse
@@ -12,6 +14,8 @@ from django.urls import reverse
 from orgs.models import OrganizationRole
 from qolaba.tools import Tool
 from tests.factories import UserFactory, make_member, make_organization, make_workspace
+from usage.exports import usage_export_create
+from usage.reports import UsageQuery
 from workspaces.models import WorkspaceRole
 from workspaces.services import api_key_create, history_item_create, invitations_create
 
@@ -49,6 +53,8 @@ VIEWS = [
     ("workspaces:history_item_delete", ("org_slug", "ws_slug", "item_id"), "dialog-body", None),
     ("workspaces:api_key_revoke", ("org_slug", "ws_slug", "key_id"), "dialog-body", None),
     ("billing:subscription_cancel", ("org_slug",), "dialog-body", None),
+    # A background export's progress, polled while it runs.
+    ("usage:usage_export", ("org_slug", "export_id"), "export-status", None),
 ]
 
 
@@ -68,6 +74,9 @@ def world(db) -> tuple[Client, dict[str, object]]:
         workspace_role=WorkspaceRole.MEMBER,
         actor=owner,
     )[0]
+    export = usage_export_create(
+        organization=org, requester=owner, query=UsageQuery(start=date(2026, 3, 1), end=date(2026, 3, 31))
+    )
     client = Client()
     client.force_login(owner)
     values = {
@@ -77,6 +86,7 @@ def world(db) -> tuple[Client, dict[str, object]]:
         "invitation_id": invitation.pk,
         "item_id": item.pk,
         "key_id": api_key.pk,
+        "export_id": export.pk,
     }
     return client, values
 

@@ -22,6 +22,7 @@ from qolaba.access import TenantRequest, WorkspaceRequest, organization_view, wo
 from qolaba.htmx import htmx_partial, render_page
 from qolaba.lifecycle import workspace_archive, workspace_create, workspace_restore
 from qolaba.views import confirmed_action, form_add_service_errors, immediate_action
+from usage.forecast import budget_forecasts, pool_forecast
 from usage.selectors import price_list
 from usage.statements import client_rate_of, client_rate_set
 from workspaces.forms import ApiKeyForm, ClientRateForm, HistoryFilterForm, WorkspaceForm, WorkspaceMemberForm
@@ -31,6 +32,7 @@ from workspaces.selectors import (
     history_authors,
     history_item_can_delete,
     history_items,
+    history_totals,
     user_can_open_workspace,
     workspace_api_keys,
     workspace_overview_figures,
@@ -58,10 +60,16 @@ def workspace_list(request: TenantRequest, org_slug: str) -> HttpResponse:
     # The menu is the switcher's list for everyone: the management table is not worth its queries there.
     if request.tenant.can("manage_workspaces") and not htmx_partial(request, partials):
         archived = [(ws, workspace_restore_deadline(ws)) for ws in archived_workspaces(organization=organization)]
+        workspaces = workspaces_for_management(organization=organization)
+        # The forecasts use the balances the table shows: `workspaces` is read once.
+        balances = {ws.pk: ws.balance for ws in workspaces if ws.is_primary}  # type: ignore[attr-defined]
+        budgets = budget_forecasts(organization=organization, workspaces=workspaces)
+        pool = pool_forecast(organization=organization, balance=next(iter(balances.values()), None))
         context = {
-            "workspaces": workspaces_for_management(organization=organization),
+            "workspaces": workspaces,
             "archived": archived,
             "now": now(),
+            "forecasts": [pool] if pool is not None else list(budgets.values()),
         }
     else:
         context = {"workspaces": workspaces_for_switcher(user=request.user, organization=organization)}
@@ -271,6 +279,34 @@ HISTORY_PAGE_SIZE = 25
 HISTORY_FILTER_PARAMETERS = ("q", "tool", "member", "date_from", "date_to")
 # Images a browser may show inline. Anything else (SVG included: it can carry scripts) is only ever downloaded.
 INLINE_IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp", "image/avif"})
+# Audio and video the page plays in <audio>/<video>: served inline (under the same sandboxing headers) to play.
+PLAYABLE_AUDIO_TYPES = frozenset({"audio/mpeg", "audio/wav", "audio/x-wav", "audio/ogg", "audio/webm", "audio/mp4"})
+PLAYABLE_VIDEO_TYPES = frozenset({"video/mp4", "video/webm", "video/ogg"})
+INLINE_MEDIA_TYPES = INLINE_IMAGE_TYPES | PLAYABLE_AUDIO_TYPES | PLAYABLE_VIDEO_TYPES
+
+
+def metadata_rows(metadata: dict[str, Any]) -> list[tuple[str, str]]:
+    """A generation's settings as label/value pairs a person reads: `aspect_ratio` → "Aspect ratio"."""
+    rows = []
+    for key in sorted(metadata):
+        value = metadata[key]
+        name, unit = str(key), ""
+        for suffix, said in (("_s", "seconds"), ("_ms", "milliseconds"), ("_px", "pixels")):
+            if name.endswith(suffix) and len(name) > len(suffix):
+                name, unit = name[: -len(suffix)], f" ({said})"
+        label = (name.replace("_", " ").strip().capitalize() or str(key)) + unit
+        if isinstance(value, bool):
+            text = "Yes" if value else "No"
+        elif isinstance(value, list):
+            text = ", ".join(str(part) for part in value)
+        elif isinstance(value, dict):
+            text = json.dumps(value, ensure_ascii=False, sort_keys=True)
+        elif value is None:
+            text = "—"
+        else:
+            text = str(value)
+        rows.append((label, text))
+    return rows
 
 
 def _history_item_or_404(request: WorkspaceRequest, item_id: int) -> HistoryItem:
@@ -287,15 +323,18 @@ def history_list(request: WorkspaceRequest, org_slug: str, ws_slug: str) -> Http
     authors = history_authors(workspace=workspace)
     form = HistoryFilterForm(request.GET or None, authors=authors)
     form.is_valid()
-    page = Paginator(history_items(workspace=workspace, **form.filters()), HISTORY_PAGE_SIZE).get_page(
-        request.GET.get("page")
-    )
+    items = history_items(workspace=workspace, **form.filters())
+    totals = history_totals(items)
+    paginator = Paginator(items, HISTORY_PAGE_SIZE)
+    paginator.count = totals.items  # counted with the credits: one query, not two
+    page = paginator.get_page(request.GET.get("page"))
     querystring = urlencode({key: request.GET[key] for key in HISTORY_FILTER_PARAMETERS if request.GET.get(key)})
     context = {
         "form": form,
         "page": page,
         "querystring": querystring,
         "filtered": bool(querystring),
+        "credits_total": totals.credits,
         "removed_authors": {user.pk for user in authors if not user.has_access},
         "inline_image_types": INLINE_IMAGE_TYPES,
     }
@@ -308,8 +347,10 @@ def history_item_detail(request: WorkspaceRequest, org_slug: str, ws_slug: str, 
     item = _history_item_or_404(request, item_id)
     context = {
         "item": item,
-        "metadata_json": json.dumps(item.metadata, indent=2, ensure_ascii=False, sort_keys=True),
+        "metadata_rows": metadata_rows(item.metadata) if isinstance(item.metadata, dict) else [],
         "shows_image": item.has_image and item.media_content_type in INLINE_IMAGE_TYPES,
+        "plays_audio": bool(item.media) and item.media_content_type in PLAYABLE_AUDIO_TYPES,
+        "plays_video": bool(item.media) and item.media_content_type in PLAYABLE_VIDEO_TYPES,
         "can_delete": history_item_can_delete(
             item=item, user=request.user, workspace_permissions=request.tenant.workspace_permissions
         ),
@@ -347,7 +388,10 @@ def history_item_delete_view(request: WorkspaceRequest, org_slug: str, ws_slug: 
 @require_GET
 @workspace_view()
 def history_item_media(request: WorkspaceRequest, org_slug: str, ws_slug: str, item_id: int) -> FileResponse:
-    """The item's file, streamed through the same permission check as every page (never from MEDIA_URL)."""
+    """The item's file, streamed through the same permission check as every page (never from MEDIA_URL).
+
+    Pictures, audio and video the page shows are served inline; `?download=1` (and every other type) as a download.
+    """
     item = _history_item_or_404(request, item_id)
     if not item.media:
         raise Http404
@@ -356,7 +400,7 @@ def history_item_media(request: WorkspaceRequest, org_slug: str, ws_slug: str, i
     except FileNotFoundError as missing:
         raise Http404 from missing
     content_type = item.media_content_type or "application/octet-stream"
-    inline = content_type in INLINE_IMAGE_TYPES
+    inline = content_type in INLINE_MEDIA_TYPES and request.GET.get("download") != "1"
     extension = PurePosixPath(item.media.name).suffix
     response = FileResponse(
         handle,

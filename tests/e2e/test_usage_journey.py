@@ -100,6 +100,9 @@ def test_owner_explores_usage_and_a_member_sees_only_their_own(live_server, brow
     expect(page.locator("#breakdown-member")).not_to_contain_text("Noah Nightly")
     expect(page.locator(".usage-series-table tfoot")).to_contain_text("22")
     expect(page.locator(".filter-chips")).to_contain_text("Atlas Launch")
+    export = page.get_by_role("link", name="Export CSV")  # beside the filters, for exactly this view
+    exported = rf"export\.csv\?range=30d&granularity=week&workspace={atlas.pk}"
+    expect(export).to_have_attribute("href", re.compile(exported))
     screenshot(page, "owner-filtered-to-atlas")
 
     # The chart by tool, then a table row: each is a URL of its own.
