@@ -14,6 +14,7 @@ NAVIGATION = [
     ("History", "history", "workspaces:history", None, True),
     ("Members", "members", "orgs:members", "manage_members", False),
     ("Workspaces", "workspaces", "workspaces:list", "view_organization", False),
+    ("Usage", "usage", "usage:dashboard", "view_organization", False),
     ("Billing", "billing", "billing:page", "manage_billing", False),
     ("Audit", "audit", "orgs:audit", "view_audit_log", False),
     ("Profile", "profile", "orgs:profile", "edit_profile", False),

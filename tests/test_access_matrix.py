@@ -116,6 +116,7 @@ MATRIX: dict[str, Route] = {
     "workspaces:api_key_create": Route("manage_workspace", POST),
     "workspaces:api_key_revoke": Route("manage_workspace", BOTH),
     "workspaces:client_rate_set": Route("org_admin", POST),
+    "usage:dashboard": Route("org_member", GET),  # everyone sees usage; what they see is their scope (tests/usage)
     "usage:statements": Route("view_workspace_usage", GET),
     "usage:statement": Route("view_workspace_usage", GET),
     "usage:statement_csv": Route("view_workspace_usage", GET),
@@ -212,6 +213,7 @@ def _build_org(label: str, personas: dict[str, object] | None) -> dict[str, obje
 URL_KWARGS: dict[str, tuple[str, ...]] = {
     "orgs:open": ("org_slug",),
     "orgs:members": ("org_slug",),
+    "usage:dashboard": ("org_slug",),
     "orgs:invitations_create": ("org_slug",),
     "orgs:member": ("org_slug", "membership_id"),
     "orgs:member_role_change": ("org_slug", "membership_id"),

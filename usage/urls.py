@@ -26,6 +26,7 @@ register_converter(MonthConverter, "month")
 app_name = "usage"
 
 urlpatterns = [
+    path("o/<slug:org_slug>/usage/", views.usage_page, name="dashboard"),
     path("o/<slug:org_slug>/w/<slug:ws_slug>/statements/", views.statement_list, name="statements"),
     path("o/<slug:org_slug>/w/<slug:ws_slug>/statements/<month:period>/", views.statement_detail, name="statement"),
     path("o/<slug:org_slug>/w/<slug:ws_slug>/statements/<month:period>.csv", views.statement_csv, name="statement_csv"),

@@ -1,9 +1,12 @@
-"""Client statements of a workspace: the list (closed ones and drafts), one statement, and its CSV and PDF.
-Usage exports: the CSV of a Usage tab filter, and the background exports of large ones.
+"""The Usage tab; client statements of a workspace: the list (closed ones and drafts), one statement, and its CSV and
+PDF; usage exports: the CSV of a Usage tab filter, and the background exports of large ones.
 
-Every statement view resolves the workspace through `workspace_view("view_workspace_usage")`: Owners, Admins and
-the workspace's admins; anyone else (members, viewers, strangers) gets a 404. Every member may export usage, each
-within what they may see (`usage.reports.usage_scope_for`); a background export is only ever shown to its requester.
+The Usage tab is open to every member of the organization (`organization_view("view_organization")`): what each
+sees is narrowed inside, by `usage.dashboard` (the whole organization, the workspaces they administer, or their own
+usage). Every statement view resolves the workspace through `workspace_view("view_workspace_usage")`: Owners,
+Admins and the workspace's admins; anyone else (members, viewers, strangers) gets a 404. Every member may export
+usage, each within what they may see (`usage.reports.usage_scope_for`); a background export is only ever shown to
+its requester.
 """
 
 from __future__ import annotations
@@ -17,13 +20,16 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import FileResponse, Http404, HttpResponse, HttpResponseBase, StreamingHttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils.cache import patch_cache_control
 from django.utils.timezone import now
 from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import push_url
 
 from orgs.models import Organization
 from qolaba.access import TenantRequest, WorkspaceRequest, organization_view, workspace_view
-from qolaba.htmx import render_page
+from qolaba.htmx import htmx_partial, render_page
+from usage.dashboard import usage_dashboard
 from usage.documents import statement_csv as render_csv
 from usage.documents import statement_pdf as render_pdf
 from usage.exports import (
@@ -48,6 +54,23 @@ from usage.statements import (
     statement_month_is_open,
     workspace_statements,
 )
+
+# The page's panels: the whole report (filters, notices and panels: what a change of filter refreshes) and each panel.
+USAGE_PARTIALS = frozenset({"usage-report", "usage-totals", "usage-chart", "usage-breakdowns"})
+
+
+@require_GET
+@organization_view("view_organization")
+def usage_page(request: TenantRequest, org_slug: str) -> HttpResponse:
+    organization = request.tenant.organization
+    dashboard = usage_dashboard(user=request.user, organization=organization, params=request.GET)
+    page_url = reverse("usage:dashboard", kwargs={"org_slug": organization.slug})
+    context = {"dashboard": dashboard, "page_url": page_url}
+    response = render_page(request, "usage/usage.html", context, partials=USAGE_PARTIALS)
+    if htmx_partial(request, USAGE_PARTIALS) == "usage-report" and not dashboard.problems:
+        # The address bar gets the view's canonical URL (what a link to it would be), not the form's raw fields.
+        push_url(response, f"{page_url}?{dashboard.querystring}")
+    return response
 
 
 def _figures_or_404(request: WorkspaceRequest, period: date) -> StatementFigures:
