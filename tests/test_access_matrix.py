@@ -15,6 +15,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils.timezone import now
 
 from orgs.models import (
+    AdminKey,
     AuditEvent,
     Invitation,
     Membership,
@@ -22,6 +23,7 @@ from orgs.models import (
     OrganizationRole,
     OrganizationUserObjectPermission,
 )
+from orgs.services import admin_key_create
 from qolaba.lifecycle import workspace_archive
 from qolaba.tools import Tool
 from tests.factories import UserFactory, make_member, make_organization, make_workspace
@@ -85,6 +87,8 @@ MATRIX: dict[str, Route] = {
     "orgs:invitation_resend": Route("org_admin", POST),
     "orgs:invitation_revoke": Route("org_admin", BOTH),
     "orgs:profile": Route("org_admin", BOTH),
+    "orgs:admin_key_create": Route("org_admin", POST),
+    "orgs:admin_key_revoke": Route("org_admin", BOTH),
     "orgs:ownership_transfer": Route("owner", BOTH),
     "orgs:organization_delete": Route("owner", BOTH),
     "orgs:notifications": Route("org_member", GET),
@@ -170,6 +174,7 @@ def _build_org(label: str, personas: dict[str, object] | None) -> dict[str, obje
         media_content_type="image/png",
     )
     api_key, _ = api_key_create(workspace=target, actor=owner, name=f"{label} service")
+    admin_key, _ = admin_key_create(organization=org, actor=owner, name=f"{label} finance")
     invitation = invitations_create(
         organization=org,
         emails=[f"invitee-{label.lower()}@example.com"],
@@ -187,6 +192,7 @@ def _build_org(label: str, personas: dict[str, object] | None) -> dict[str, obje
         "workspace_id": archived.pk,
         "item_id": item.pk,
         "key_id": api_key.pk,
+        "admin_key_id": admin_key.pk,
         "period": month_of(org, now()),  # the current month: a draft statement
     }
 
@@ -202,6 +208,8 @@ URL_KWARGS: dict[str, tuple[str, ...]] = {
     "orgs:invitation_resend": ("org_slug", "invitation_id"),
     "orgs:invitation_revoke": ("org_slug", "invitation_id"),
     "orgs:profile": ("org_slug",),
+    "orgs:admin_key_create": ("org_slug",),
+    "orgs:admin_key_revoke": ("org_slug", "admin_key_id"),
     "orgs:ownership_transfer": ("org_slug",),
     "orgs:organization_delete": ("org_slug",),
     "orgs:notifications": ("org_slug",),
@@ -261,6 +269,7 @@ def _fingerprint() -> tuple:
         AuditEvent.objects.count(),
         list(HistoryItem.objects.order_by("pk").values_list("pk", "deleted_at")),
         list(ApiKey.objects.order_by("pk").values_list("pk", "name", "revoked_at")),
+        list(AdminKey.objects.order_by("pk").values_list("pk", "name", "revoked_at")),
         list(ClientRate.objects.order_by("pk").values_list("pk", "rate_per_1000", "currency")),
     )
 
