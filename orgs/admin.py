@@ -206,7 +206,6 @@ class AdminKeyAdmin(admin.ModelAdmin):
         "revoked_at",
         "revoked_by",
     ]
-    fields = readonly_fields
     actions = ["revoke"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
