@@ -28,9 +28,10 @@ from orgs.services import admin_key_create, admin_key_revoke
 from qolaba.lifecycle import organization_delete, workspace_archive
 from qolaba.tools import TOOL_GROUP, ReportGroup
 from tests.factories import UserFactory, make_member, make_organization, make_workspace
+from tests.usage.test_rollups import rollup_caught_up
 from usage.catalog import prices_ensure_defaults
-from usage.models import Price, UsageEvent, UsageStatus
-from usage.rollup import usage_totals
+from usage.models import Price, UsageEvent, UsageRollup, UsageStatus
+from usage.rollup import rollup_state, usage_totals
 from usage.selectors import held_event_find
 from usage.services import usage_charge, usage_hold_capture, usage_hold_place, usage_hold_release
 from workspaces.models import WorkspaceRole
@@ -563,3 +564,28 @@ def test_the_openapi_document_describes_both_reports():
         schema = document["components"]["schemas"][schema_ref.rsplit("/", 1)[1]]
         assert key in schema["properties"]
     assert document["paths"][ORG_USAGE]["get"]["security"] == [{"AdminKey": []}]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_answer_is_exact_across_the_rollup_and_the_events_after_its_watermark():
+    """Committed usage, rolled up; then a late capture of a hold the roll-up saw held, and new charges in buckets
+    it already holds: the answer still equals the raw captured events (the roll-up for what did not change since,
+    the raw events for every bucket that did)."""
+    world = World(events=12, seed=11)
+    rollup_caught_up()
+    assert UsageRollup.objects.filter(organization_id=world.organization.pk).exists()
+    assert rollup_state().watermark > 0
+    pending = UsageEvent.objects.get(workspace=world.workspace, status=UsageStatus.HELD)
+    with time_machine.travel(pending.created_at + timedelta(minutes=20), tick=False):
+        usage_hold_capture(
+            event=held_event_find(workspace=world.workspace, event_id=pending.pk), workspace=world.workspace
+        )
+    for moment in MOMENTS[:4]:
+        world.charge(moment + timedelta(seconds=5), tool="chat", units=2)
+    keys = ("tool", "member")
+    body = world.get(USAGE, world.key, start=START, end=END, group_by="tool,member").json()
+    events = raw_captured(world.organization.pk, world.workspace.pk)
+    assert answered_by_day(body, keys) == expected_by_day(events, START, END, keys)
+    assert body["totals"] == expected_totals(events, START, END)
+    org = world.get(ORG_USAGE, world.admin_key, start=START, end=END, bucket="month").json()
+    assert org["totals"] == expected_totals(raw_captured(world.organization.pk), START, END)
