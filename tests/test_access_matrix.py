@@ -23,7 +23,7 @@ from orgs.models import (
     OrganizationRole,
     OrganizationUserObjectPermission,
 )
-from orgs.services import admin_key_create
+from orgs.services import admin_key_create, admin_key_revoke
 from qolaba.lifecycle import workspace_archive
 from qolaba.tools import Tool
 from tests.factories import UserFactory, make_member, make_organization, make_workspace
@@ -37,7 +37,7 @@ from workspaces.models import (
     WorkspaceRole,
     WorkspaceUserObjectPermission,
 )
-from workspaces.services import api_key_create, history_item_create, invitations_create
+from workspaces.services import api_key_create, api_key_revoke, history_item_create, invitations_create
 
 PERSONAS = [
     "anonymous",
@@ -340,3 +340,71 @@ def test_foreign_objects_inside_own_org_url_are_404(client):
     restore = reverse("workspaces:workspace_restore", kwargs={"org_slug": own.slug, "workspace_id": foreign_ws.pk})
     assert client.post(restore).status_code == 404
     assert Workspace.objects.get(pk=foreign_ws.pk).archived_at is not None
+
+
+# --- the API: every endpoint x every kind of key -------------------------------------------------------------------
+
+# Which kind of key each API endpoint takes ("none": it needs none); every other kind is a 401.
+API_MATRIX: dict[str, tuple[str, str]] = {
+    "api:openapi-json": ("none", "GET"),
+    "api:openapi-view": ("none", "GET"),
+    "api:health": ("none", "GET"),
+    "api:workspace_detail": ("workspace", "GET"),
+    "api:price_list": ("workspace", "GET"),
+    "api:charge_create": ("workspace", "POST"),
+    "api:hold_create": ("workspace", "POST"),
+    "api:hold_capture": ("workspace", "POST"),
+    "api:hold_release": ("workspace", "POST"),
+    "api:usage_read": ("workspace", "GET"),
+    "api:organization_usage_read": ("admin", "GET"),
+}
+KEY_KINDS = ["missing", "workspace", "revoked workspace", "admin", "revoked admin", "garbage"]
+
+
+def _api_url_names() -> set[str]:
+    names: set[str] = set()
+    for pattern in get_resolver().url_patterns:
+        if isinstance(pattern, URLResolver) and pattern.namespace == "api":
+            names |= {f"api:{p.name}" for p in pattern.url_patterns if isinstance(p, URLPattern) and p.name}
+    return names - {"api:api-root"}
+
+
+def test_every_api_endpoint_is_in_the_api_matrix():
+    assert _api_url_names() == set(API_MATRIX), "add new API endpoints to API_MATRIX (and remove deleted ones)"
+
+
+@pytest.mark.django_db
+def test_api_matrix(client):
+    owner = UserFactory()
+    org = make_organization(owner=owner)
+    workspace = make_workspace(org)
+    _, workspace_key = api_key_create(workspace=workspace, actor=owner, name="Tools")
+    revoked_workspace, revoked_workspace_key = api_key_create(workspace=workspace, actor=owner, name="Old")
+    api_key_revoke(api_key=revoked_workspace, actor=owner)
+    _, admin_key = admin_key_create(organization=org, actor=owner, name="Finance")
+    revoked_admin, revoked_admin_key = admin_key_create(organization=org, actor=owner, name="Old finance")
+    admin_key_revoke(admin_key=revoked_admin, actor=owner)
+    keys = {
+        "missing": None,
+        "workspace": workspace_key,
+        "revoked workspace": revoked_workspace_key,
+        "admin": admin_key,
+        "revoked admin": revoked_admin_key,
+        "garbage": "qlb_nothing",
+    }
+    failures = []
+    for name, (takes, method) in API_MATRIX.items():
+        url = reverse(name, kwargs={"hold_id": 1} if "hold_" in name and name != "api:hold_create" else {})
+        for kind in KEY_KINDS:
+            headers = {"HTTP_AUTHORIZATION": f"Bearer {keys[kind]}"} if keys[kind] else {}
+            before = _fingerprint()
+            if method == "GET":
+                response = client.get(url, {"start": "2026-01-01", "end": "2026-01-02"}, **headers)
+            else:
+                response = client.post(url, {}, content_type="application/json", HTTP_IDEMPOTENCY_KEY="k", **headers)
+            allowed = takes == "none" or takes == kind
+            if (response.status_code == 401) == allowed:
+                failures.append(f"{kind} key {method} {url}: {response.status_code}")
+            if not allowed and _fingerprint() != before:
+                failures.append(f"{kind} key {method} {url}: refused, but the database changed")
+    assert not failures, "\n".join(failures)
