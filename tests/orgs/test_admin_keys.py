@@ -188,7 +188,7 @@ def test_create_with_htmx_answers_the_section_and_a_refusal_in_it(world):
     response = client.post(create_url(world["org"]), {"name": "Sheets"}, **HTMX_ADMIN_KEYS)
     assert response.status_code == 200
     html = response.content.decode()
-    assert html.strip().startswith('<section class="panel narrow api-keys" id="admin-keys"')
+    assert html.strip().startswith('<section class="panel api-keys" id="admin-keys"')
     assert response.context["new_secret"] in html
     before = fingerprint()
     refused = client.post(create_url(world["org"]), {"name": " "}, **HTMX_ADMIN_KEYS)
