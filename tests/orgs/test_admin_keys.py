@@ -9,7 +9,9 @@ import hashlib
 import pytest
 from django.contrib.admin.sites import site
 from django.core.exceptions import ValidationError
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from orgs.models import AdminKey, AuditAction, AuditEvent, Organization, OrganizationRole
@@ -221,3 +223,19 @@ def test_another_organizations_key_is_404_under_your_url(world):
     url = reverse("orgs:admin_key_revoke", kwargs={"org_slug": world["org"].slug, "admin_key_id": foreign_key.pk})
     assert logged_in(world["owner"]).post(url).status_code == 404
     assert not AdminKey.objects.get(pk=foreign_key.pk).is_revoked
+
+
+def test_the_profile_tab_reads_the_keys_in_one_query_whatever_their_number(world, django_assert_num_queries):
+    client = logged_in(world["owner"])
+    url = profile_url(world["org"])
+    client.get(url)
+    with CaptureQueriesContext(connection) as one_key:
+        assert client.get(url).status_code == 200
+    for index in range(6):
+        key, _ = admin_key_create(organization=world["org"], actor=world["org_admin"], name=f"Key {index}")
+        if index % 2:
+            admin_key_revoke(admin_key=key, actor=world["owner"])
+    assert len(one_key) <= 12
+    with django_assert_num_queries(len(one_key)):
+        response = client.get(url)
+    assert len(response.context["admin_keys"]) + len(response.context["revoked_admin_keys"]) == 7

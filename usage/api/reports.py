@@ -37,7 +37,7 @@ WORKSPACE_GROUPS = ("tool", "model", "member")  # what `group_by` may hold on /u
 ORGANIZATION_GROUPS = ("workspace", "tool", "model", "member")  # and on /organization/usage
 PARAMETERS = ("start", "end", "bucket", "group_by")
 
-_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _PERIOD: dict[Bucket, Period | None] = {"hour": "hour", "day": "day", "month": "month", "none": None}
 _ROLLUP_GROUP: dict[str, Group] = {"workspace": "workspace", "member": "user", "tool": "tool", "model": "model"}
 _ORDER = ("workspace", "member", "tool", "model")  # the order of a result's keys, and of the results
