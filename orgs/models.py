@@ -348,6 +348,10 @@ class AdminKey(models.Model):
         return self.revoked_at is not None
 
     @property
+    def scheme(self) -> str:
+        return ADMIN_KEY_SCHEME
+
+    @property
     def display_prefix(self) -> str:
         return f"{ADMIN_KEY_SCHEME}_{self.prefix}_…"
 
