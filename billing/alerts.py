@@ -136,23 +136,27 @@ def alerts_evaluate(*, organization: Organization, at: datetime | None = None) -
 
 
 def _notify_admins(*, organization: Organization, usage: Usage, threshold: int) -> None:
+    title = f"{usage.label} is {threshold}% used" if threshold < 100 else f"{usage.label} is used up"
+    body = f"{usage.used:,} of {usage.total:,} credits used this period in {organization.name}."
+    admins_notify(organization=organization, kind="credits.alert", title=title, body=body, url=usage.url)
+
+
+def admins_notify(*, organization: Organization, kind: str, title: str, body: str, url: str) -> None:
+    """Tell the organization's Owners and Admins: a notification in the app (the bell) and an email, sent when the
+    transaction commits. Every credit alert goes out this way."""
     admins = [
         m.user
         for m in Membership.objects.active()
         .filter(organization=organization, role__gte=OrganizationRole.ADMIN)
         .select_related("user")
     ]
-    title = f"{usage.label} is {threshold}% used" if threshold < 100 else f"{usage.label} is used up"
-    body = f"{usage.used:,} of {usage.total:,} credits used this period in {organization.name}."
     Notification.objects.bulk_create(
         [
-            Notification(
-                organization=organization, user=user, kind="credits.alert", title=title, body=body, url=usage.url
-            )
+            Notification(organization=organization, user=user, kind=kind, title=title, body=body, url=url)
             for user in admins
         ]
     )
-    link = settings.SITE_URL + usage.url
+    link = settings.SITE_URL + url
     messages = [(f"[Qolaba] {title}", f"{body}\n\nSee it in Qolaba: {link}\n", None, [user.email]) for user in admins]
     transaction.on_commit(partial(send_mass_mail, messages, fail_silently=False))
 

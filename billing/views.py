@@ -28,14 +28,18 @@ from orgs.models import CreditMode, Membership, OrganizationRole
 from qolaba.access import TenantRequest, WorkspaceRequest, organization_view, workspace_view
 from qolaba.htmx import render_page
 from qolaba.views import confirmed_action, form_add_service_errors, immediate_action
+from usage.forecast import limit_forecasts, pool_forecast
 from workspaces.selectors import workspace_spenders
 
 
 @require_GET
 @organization_view("manage_billing")
 def billing_page(request: TenantRequest, org_slug: str) -> HttpResponse:
+    organization = request.tenant.organization
+    pool = pool_forecast(organization=organization)
     context = {
-        "summary": billing_summary(organization=request.tenant.organization),
+        "summary": billing_summary(organization=organization),
+        "forecasts": [pool] if pool is not None else [],
         "subscribe_form": SubscribeForm(),
         "pack_form": PackPurchaseForm(),
     }
@@ -238,6 +242,13 @@ def workspace_limit_set_view(request: WorkspaceRequest, org_slug: str, ws_slug: 
             messages.error(request, " ".join(str(e) for errors in form.errors.values() for e in errors))
     limits = member_limits(workspace=workspace)
     spent = spend_counters(workspace=workspace, organization=request.tenant.organization)
+    forecasts = limit_forecasts(
+        organization=request.tenant.organization,
+        workspace=workspace,
+        limits=limits,
+        spent=spent,
+        emails={m.user_id: m.user.email for m in members},
+    )
     rows = [
         {
             "membership": m,
@@ -252,5 +263,7 @@ def workspace_limit_set_view(request: WorkspaceRequest, org_slug: str, ws_slug: 
         "workspace_limit": limits.get(None),
         "workspace_spent": spent.get(None, 0),
         "shared_mode": request.tenant.organization.credit_mode == CreditMode.SHARED,
+        "workspace_forecast": forecasts.get(None),
+        "forecasts": [forecasts[m.user_id] for m in members if m.user_id in forecasts],
     }
     return render(request, "billing/limits.html", context)

@@ -132,6 +132,14 @@ class OrganizationProfileForm(forms.Form):
         help_text="Owners and Admins are notified when a budget, a monthly limit or the pool crosses these, "
         "e.g. “80, 100”.",
     )
+    runway_alert_days = forms.IntegerField(
+        label="Runway alert under (days)",
+        min_value=1,
+        max_value=90,
+        required=False,
+        help_text="Owners and Admins are notified when the pool or a workspace budget is forecast to run out "
+        "sooner than this, from 1 to 90 days.",
+    )
 
     def clean_alert_thresholds(self) -> list[int] | None:
         raw = self.cleaned_data["alert_thresholds"]

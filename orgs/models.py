@@ -118,6 +118,11 @@ class Organization(models.Model):
     alert_thresholds = models.JSONField(
         default=default_alert_thresholds, help_text="Percentages of a budget, limit or pool used that raise an alert."
     )
+    runway_alert_days = models.PositiveSmallIntegerField(
+        default=7,
+        help_text="Owners and Admins are alerted when the pool or a workspace budget is forecast to run out in "
+        "fewer days than this (1 to 90).",
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
@@ -141,6 +146,12 @@ class Organization(models.Model):
             ("delete_organization", "Delete the organization"),
         ]
         default_permissions = ()
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(runway_alert_days__gte=1, runway_alert_days__lte=90),
+                name="organization_runway_alert_days_range",
+            )
+        ]
 
     def __str__(self) -> str:
         return self.name
@@ -409,6 +420,7 @@ class AuditAction(models.TextChoices):
 
     STATEMENT_CLOSED = "statement.closed", "Statement closed"
     CLIENT_RATE_SET = "client_rate.set", "Client rate set"
+    USAGE_EXPORT_REQUESTED = "usage_export.requested", "Usage export requested"
 
 
 class AuditEventQuerySet(models.QuerySet["AuditEvent"]):

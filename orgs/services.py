@@ -191,6 +191,7 @@ def organization_update(
     logo: UploadedFile | None = None,
     remove_logo: bool = False,
     alert_thresholds: list[int] | None = None,
+    runway_alert_days: int | None = None,
 ) -> Organization:
     name = name.strip()
     if not name:
@@ -202,20 +203,29 @@ def organization_update(
         not alert_thresholds or any(not isinstance(t, int) or not 1 <= t <= 100 for t in alert_thresholds)
     ):
         raise ValidationError({"alert_thresholds": "Each threshold is a percentage from 1 to 100."})
+    if runway_alert_days is not None and (
+        isinstance(runway_alert_days, bool)
+        or not isinstance(runway_alert_days, int)
+        or not 1 <= runway_alert_days <= 90
+    ):
+        raise ValidationError({"runway_alert_days": "The runway alert is a number of days from 1 to 90."})
     before = {
         "name": organization.name,
         "timezone": organization.timezone,
         "logo": old_logo,
         "alert_thresholds": organization.alert_thresholds,
+        "runway_alert_days": organization.runway_alert_days,
     }
     organization.name, organization.timezone = name, timezone
     if alert_thresholds is not None:
         organization.alert_thresholds = sorted(set(alert_thresholds))
+    if runway_alert_days is not None:
+        organization.runway_alert_days = runway_alert_days
     if processed is not None:
         organization.logo.save(f"{organization.slug}.png", processed, save=False)
     elif remove_logo:
         organization.logo = None
-    organization.save(update_fields=["name", "timezone", "logo", "alert_thresholds"])
+    organization.save(update_fields=["name", "timezone", "logo", "alert_thresholds", "runway_alert_days"])
     new_logo = organization.logo.name if organization.logo else ""
     if old_logo and old_logo != new_logo:
         storage = organization.logo.storage
@@ -225,6 +235,7 @@ def organization_update(
         "timezone": organization.timezone,
         "logo": new_logo,
         "alert_thresholds": organization.alert_thresholds,
+        "runway_alert_days": organization.runway_alert_days,
     }
     if after != before:
         audit_record(

@@ -12,7 +12,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import ValidationError
-from django.core.paginator import Paginator
+from django.core.paginator import Page, Paginator
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -62,7 +62,15 @@ from qolaba.access import (
 )
 from qolaba.htmx import htmx_partial, render_page
 from qolaba.lifecycle import organization_create, organization_delete
-from qolaba.views import confirmed_action, form_add_service_errors, immediate_action
+from qolaba.views import (
+    confirmed_action,
+    form_add_service_errors,
+    immediate_action,
+    usage_column_headers,
+    usage_columns_params,
+    usage_period_param,
+)
+from usage.columns import ColumnsPeriodChoice, GroupCredits, columns_sorted, usage_columns_by_member
 from workspaces.models import Workspace, WorkspaceMembership
 from workspaces.selectors import members_table
 from workspaces.services import (
@@ -129,18 +137,45 @@ def organization_open(request: TenantRequest, org_slug: str) -> HttpResponse:
 
 
 def _members_context(request: TenantRequest) -> dict[str, Any]:
+    organization = request.tenant.organization
     search = request.GET.get("q", "").strip()[:100]
     status = request.GET.get("status", "")
     if status not in {"", "active", "pending", "removed"}:
         status = ""
-    members, invitations = members_table(organization=request.tenant.organization, search=search, status=status)
-    page = Paginator(members, settings.MEMBERS_PAGE_SIZE).get_page(request.GET.get("page"))
-    return {
+    members, invitations = members_table(organization=organization, search=search, status=status)
+    params = {"q": search, "status": status}
+    context: dict[str, Any] = {"search": search, "status": status}
+    page: Page[Any]
+    member_rows: list[tuple[Membership, GroupCredits | None]]
+    if not request.tenant.can("view_all_usage"):
+        page = Paginator(members, settings.MEMBERS_PAGE_SIZE).get_page(request.GET.get("page"))
+        member_rows = [(member, None) for member in page.object_list]
+    else:
+        period, sort = usage_columns_params(request, organization)
+        usage = usage_columns_by_member(organization=organization, period=period)
+        params["period"] = usage_period_param(period)
+        if sort.column:
+            # Sorted by credits: the ids in that order, then only the page's rows (with their workspaces).
+            keys = columns_sorted(members.values_list("pk", "user_id"), usage=lambda k: usage.of(k[1]), sort=sort)
+            page = Paginator(keys, settings.MEMBERS_PAGE_SIZE).get_page(request.GET.get("page"))
+            rows = members.in_bulk([pk for pk, _ in page.object_list])
+            listed = [rows[pk] for pk, _ in page.object_list]
+        else:
+            page = Paginator(members, settings.MEMBERS_PAGE_SIZE).get_page(request.GET.get("page"))
+            listed = list(page.object_list)
+        member_rows = [(member, usage.of(member.user_id)) for member in listed]
+        context |= {
+            "usage": usage,
+            "sort": sort,
+            "usage_headers": usage_column_headers(sort=sort, params=params),
+            "period_choices": ColumnsPeriodChoice.choices,
+        }
+        params["sort"] = sort.value
+    return context | {
         "page": page,
+        "member_rows": member_rows,
         "invitations": list(invitations) if page.number == 1 else [],
-        "search": search,
-        "status": status,
-        "querystring": urlencode({k: v for k, v in {"q": search, "status": status}.items() if v}),
+        "querystring": urlencode({k: v for k, v in params.items() if v}),
     }
 
 
@@ -403,6 +438,7 @@ def organization_profile(request: TenantRequest, org_slug: str) -> HttpResponse:
         "name": organization.name,
         "timezone": organization.timezone,
         "alert_thresholds": ", ".join(str(t) for t in organization.alert_thresholds),
+        "runway_alert_days": organization.runway_alert_days,
     }
     form = OrganizationProfileForm(request.POST or None, request.FILES or None, initial=initial)
     if request.method == "POST" and form.is_valid():
@@ -415,6 +451,7 @@ def organization_profile(request: TenantRequest, org_slug: str) -> HttpResponse:
                 logo=form.cleaned_data.get("logo") or None,
                 remove_logo=form.cleaned_data.get("remove_logo", False),
                 alert_thresholds=form.cleaned_data.get("alert_thresholds"),
+                runway_alert_days=form.cleaned_data.get("runway_alert_days"),
             )
         except ValidationError as error:
             form_add_service_errors(form, error)

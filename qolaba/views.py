@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 from django import forms
 from django.contrib import messages
@@ -13,6 +15,8 @@ from django.shortcuts import redirect
 
 from qolaba.htmx import render_page
 from qolaba.refusals import Refusal
+from qolaba.tools import ReportGroup
+from usage.columns import ColumnsPeriod, ColumnsPeriodChoice, ColumnsSort, columns_period, columns_sort
 
 
 def form_add_service_errors(form: forms.Form, error: ValidationError | Refusal) -> None:
@@ -73,3 +77,44 @@ def immediate_action(
     else:
         messages.success(request, success_message)
     return redirect(success_url)
+
+
+# --- usage columns (Members and Workspaces tabs) -------------------------------------------------------------------
+
+USAGE_COLUMNS = (
+    ("chatbot", ReportGroup.CHATBOT.label),
+    ("image_speech", ReportGroup.IMAGE_SPEECH.label),
+    ("total", "Total"),
+)
+
+
+@dataclass(frozen=True)
+class UsageColumnHeader:
+    """A sortable credit column's header: a link (also an htmx request) that sorts by it, most used first."""
+
+    column: str
+    label: str
+    query: str  # the querystring of the link, without the "?"
+    aria_sort: str  # the header's aria-sort: none, ascending or descending
+
+
+def usage_columns_params(request: HttpRequest, organization: Any) -> tuple[ColumnsPeriod, ColumnsSort]:
+    """The period (`?period=`, this month unless it names another) and the sort (`?sort=`) of the usage columns; a
+    bad value is the default, never an error."""
+    return columns_period(organization=organization, choice=request.GET.get("period")), columns_sort(
+        request.GET.get("sort")
+    )
+
+
+def usage_period_param(period: ColumnsPeriod) -> str:
+    """The `period` parameter to keep in links: none for the default (this month)."""
+    return "" if period.choice == ColumnsPeriodChoice.THIS_MONTH else period.choice
+
+
+def usage_column_headers(*, sort: ColumnsSort, params: Mapping[str, str]) -> list[UsageColumnHeader]:
+    """The credit columns' headers; `params` are the page's other parameters (filters, period), kept by each link."""
+    kept = {key: value for key, value in params.items() if value}
+    return [
+        UsageColumnHeader(column, str(label), urlencode({**kept, "sort": sort.toggled(column)}), sort.aria(column))
+        for column, label in USAGE_COLUMNS
+    ]

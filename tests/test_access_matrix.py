@@ -7,6 +7,7 @@ matrix fails `test_every_url_pattern_is_in_the_matrix`. Refused writes must leav
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 
 import pytest
 from django.core.files.base import ContentFile
@@ -27,8 +28,11 @@ from orgs.services import admin_key_create, admin_key_revoke
 from qolaba.lifecycle import workspace_archive
 from qolaba.tools import Tool
 from tests.factories import UserFactory, make_member, make_organization, make_workspace
-from usage.models import ClientRate
+from usage.exports import usage_export_create
+from usage.models import ClientRate, UsageExport
+from usage.reports import UsageQuery
 from usage.statements import month_of
+from usage.tasks import usage_export_run
 from workspaces.models import (
     ApiKey,
     HistoryItem,
@@ -60,6 +64,9 @@ LEVELS: dict[str, set[str]] = {
     "view_workspace_usage": {"workspace_admin", "org_admin", "owner"},
     "org_admin": {"org_admin", "owner"},
     "owner": {"owner"},
+    # A background usage export is shown to its requester only (the fixture's is the workspace member's), Owners
+    # included: everyone else gets a 404.
+    "export_requester": {"workspace_member"},
 }
 
 
@@ -117,6 +124,11 @@ MATRIX: dict[str, Route] = {
     "usage:statement": Route("view_workspace_usage", GET),
     "usage:statement_csv": Route("view_workspace_usage", GET),
     "usage:statement_pdf": Route("view_workspace_usage", GET),
+    "usage:usage_export_csv": Route("org_member", GET),
+    "usage:usage_exports": Route("org_member", GET),
+    "usage:usage_export_create": Route("org_member", POST),
+    "usage:usage_export": Route("export_requester", GET),
+    "usage:usage_export_download": Route("export_requester", GET),
     "billing:page": Route("org_admin", GET),
     "billing:plan_subscribe": Route("org_admin", BOTH),
     "billing:credits_buy": Route("org_admin", BOTH),
@@ -183,8 +195,14 @@ def _build_org(label: str, personas: dict[str, object] | None) -> dict[str, obje
         workspace_role=WorkspaceRole.MEMBER,
         actor=owner,
     )[0]
+    requester = personas["workspace_member"] if personas else owner
+    export = usage_export_create(
+        organization=org, requester=requester, query=UsageQuery(start=date(2026, 3, 1), end=date(2026, 3, 31))
+    )
+    usage_export_run(export.pk)  # done: its file can be downloaded
     return {
         "org_slug": org.slug,
+        "export_id": export.pk,
         "ws_slug": target.slug,
         "membership_id": subject.pk,
         "user_id": subject.user_id,
@@ -235,6 +253,11 @@ URL_KWARGS: dict[str, tuple[str, ...]] = {
     "usage:statement": ("org_slug", "ws_slug", "period"),
     "usage:statement_csv": ("org_slug", "ws_slug", "period"),
     "usage:statement_pdf": ("org_slug", "ws_slug", "period"),
+    "usage:usage_export_csv": ("org_slug",),
+    "usage:usage_exports": ("org_slug",),
+    "usage:usage_export_create": ("org_slug",),
+    "usage:usage_export": ("org_slug", "export_id"),
+    "usage:usage_export_download": ("org_slug", "export_id"),
     "billing:page": ("org_slug",),
     "billing:plan_subscribe": ("org_slug",),
     "billing:credits_buy": ("org_slug",),
@@ -271,6 +294,7 @@ def _fingerprint() -> tuple:
         list(ApiKey.objects.order_by("pk").values_list("pk", "name", "revoked_at")),
         list(AdminKey.objects.order_by("pk").values_list("pk", "name", "revoked_at")),
         list(ClientRate.objects.order_by("pk").values_list("pk", "rate_per_1000", "currency")),
+        list(UsageExport.objects.order_by("pk").values_list("pk", "status", "file")),
     )
 
 

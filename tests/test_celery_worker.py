@@ -103,17 +103,8 @@ class Worker:
                 self.process.wait(timeout=5)
 
 
-@pytest.fixture
-def celery_worker_process(transactional_db, settings, tmp_path):
-    """A real worker on a queue of its own, against this test database; the test process publishes to it.
-
-    Depends on `transactional_db` so that the worker is stopped before the database is flushed.
-    """
-    queue = f"test-worker-{uuid.uuid4().hex[:12]}"
-    mail_dir = tmp_path / "emails"
-    mail_dir.mkdir()
-    log_path = tmp_path / "worker.log"
-
+def worker_start(*, queue: str, log_path: Path, mail_dir: Path, extra_env: dict[str, str] | None = None) -> Worker:
+    """A prefork worker with one child on `queue`, in a process group of its own, against this test database."""
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "qolaba.settings.development",
@@ -126,6 +117,7 @@ def celery_worker_process(transactional_db, settings, tmp_path):
         "EMAIL_FILE_PATH": str(mail_dir),
         "DEBUG": "false",
         "PYTHONUNBUFFERED": "1",
+        **(extra_env or {}),
     }
     env.pop("REDIS_URL", None)  # local-memory cache in the worker: it needs nothing from Redis but the broker
     command = [
@@ -145,7 +137,7 @@ def celery_worker_process(transactional_db, settings, tmp_path):
         "--without-mingle",
         "--without-heartbeat",
     ]
-    with log_path.open("wb") as log_file:
+    with log_path.open("ab") as log_file:
         process = subprocess.Popen(  # noqa: S603 (fixed command line)
             command,
             cwd=django_settings.BASE_DIR,
@@ -154,7 +146,25 @@ def celery_worker_process(transactional_db, settings, tmp_path):
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    worker = Worker(process, log_path, queue, mail_dir)
+    return Worker(process, log_path, queue, mail_dir)
+
+
+@pytest.fixture
+def worker_extra_env() -> dict[str, str]:
+    """Environment the worker gets on top of the fixture's; a test module overrides this fixture to change it."""
+    return {}
+
+
+@pytest.fixture
+def celery_worker_process(transactional_db, settings, tmp_path, worker_extra_env):
+    """A real worker on a queue of its own, against this test database; the test process publishes to it.
+
+    Depends on `transactional_db` so that the worker is stopped before the database is flushed.
+    """
+    queue = f"test-worker-{uuid.uuid4().hex[:12]}"
+    mail_dir = tmp_path / "emails"
+    mail_dir.mkdir()
+    worker = worker_start(queue=queue, log_path=tmp_path / "worker.log", mail_dir=mail_dir, extra_env=worker_extra_env)
 
     # The test process: not eager, same broker, same queue. What to restore is read before anything changes (the
     # Celery app's configuration may still be lazily bound to Django's settings).

@@ -5,6 +5,8 @@ cache hands out one for the other.
 
 from __future__ import annotations
 
+from datetime import date
+
 import pytest
 from django.test import Client
 from django.urls import reverse
@@ -13,6 +15,8 @@ from orgs.models import OrganizationRole
 from orgs.services import admin_key_create
 from qolaba.tools import Tool
 from tests.factories import UserFactory, make_member, make_organization, make_workspace
+from usage.exports import usage_export_create
+from usage.reports import UsageQuery
 from workspaces.models import WorkspaceRole
 from workspaces.services import api_key_create, history_item_create, invitations_create
 
@@ -52,6 +56,8 @@ VIEWS = [
     ("workspaces:api_key_revoke", ("org_slug", "ws_slug", "key_id"), "dialog-body", None),
     ("orgs:admin_key_revoke", ("org_slug", "admin_key_id"), "dialog-body", None),
     ("billing:subscription_cancel", ("org_slug",), "dialog-body", None),
+    # A background export's progress, polled while it runs.
+    ("usage:usage_export", ("org_slug", "export_id"), "export-status", None),
 ]
 
 
@@ -72,6 +78,9 @@ def world(db) -> tuple[Client, dict[str, object]]:
         workspace_role=WorkspaceRole.MEMBER,
         actor=owner,
     )[0]
+    export = usage_export_create(
+        organization=org, requester=owner, query=UsageQuery(start=date(2026, 3, 1), end=date(2026, 3, 31))
+    )
     client = Client()
     client.force_login(owner)
     values = {
@@ -82,6 +91,7 @@ def world(db) -> tuple[Client, dict[str, object]]:
         "item_id": item.pk,
         "key_id": api_key.pk,
         "admin_key_id": admin_key.pk,
+        "export_id": export.pk,
     }
     return client, values
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
+from django.core.files.storage import Storage, storages
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils.timezone import now
@@ -398,3 +399,89 @@ class StatementBalanceLine(WriteOnce):
 
     def __str__(self) -> str:
         return f"{self.item}: {self.credits}"
+
+
+class UsageExportStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Preparing"
+    DONE = "done", "Ready"
+    FAILED = "failed", "Failed"
+
+
+def usage_export_storage() -> Storage:
+    """Private storage (never under a public MEDIA URL): the files are only served to their requester."""
+    return storages["usage_exports"]
+
+
+class UsageExportQuerySet(models.QuerySet["UsageExport"]):
+    def of_requester(self, *, user: Any, organization: Any) -> UsageExportQuerySet:
+        return self.filter(requester=user, organization=organization)
+
+    def in_progress(self) -> UsageExportQuerySet:
+        return self.filter(status__in=[UsageExportStatus.QUEUED, UsageExportStatus.RUNNING])
+
+
+class UsageExport(models.Model):
+    """A CSV export of usage events too large to stream in a request, prepared by a Celery job (`usage.exports`).
+
+    `params` are the Usage tab's URL parameters with the period as fixed dates, so the job lists the same events
+    whenever it runs; it lists only events created before `created_at`. `attempt` numbers the job's runs: a
+    redelivered or duplicate run takes the next number, and only the latest run may report progress or finish."""
+
+    organization = models.ForeignKey("orgs.Organization", on_delete=models.CASCADE, related_name="+")
+    requester = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    params = models.JSONField(help_text="The Usage tab parameters, the period as fixed dates.")
+    period_start = models.DateField()
+    period_end = models.DateField()
+    status = models.CharField(max_length=10, choices=UsageExportStatus.choices, default=UsageExportStatus.QUEUED)
+    rows_total = models.BigIntegerField(null=True, blank=True, help_text="Counted when the job starts.")
+    rows_done = models.BigIntegerField(default=0)
+    attempt = models.PositiveIntegerField(default=0)
+    file = models.FileField(storage=usage_export_storage, blank=True, max_length=200)
+    error = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(default=now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True, help_text="The file is deleted after this.")
+
+    objects = UsageExportQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(status__in=UsageExportStatus.values), name="usage_export_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(rows_done__gte=0, rows_total__gte=0) | models.Q(rows_done__gte=0, rows_total=None),
+                name="usage_export_rows_not_negative",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(period_end__gte=models.F("period_start")), name="usage_export_period_ordered"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["organization", "requester", "-created_at"], name="usage_export_requester"),
+            models.Index(fields=["expires_at"], condition=~models.Q(file=""), name="usage_export_expiring_files"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Usage export {self.pk} ({self.period_start} to {self.period_end}, {self.status})"
+
+    def expired_at(self, at: Any) -> bool:
+        """A finished export whose download window has passed at `at` (its file is, or is about to be, deleted)."""
+        if self.status != UsageExportStatus.DONE:
+            return False
+        return not self.file or (self.expires_at is not None and self.expires_at <= at)
+
+    @property
+    def is_expired(self) -> bool:
+        return self.expired_at(now())
+
+    @property
+    def percent(self) -> int:
+        if self.status == UsageExportStatus.DONE:
+            return 100
+        if not self.rows_total:
+            return 0
+        return min(100, self.rows_done * 100 // self.rows_total)

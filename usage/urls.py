@@ -30,4 +30,13 @@ urlpatterns = [
     path("o/<slug:org_slug>/w/<slug:ws_slug>/statements/<month:period>/", views.statement_detail, name="statement"),
     path("o/<slug:org_slug>/w/<slug:ws_slug>/statements/<month:period>.csv", views.statement_csv, name="statement_csv"),
     path("o/<slug:org_slug>/w/<slug:ws_slug>/statements/<month:period>.pdf", views.statement_pdf, name="statement_pdf"),
+    path("o/<slug:org_slug>/usage/export.csv", views.usage_export_csv, name="usage_export_csv"),
+    path("o/<slug:org_slug>/usage/exports/", views.usage_exports, name="usage_exports"),
+    path("o/<slug:org_slug>/usage/exports/new/", views.usage_export_create_view, name="usage_export_create"),
+    path("o/<slug:org_slug>/usage/exports/<int:export_id>/", views.usage_export_detail, name="usage_export"),
+    path(
+        "o/<slug:org_slug>/usage/exports/<int:export_id>/download/",
+        views.usage_export_download,
+        name="usage_export_download",
+    ),
 ]

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections import Counter
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -102,9 +103,16 @@ class HistoryFilterForm(forms.Form):
 
     def __init__(self, *args: Any, authors: list[HistoryAuthor], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # Names, as the table shows them; the email only tells two people of the same name apart.
+        names = Counter(author.name for author in authors)
+
+        def label(author: HistoryAuthor) -> str:
+            text = author.name if names[author.name] == 1 else f"{author.name} ({author.email})"
+            return text if author.has_access else f"{text} (removed)"
+
         self.fields["member"].choices = [  # type: ignore[attr-defined]
             ("", "All members"),
-            *((str(user.pk), user.email if user.has_access else f"{user.email} (removed)") for user in authors),
+            *((str(author.pk), label(author)) for author in authors),
         ]
 
     def clean(self) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import BooleanField, Exists, OuterRef, Prefetch, Q, QuerySet
+from django.db.models import BooleanField, Count, Exists, OuterRef, Prefetch, Q, QuerySet, Sum
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Substr
 
@@ -47,6 +47,17 @@ def workspace_overview_figures(*, user: Any, workspace: Workspace) -> OverviewFi
         organization_members=Membership.objects.active().filter(organization_id=workspace.organization_id).count(),
         my_workspaces=workspaces_for_switcher(user=user, organization=workspace.organization).count(),
     )
+
+
+def workspace_ids_with_usage_view(*, user: Any, organization: Organization) -> set[int]:
+    """The live workspaces of `organization` whose usage `user` may see (`view_workspace_usage`: Owners, Admins and
+    the workspace's admins), in one query."""
+    rows = Workspace.objects.live().filter(
+        organization=organization,
+        user_permissions__user=user,
+        user_permissions__permission__codename="view_workspace_usage",
+    )
+    return set(rows.values_list("pk", flat=True))
 
 
 def archived_workspaces(*, organization: Organization) -> QuerySet[Workspace]:
@@ -144,19 +155,33 @@ def history_search(items: QuerySet[HistoryItem], text: str) -> QuerySet[HistoryI
 class HistoryAuthor:
     pk: int
     email: str
+    name: str  # as the History table shows them (`User.display_name`)
     has_access: bool  # False for people removed from the organization or the workspace
 
 
 def history_authors(*, workspace: Workspace) -> list[HistoryAuthor]:
-    """Everyone who authored a visible item of `workspace`, by email, in one query. Removed members are included
+    """Everyone who authored a visible item of `workspace`, by name, in one query. Removed members are included
     (their items stay attributed to them); `has_access` says whether they can still open the workspace."""
     authored = HistoryItem.objects.visible().filter(workspace=workspace).values("author_id")
     can_open = WorkspaceUserObjectPermission.objects.filter(
         content_object=workspace, user=OuterRef("pk"), permission__codename="view_workspace"
     )
     authors = User.objects.filter(pk__in=authored).annotate(has_access=Exists(can_open))
-    rows = authors.order_by("email").values_list("pk", "email", "has_access")
-    return [HistoryAuthor(pk, email, has_access) for pk, email, has_access in rows]
+    rows = authors.values_list("pk", "email", "name", "has_access")
+    found = [HistoryAuthor(pk, email, User(email=email, name=name).display_name, ok) for pk, email, name, ok in rows]
+    return sorted(found, key=lambda author: (author.name.casefold(), author.email))
+
+
+@dataclass(frozen=True)
+class HistoryTotals:
+    items: int
+    credits: int
+
+
+def history_totals(items: QuerySet[HistoryItem]) -> HistoryTotals:
+    """How many items a (filtered) History list holds and what they cost, all pages together, in one query."""
+    found = items.order_by().aggregate(items=Count("pk"), credits=Sum("credits"))
+    return HistoryTotals(items=found["items"], credits=int(found["credits"] or 0))
 
 
 def user_can_open_workspace(*, user_id: int, workspace: Workspace) -> bool:

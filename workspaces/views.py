@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
+from datetime import date
 from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import urlencode
@@ -21,7 +23,24 @@ from orgs.models import User
 from qolaba.access import TenantRequest, WorkspaceRequest, organization_view, workspace_view
 from qolaba.htmx import htmx_partial, render_page
 from qolaba.lifecycle import workspace_archive, workspace_create, workspace_restore
-from qolaba.views import confirmed_action, form_add_service_errors, immediate_action
+from qolaba.views import (
+    confirmed_action,
+    form_add_service_errors,
+    immediate_action,
+    usage_column_headers,
+    usage_columns_params,
+    usage_period_param,
+)
+from usage.columns import (
+    ColumnsPeriodChoice,
+    GroupCredits,
+    TrendDay,
+    allocation_uses,
+    columns_sorted,
+    usage_columns_by_workspace,
+    workspace_usage_overview,
+)
+from usage.forecast import budget_forecasts, pool_forecast
 from usage.selectors import price_list
 from usage.statements import client_rate_of, client_rate_set
 from workspaces.forms import ApiKeyForm, ClientRateForm, HistoryFilterForm, WorkspaceForm, WorkspaceMemberForm
@@ -31,8 +50,10 @@ from workspaces.selectors import (
     history_authors,
     history_item_can_delete,
     history_items,
+    history_totals,
     user_can_open_workspace,
     workspace_api_keys,
+    workspace_ids_with_usage_view,
     workspace_overview_figures,
     workspace_people,
     workspace_restore_deadline,
@@ -51,21 +72,69 @@ from workspaces.services import (
 @require_GET
 @organization_view()
 def workspace_list(request: TenantRequest, org_slug: str) -> HttpResponse:
-    """The switcher's list (all roles); Owners/Admins get the management table of the Workspaces tab."""
+    """The switcher's list (all roles); Owners/Admins get the management table of the Workspaces tab. Credit columns
+    show the workspaces whose usage the user may see (Owners/Admins: all; a workspace admin: theirs; else none)."""
     organization = request.tenant.organization
-    partials = {"workspace-menu"}
-    context: dict[str, Any]
+    partials = {"workspace-menu", "workspaces-table"}
+    target = htmx_partial(request, partials)
     # The menu is the switcher's list for everyone: the management table is not worth its queries there.
-    if request.tenant.can("manage_workspaces") and not htmx_partial(request, partials):
-        archived = [(ws, workspace_restore_deadline(ws)) for ws in archived_workspaces(organization=organization)]
-        context = {
-            "workspaces": workspaces_for_management(organization=organization),
-            "archived": archived,
-            "now": now(),
-        }
+    if target == "workspace-menu":
+        menu = {"workspaces": workspaces_for_switcher(user=request.user, organization=organization)}
+        return render_page(request, "workspaces/list.html", menu, partials=partials)
+    manage = request.tenant.can("manage_workspaces")
+    context: dict[str, Any] = {"manage": manage}
+    if manage:
+        workspaces = list(workspaces_for_management(organization=organization))
+        visible = {ws.pk for ws in workspaces}
+        if target is None:
+            context["archived"] = [
+                (ws, workspace_restore_deadline(ws)) for ws in archived_workspaces(organization=organization)
+            ]
+            context["now"] = now()
+            # The forecasts use the balances the table shows: `workspaces` is read once.
+            balances = {ws.pk: ws.balance for ws in workspaces if ws.is_primary}  # type: ignore[attr-defined]
+            budgets = budget_forecasts(organization=organization, workspaces=workspaces)
+            pool = pool_forecast(organization=organization, balance=next(iter(balances.values()), None))
+            context["forecasts"] = [pool] if pool is not None else list(budgets.values())
     else:
-        context = {"workspaces": workspaces_for_switcher(user=request.user, organization=organization)}
+        workspaces = list(workspaces_for_switcher(user=request.user, organization=organization))
+        visible = workspace_ids_with_usage_view(user=request.user, organization=organization)
+    context["workspaces"] = workspaces
+    context["rows"] = [(ws, None, None) for ws in workspaces]
+    if visible:
+        context |= _workspace_usage_context(request, workspaces, visible, manage)
     return render_page(request, "workspaces/list.html", context, partials=partials)
+
+
+def _workspace_usage_context(
+    request: TenantRequest, workspaces: list[Workspace], visible: set[int], manage: bool
+) -> dict[str, Any]:
+    """The Workspaces tab's credit columns (only the `visible` workspaces' figures), their period, sort and bars."""
+    organization = request.tenant.organization
+    period, sort = usage_columns_params(request, organization)
+    usage = usage_columns_by_workspace(
+        organization=organization, period=period, workspace_ids=None if manage else sorted(visible)
+    )
+    bars = (
+        allocation_uses(
+            organization=organization,
+            columns=usage,
+            workspaces=workspaces,
+            balances={ws.pk: ws.balance for ws in workspaces},  # type: ignore[attr-defined]  # annotated
+        )
+        if manage
+        else {}
+    )
+    rows = [(ws, usage.of(ws.pk) if ws.pk in visible else None, bars.get(ws.pk)) for ws in workspaces]
+    params = {"period": usage_period_param(period)}
+    return {
+        "usage": usage,
+        "sort": sort,
+        "rows": columns_sorted(rows, usage=lambda row: row[1] or GroupCredits(), sort=sort),
+        "usage_headers": usage_column_headers(sort=sort, params=params),
+        "period_choices": ColumnsPeriodChoice.choices,
+        "deleted_usage": usage.others(visible) if manage else None,
+    }
 
 
 @require_http_methods(["GET", "POST"])
@@ -94,8 +163,53 @@ def workspace_overview(request: WorkspaceRequest, org_slug: str, ws_slug: str) -
     tenant = request.tenant
     figures = workspace_overview_figures(user=request.user, workspace=tenant.workspace)
     credits = credits_overview(workspace=tenant.workspace, organization=tenant.organization, user=request.user)
-    context = {"figures": figures, "credits": credits, "prices": price_list()}
+    # Everyone sees their own usage; the whole workspace's only those who may see everyone's there.
+    usage = workspace_usage_overview(
+        workspace=tenant.workspace, user=request.user, with_workspace=tenant.can("view_workspace_usage")
+    )
+    context = {
+        "figures": figures,
+        "credits": credits,
+        "prices": price_list(),
+        "usage": usage,
+        "trend": _trend_chart(usage.trend),
+    }
     return render(request, "workspaces/overview.html", context)
+
+
+@dataclass(frozen=True)
+class _TrendBar:
+    day: date
+    credits: int
+    x: float
+    y: float
+    height: float
+
+
+TREND_WIDTH, TREND_HEIGHT, TREND_BAR_SPACING = 300, 80, 0.7
+
+
+def _trend_chart(days: list[TrendDay]) -> dict[str, Any]:
+    """The geometry of the Overview's daily bars (an inline SVG the server draws: no script, no library)."""
+    peak = max((day.credits for day in days), default=0)
+    slot = TREND_WIDTH / max(len(days), 1)
+    bars = []
+    for index, day in enumerate(days):
+        height = round((TREND_HEIGHT - 4) * day.credits / peak, 2) if peak else 0
+        if day.credits and height < 1:
+            height = 1  # a day with any usage stays visible
+        bars.append(_TrendBar(day.day, day.credits, round(index * slot, 2), round(TREND_HEIGHT - height, 2), height))
+    busiest = max(days, key=lambda day: day.credits) if peak else None
+    return {
+        "bars": bars,
+        "bar_width": round(slot * TREND_BAR_SPACING, 2),
+        "width": TREND_WIDTH,
+        "height": TREND_HEIGHT,
+        "total": sum(day.credits for day in days),
+        "busiest": busiest,
+        "first_day": days[0].day if days else None,
+        "last_day": days[-1].day if days else None,
+    }
 
 
 def _api_keys_context(
@@ -271,6 +385,34 @@ HISTORY_PAGE_SIZE = 25
 HISTORY_FILTER_PARAMETERS = ("q", "tool", "member", "date_from", "date_to")
 # Images a browser may show inline. Anything else (SVG included: it can carry scripts) is only ever downloaded.
 INLINE_IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp", "image/avif"})
+# Audio and video the page plays in <audio>/<video>: served inline (under the same sandboxing headers) to play.
+PLAYABLE_AUDIO_TYPES = frozenset({"audio/mpeg", "audio/wav", "audio/x-wav", "audio/ogg", "audio/webm", "audio/mp4"})
+PLAYABLE_VIDEO_TYPES = frozenset({"video/mp4", "video/webm", "video/ogg"})
+INLINE_MEDIA_TYPES = INLINE_IMAGE_TYPES | PLAYABLE_AUDIO_TYPES | PLAYABLE_VIDEO_TYPES
+
+
+def metadata_rows(metadata: dict[str, Any]) -> list[tuple[str, str]]:
+    """A generation's settings as label/value pairs a person reads: `aspect_ratio` → "Aspect ratio"."""
+    rows = []
+    for key in sorted(metadata):
+        value = metadata[key]
+        name, unit = str(key), ""
+        for suffix, said in (("_s", "seconds"), ("_ms", "milliseconds"), ("_px", "pixels")):
+            if name.endswith(suffix) and len(name) > len(suffix):
+                name, unit = name[: -len(suffix)], f" ({said})"
+        label = (name.replace("_", " ").strip().capitalize() or str(key)) + unit
+        if isinstance(value, bool):
+            text = "Yes" if value else "No"
+        elif isinstance(value, list):
+            text = ", ".join(str(part) for part in value)
+        elif isinstance(value, dict):
+            text = json.dumps(value, ensure_ascii=False, sort_keys=True)
+        elif value is None:
+            text = "—"
+        else:
+            text = str(value)
+        rows.append((label, text))
+    return rows
 
 
 def _history_item_or_404(request: WorkspaceRequest, item_id: int) -> HistoryItem:
@@ -287,15 +429,18 @@ def history_list(request: WorkspaceRequest, org_slug: str, ws_slug: str) -> Http
     authors = history_authors(workspace=workspace)
     form = HistoryFilterForm(request.GET or None, authors=authors)
     form.is_valid()
-    page = Paginator(history_items(workspace=workspace, **form.filters()), HISTORY_PAGE_SIZE).get_page(
-        request.GET.get("page")
-    )
+    items = history_items(workspace=workspace, **form.filters())
+    totals = history_totals(items)
+    paginator = Paginator(items, HISTORY_PAGE_SIZE)
+    paginator.count = totals.items  # counted with the credits: one query, not two
+    page = paginator.get_page(request.GET.get("page"))
     querystring = urlencode({key: request.GET[key] for key in HISTORY_FILTER_PARAMETERS if request.GET.get(key)})
     context = {
         "form": form,
         "page": page,
         "querystring": querystring,
         "filtered": bool(querystring),
+        "credits_total": totals.credits,
         "removed_authors": {user.pk for user in authors if not user.has_access},
         "inline_image_types": INLINE_IMAGE_TYPES,
     }
@@ -308,8 +453,10 @@ def history_item_detail(request: WorkspaceRequest, org_slug: str, ws_slug: str, 
     item = _history_item_or_404(request, item_id)
     context = {
         "item": item,
-        "metadata_json": json.dumps(item.metadata, indent=2, ensure_ascii=False, sort_keys=True),
+        "metadata_rows": metadata_rows(item.metadata) if isinstance(item.metadata, dict) else [],
         "shows_image": item.has_image and item.media_content_type in INLINE_IMAGE_TYPES,
+        "plays_audio": bool(item.media) and item.media_content_type in PLAYABLE_AUDIO_TYPES,
+        "plays_video": bool(item.media) and item.media_content_type in PLAYABLE_VIDEO_TYPES,
         "can_delete": history_item_can_delete(
             item=item, user=request.user, workspace_permissions=request.tenant.workspace_permissions
         ),
@@ -347,7 +494,10 @@ def history_item_delete_view(request: WorkspaceRequest, org_slug: str, ws_slug: 
 @require_GET
 @workspace_view()
 def history_item_media(request: WorkspaceRequest, org_slug: str, ws_slug: str, item_id: int) -> FileResponse:
-    """The item's file, streamed through the same permission check as every page (never from MEDIA_URL)."""
+    """The item's file, streamed through the same permission check as every page (never from MEDIA_URL).
+
+    Pictures, audio and video the page shows are served inline; `?download=1` (and every other type) as a download.
+    """
     item = _history_item_or_404(request, item_id)
     if not item.media:
         raise Http404
@@ -356,7 +506,7 @@ def history_item_media(request: WorkspaceRequest, org_slug: str, ws_slug: str, i
     except FileNotFoundError as missing:
         raise Http404 from missing
     content_type = item.media_content_type or "application/octet-stream"
-    inline = content_type in INLINE_IMAGE_TYPES
+    inline = content_type in INLINE_MEDIA_TYPES and request.GET.get("download") != "1"
     extension = PurePosixPath(item.media.name).suffix
     response = FileResponse(
         handle,

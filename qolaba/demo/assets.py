@@ -1,11 +1,13 @@
-"""What the demo gives each workspace besides its usage: a working API key, and small generated pictures for the
-image items of its history; and each organization a working admin key (its usage report)."""
+"""What the demo gives each workspace besides its usage: a working API key, and small generated pictures and tunes
+for the image and music items of its history; and each organization a working admin key (its usage report)."""
 
 from __future__ import annotations
 
 import io
 import math
 import random
+import struct
+import wave
 
 from PIL import Image, ImageDraw
 
@@ -97,4 +99,31 @@ def demo_png(seed: int | str, width: int = 512, height: int = 512) -> bytes:
     flat = Image.alpha_composite(picture, shapes).convert("RGB").quantize(48, method=Image.Quantize.FASTOCTREE)
     out = io.BytesIO()
     flat.save(out, "PNG", optimize=True)
+    return out.getvalue()
+
+
+# --- Tunes -------------------------------------------------------------------------------------------------------
+
+_SAMPLE_RATE = 11_025
+_PENTATONIC = (261.63, 293.66, 329.63, 392.00, 440.00, 523.25, 587.33, 659.25)  # C major pentatonic, two octaves
+
+
+def demo_wav(seed: int | str, seconds: float = 4.0) -> bytes:
+    """A short tune (soft sine notes of a pentatonic scale, mono WAV), the same for the same seed: about 90 KB."""
+    rng = random.Random(seed)  # noqa: S311 (deterministic demo audio, not secrets)
+    note_length = rng.choice((0.25, 0.3, 0.4))
+    frames = bytearray()
+    for index in range(int(seconds / note_length)):
+        frequency = rng.choice(_PENTATONIC) * (0.5 if index % 8 == 0 else 1.0)
+        count = int(_SAMPLE_RATE * note_length)
+        for n in range(count):
+            envelope = min(1.0, n / 200) * (1 - n / count) ** 1.5  # a soft attack and a decay: no clicks
+            sample = math.sin(2 * math.pi * frequency * n / _SAMPLE_RATE) * envelope * 0.45
+            frames += struct.pack("<h", int(sample * 32767))
+    out = io.BytesIO()
+    with wave.open(out, "wb") as audio:
+        audio.setnchannels(1)
+        audio.setsampwidth(2)
+        audio.setframerate(_SAMPLE_RATE)
+        audio.writeframes(bytes(frames))
     return out.getvalue()

@@ -25,7 +25,7 @@ from django.utils.timezone import now
 from billing.ledger import HOLD_TTL_DEFAULT, HOLD_TTL_MAX, available_credits, period_bounds
 from billing.models import Hold, LedgerTransaction, TransactionKind, WorkspaceLimit
 from orgs.models import CreditMode, Membership, Organization, OrganizationRole, User
-from qolaba.demo.assets import demo_png, picture_size
+from qolaba.demo.assets import demo_png, demo_wav, picture_size
 from qolaba.demo.content import DEFAULT_PROFILE, MODELS, PROFILES, Sample, UsageProfile
 from qolaba.tools import Tool
 from usage.models import Price, UsageEvent, UsageStatus
@@ -37,6 +37,7 @@ K = TypeVar("K")
 
 DEMO_DAYS = 105  # about three and a half months: always spans at least four calendar months
 IMAGES_PER_WORKSPACE = 15  # the newest image items get a real (small, generated) PNG
+TUNES_PER_WORKSPACE = 3  # and the newest music items a short generated tune (WAV)
 CREDIT_SHARE = 0.6  # of what a workspace can spend, at most this much goes to the demo's past usage
 LIMIT_SHARE = 0.4  # of a monthly limit, at most this much is used in the current period
 HOLD_SHARE = 0.5  # of video and music generations, this many go through a hold (long jobs)
@@ -402,7 +403,7 @@ def _render_time(event: Planned, rng: random.Random) -> timedelta:
 
 
 def _write_workspace(plan: WorkspacePlan, backdating: Backdating) -> list[tuple[Planned, int]]:
-    """Run every planned generation through the metering services; returns (plan, usage event id) of images."""
+    """Run every planned generation through the metering services; returns (plan, event id) of images and tunes."""
     workspace, organization = plan.workspace, backdating.organization
     rng = _rng(f"qolaba-demo/{organization.slug}/{workspace.name}/write")
     images: list[tuple[Planned, int]] = []
@@ -455,23 +456,31 @@ def _write_workspace(plan: WorkspacePlan, backdating: Backdating) -> list[tuple[
             backdating.transactions[event.ledger_transaction_id] = settled
             backdating.periods[event.ledger_transaction_id] = period_start
         backdating.events.append(event)
-        if planned.tool == Tool.IMAGE and event.status == UsageStatus.CAPTURED:
+        if planned.tool in (Tool.IMAGE, Tool.MUSIC) and event.status == UsageStatus.CAPTURED:
             images.append((planned, event.pk))
     return images
 
 
-def _attach_images(images: list[tuple[Planned, int]]) -> int:
-    """Give the newest image items of the workspace their picture (one PNG per item, deterministic)."""
-    newest = sorted(images, key=lambda pair: pair[0].at)[-IMAGES_PER_WORKSPACE:]
+def _attach_media(outputs: list[tuple[Planned, int]]) -> int:
+    """Give the newest image and music items of the workspace their file (a PNG or a WAV per item, deterministic)."""
+    newest = [
+        pair
+        for tool, keep in ((Tool.IMAGE, IMAGES_PER_WORKSPACE), (Tool.MUSIC, TUNES_PER_WORKSPACE))
+        for pair in sorted((pair for pair in outputs if pair[0].tool == tool), key=lambda pair: pair[0].at)[-keep:]
+    ]
     items = {
         item.usage_event_id: item for item in HistoryItem.objects.filter(usage_event_id__in=[pk for _, pk in newest])
     }
     for planned, event_id in newest:
         item = items[event_id]
-        width, height = picture_size(str(planned.metadata.get("aspect_ratio", "1:1")))
         seed = f"{planned.sample.prompt}/{planned.metadata.get('seed', event_id)}"
-        item.media.save(f"demo-{event_id}.png", ContentFile(demo_png(seed, width, height)), save=False)
-        item.media_content_type = "image/png"
+        if planned.tool == Tool.MUSIC:
+            item.media.save(f"demo-{event_id}.wav", ContentFile(demo_wav(seed)), save=False)
+            item.media_content_type = "audio/wav"
+        else:
+            width, height = picture_size(str(planned.metadata.get("aspect_ratio", "1:1")))
+            item.media.save(f"demo-{event_id}.png", ContentFile(demo_png(seed, width, height)), save=False)
+            item.media_content_type = "image/png"
         item.save(update_fields=["media", "media_content_type"])
     return len(newest)
 
@@ -479,7 +488,7 @@ def _attach_images(images: list[tuple[Planned, int]]) -> int:
 @dataclass(frozen=True)
 class UsageSeeded:
     events: int = 0
-    images: int = 0
+    files: int = 0  # history items given a generated picture or tune
     workspaces: int = 0
 
 
@@ -519,13 +528,13 @@ def usage_seed(*, organization: Organization) -> UsageSeeded:
     _mark_failed_job(plans, _rng(f"qolaba-demo/{organization.slug}/failed-job"))
 
     backdating = Backdating(organization)
-    images = 0
+    files = 0
     for plan in plans:
-        images += _attach_images(_write_workspace(plan, backdating))
+        files += _attach_media(_write_workspace(plan, backdating))
     backdating.apply(current_period=period_bounds(organization, at)[0])
     _backdate_funding(organization, before=period.start)
     return UsageSeeded(
-        events=sum(len(plan.events) for plan in plans), images=images, workspaces=sum(bool(p.events) for p in plans)
+        events=sum(len(plan.events) for plan in plans), files=files, workspaces=sum(bool(p.events) for p in plans)
     )
 
 

@@ -144,6 +144,11 @@ HISTORY_MEDIA_ROOT = Path(env.str("HISTORY_MEDIA_ROOT", default=str(BASE_DIR / "
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "history": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": HISTORY_MEDIA_ROOT}},
+    # Usage exports prepared in the background: private too, served only to their requester (usage.views).
+    "usage_exports": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": Path(env.str("USAGE_EXPORT_ROOT", default=str(HISTORY_MEDIA_ROOT / "usage-exports")))},
+    },
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
 
@@ -165,6 +170,9 @@ CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# A message taken by a worker that died without acknowledging it (SIGKILL, lost machine) goes back to the queue after
+# this many seconds. Longer than the longest task, or a slow task would run twice at once.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=60 * 60)}
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="qolaba")
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
@@ -187,17 +195,26 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "schedule": crontab(hour=4, minute=0),
     },
     "credit-alerts": {"task": "billing.tasks.alerts_evaluate_run", "schedule": 60},
+    # The runway moves with days of spend, not minutes: every 15 minutes is soon enough (the billing alerts cannot
+    # run it: billing sits below the usage read it needs).
+    "runway-alerts": {"task": "usage.tasks.runway_alerts_evaluate_run", "schedule": 15 * 60},
     "renew-subscriptions": {"task": "billing.tasks.subscriptions_renew_due_run", "schedule": 10 * 60},
     "expire-credit-packs": {"task": "billing.tasks.packs_expire_due_run", "schedule": 60 * 60},
     "reconcile-ledger": {"task": "billing.tasks.ledger_reconcile_run", "schedule": crontab(hour=3, minute=15)},
     # Hourly: a month closes in the first run at least 10 minutes after it ended in the org's time zone (and once
     # every generation held in it is settled), so every time zone's midnight is caught within the hour.
     "close-statements": {"task": "usage.tasks.statements_close_due_run", "schedule": crontab(minute=25)},
+    # Usage export files past their download window are deleted (the rows stay, marked expired).
+    "expire-usage-exports": {"task": "usage.tasks.usage_exports_expire_run", "schedule": 15 * 60},
 }
 
 # Product settings.
 ORGANIZATION_LOGO_MAX_BYTES = env.int("ORGANIZATION_LOGO_MAX_BYTES", default=2 * 1024 * 1024)
 ORGANIZATION_RETENTION_DAYS = env.int("ORGANIZATION_RETENTION_DAYS", default=30)
+# A usage CSV export of more rows than this is prepared by a Celery job instead of streamed in the request.
+USAGE_EXPORT_SYNC_MAX_ROWS = env.int("USAGE_EXPORT_SYNC_MAX_ROWS", default=50_000)
+# How long the file of a prepared export can be downloaded; the beat task deletes it afterwards.
+USAGE_EXPORT_TTL_HOURS = env.int("USAGE_EXPORT_TTL_HOURS", default=24)
 
 LOGGING = {
     "version": 1,

@@ -36,6 +36,10 @@ STORAGES["history"] = {
     "BACKEND": "django.core.files.storage.FileSystemStorage",
     "OPTIONS": {"location": BASE_DIR / "tmp" / "test-history-media"},
 }
+STORAGES["usage_exports"] = {
+    "BACKEND": "django.core.files.storage.FileSystemStorage",
+    "OPTIONS": {"location": BASE_DIR / "tmp" / "test-usage-exports"},
+}
 ACCOUNT_EMAIL_VERIFICATION = "optional"
 # Serve static files straight from the finders (no collectstatic before tests, also for the live server).
 WHITENOISE_USE_FINDERS = True

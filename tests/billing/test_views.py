@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from html import unescape
 from types import SimpleNamespace
+from uuid import uuid4
 
 import pytest
 from django.contrib.messages import get_messages
@@ -43,6 +44,8 @@ from billing.services import (
 from orgs.models import AuditEvent, CreditMode, Membership, OrganizationRole
 from qolaba.lifecycle import workspace_archive
 from tests.factories import UserFactory, make_member, make_organization, make_workspace
+from usage.models import Price
+from usage.services import usage_charge
 from workspaces.models import Workspace, WorkspaceRole
 
 pytestmark = pytest.mark.django_db
@@ -118,7 +121,7 @@ def available(html: str) -> str:
 
 
 def my_usage(html: str) -> str:
-    match = re.search(r'My usage this month</h2>\s*<p class="stat-value">([^<]*)<', html)
+    match = re.search(r'My usage this month</h2>\s*<p class="stat-value"[^>]*>([^<]*)<', html)
     assert match
     return match.group(1)
 
@@ -126,9 +129,17 @@ def my_usage(html: str) -> str:
 # --- Overview -------------------------------------------------------------------------------------------------------
 
 
+def spend(workspace: Workspace, user, credits: int) -> None:
+    """A generation charged as the tools charge it (ledger and usage event): the Overview reads the usage events."""
+    price, _ = Price.objects.get_or_create(
+        tool="chat", model="test-chat", defaults={"unit": "message", "credits_per_unit": 1}
+    )
+    usage_charge(workspace=workspace, user=user, price=price, units=credits, idempotency_key=f"spend-{uuid4()}")
+
+
 def test_overview_shows_the_pool_in_shared_mode_and_my_usage(w):
-    charge(organization=w.org, workspace=w.studio, user=w.member, amount=300)
-    charge(organization=w.org, workspace=w.studio, user=w.owner, amount=45)
+    spend(w.studio, w.member, 300)
+    spend(w.studio, w.owner, 45)
 
     html = text(logged_in(w.member).get(overview_url(w, w.studio)))
     assert available(html) == "9,655"
@@ -145,7 +156,7 @@ def test_overview_shows_the_pool_in_shared_mode_and_my_usage(w):
 def test_overview_shows_the_workspace_budget_in_budget_mode_and_the_member_limit(w):
     to_budget(w, studio=2_000)
     workspace_limit_set(workspace=w.studio, user=w.member, monthly_limit=500, actor=w.owner)
-    charge(organization=w.org, workspace=w.studio, user=w.member, amount=120)
+    spend(w.studio, w.member, 120)
 
     html = text(logged_in(w.member).get(overview_url(w, w.studio)))
     assert available(html) == "1,880"

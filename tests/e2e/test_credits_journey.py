@@ -23,7 +23,8 @@ from workspaces.models import Workspace, WorkspaceRole
 
 
 def _balance_cell(page: Page, workspace: str):
-    return page.locator("tbody tr", has=page.get_by_role("link", name=workspace, exact=True)).locator("td").nth(2)
+    # Name, then Balance (with the credit columns, the description sits under the name).
+    return page.locator("tbody tr", has=page.get_by_role("link", name=workspace, exact=True)).locator("td").nth(1)
 
 
 def _stat(page: Page, label: str):

@@ -15,6 +15,7 @@ from django.utils.timezone import now
 from PIL import Image, ImageDraw
 from playwright.sync_api import Browser, Page, expect
 
+from qolaba.demo.assets import demo_wav
 from qolaba.tools import Tool
 from tests.e2e.conftest import Screenshot, log_in
 from tests.factories import PASSWORD, UserFactory, make_member, make_organization, make_workspace
@@ -117,12 +118,24 @@ def test_member_filters_opens_an_image_and_others_get_404(
         prompt="Adidas secret concept",
         created_at=start,
     )
+    tune_item = history_item_create(
+        workspace=nike,
+        author=owner,
+        tool=Tool.MUSIC,
+        model="stable-audio",
+        credits=20,
+        prompt="A calm piano loop for the launch video",
+        metadata={"duration_s": 2},
+        media=ContentFile(demo_wav("calm piano", seconds=2), name="loop.wav"),
+        media_content_type="audio/wav",
+        created_at=start - timedelta(days=1),
+    )
     api_key_create(workspace=nike, actor=owner, name="Image generation service")
 
     history_url = f"{base}/o/{org.slug}/w/{nike.slug}/history/"
     item_url = f"{history_url}{image_item.pk}/"
 
-    # Nina opens History from the sidebar: her workspace's four items, newest first, nothing of Adidas Pitch.
+    # Nina opens History from the sidebar: her workspace's five items, newest first, nothing of Adidas Pitch.
     context = browser.new_context(viewport=DESKTOP)
     page = context.new_page()
     log_in(page, base, nina.email, PASSWORD)
@@ -132,7 +145,7 @@ def test_member_filters_opens_an_image_and_others_get_404(
     expect(page.locator("main h1")).to_have_text("History")
     expect(page.locator(".side-link.active")).to_have_text("History")
     rows = page.locator("#history-results tbody tr.history-row")
-    expect(rows).to_have_count(4)
+    expect(rows).to_have_count(5)
     expect(rows.first).to_contain_text("Draft a short email")
     expect(page.locator("#history-results")).not_to_contain_text("Adidas secret")
     assert _image_loaded(page, ".history-thumb") == 640
@@ -152,9 +165,32 @@ def test_member_filters_opens_an_image_and_others_get_404(
     expect(page.locator(".side-link.active")).to_have_text("History")
     expect(page.locator("main h1")).to_contain_text("flux-pro")
     assert _image_loaded(page, "img.history-image") == 640
-    expect(page.locator(".history-json")).to_contain_text('"seed": 1234')
+    expect(page.locator(".history-metadata")).to_contain_text("Seed")
+    expect(page.locator(".history-metadata")).to_contain_text("1234")
+    expect(page.get_by_role("link", name="Download the image file")).to_be_visible()
     expect(page.get_by_role("link", name="Delete")).to_be_visible()  # she is the author
     screenshot(page, "history-image-item-desktop")
+
+    # On a page longer than the window, the navigation panel's background spans the whole page, not one screen.
+    page.set_viewport_size({"width": 1366, "height": 420})
+    heights = page.evaluate(
+        "() => [document.getElementById('sidebar').getBoundingClientRect().height,"
+        " document.documentElement.scrollHeight, window.innerHeight]"
+    )
+    assert heights[1] > heights[2], heights  # the page is longer than the window
+    assert heights[0] >= heights[1] - 1, heights
+    screenshot(page, "history-image-item-short-window")
+    page.mouse.wheel(0, 2000)
+    expect(page.locator(".side-nav")).to_be_in_viewport()  # and the navigation stays in view while scrolling
+    page.set_viewport_size(DESKTOP)
+
+    # A music item plays in the page.
+    page.goto(f"{history_url}{tune_item.pk}/")
+    page.wait_for_function(
+        "() => { const a = document.querySelector('audio.history-audio'); return a && a.readyState >= 1; }"
+    )
+    assert page.evaluate("document.querySelector('audio.history-audio').duration") > 1.5
+    screenshot(page, "history-music-item-desktop")
 
     # She deletes her chat item through the confirmation dialog.
     page.goto(f"{history_url}{chat_to_delete.pk}/")
@@ -167,14 +203,14 @@ def test_member_filters_opens_an_image_and_others_get_404(
     dialog.get_by_role("button", name="Delete item").click()
     expect(page).to_have_url(history_url)
     expect(page.locator(".flash-success")).to_contain_text("History item deleted")
-    expect(rows).to_have_count(3)
+    expect(rows).to_have_count(4)
     assert HistoryItem.objects.get(pk=chat_to_delete.pk).deleted_at is not None
 
     # On a phone: the list and the item stay usable without sideways scrolling of the page.
     phone = browser.new_context(viewport=PHONE).new_page()
     log_in(phone, base, nina.email, PASSWORD)
     phone.goto(history_url)
-    expect(phone.locator("#history-results tbody tr.history-row")).to_have_count(3)
+    expect(phone.locator("#history-results tbody tr.history-row")).to_have_count(4)
     _no_horizontal_scroll(phone)
     screenshot(phone, "history-list-phone")
     phone.goto(item_url)

@@ -152,12 +152,14 @@ def test_view_uploads_a_logo_and_saves_name_and_timezone(team, client):
         "timezone": "Europe/Lisbon",
         "logo": "",
         "alert_thresholds": [80, 100],
+        "runway_alert_days": 7,
     }
     assert event.after == {
         "name": "Northwind Studio",
         "timezone": "Asia/Tokyo",
         "logo": org.logo.name,
         "alert_thresholds": [80, 100],
+        "runway_alert_days": 7,
     }
 
 

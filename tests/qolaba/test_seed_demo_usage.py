@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import wave
 from collections import Counter
 from datetime import timedelta
 from zoneinfo import ZoneInfo
@@ -20,7 +21,7 @@ from billing.ledger import available_credits, period_bounds
 from billing.models import Hold, HoldStatus, LedgerTransaction, SpendCounter, WorkspaceLimit
 from billing.reconcile import reconcile
 from orgs.models import Organization
-from qolaba.demo.assets import DEMO_KEY_NAME, demo_png
+from qolaba.demo.assets import DEMO_KEY_NAME, demo_png, demo_wav
 from qolaba.demo.usage import DEMO_DAYS
 from qolaba.tools import Tool
 from tests.factories import api_key_authenticate
@@ -121,10 +122,16 @@ def check_every_workspace_has_history_and_images_that_open(demo):
         items = HistoryItem.objects.filter(workspace_id=ws["id"])
         assert items.exists(), ws["name"]
         assert items.exclude(prompt="").count() == items.count()
-    images = HistoryItem.objects.exclude(media="")
+    images = HistoryItem.objects.exclude(media="").filter(tool=Tool.IMAGE)
     assert images.count() >= 20
+    tunes = HistoryItem.objects.exclude(media="").filter(tool=Tool.MUSIC)
+    assert tunes.exists()
+    assert HistoryItem.objects.exclude(media="").count() == images.count() + tunes.count()
+    for item in tunes:
+        assert item.media_content_type == "audio/wav"
+        with item.media.open("rb") as f, wave.open(f) as audio:
+            assert audio.getnframes() / audio.getframerate() >= 3
     for item in images:
-        assert item.tool == Tool.IMAGE
         assert item.media_content_type == "image/png"
         assert item.media.name.startswith(f"history/{item.workspace_id}/")
         with item.media.open("rb") as f:
@@ -217,6 +224,15 @@ def test_rerun_adds_no_usage_replaces_the_keys_and_releases_an_expired_demo_job(
         assert charge(new["api_key"], owner_of(again, org["slug"])).status_code == 201
     assert ApiKey.objects.active().filter(name=DEMO_KEY_NAME).count() == len(workspaces_of(again))
     assert reconcile() == []
+
+
+def test_demo_tunes_are_short_deterministic_wavs():
+    first, again, other = demo_wav("a fox"), demo_wav("a fox"), demo_wav("a cat", seconds=2)
+    assert first == again != other
+    with wave.open(io.BytesIO(other)) as audio:
+        assert (audio.getnchannels(), audio.getsampwidth()) == (1, 2)
+        assert 1.5 <= audio.getnframes() / audio.getframerate() <= 2
+    assert len(first) < 100_000
 
 
 def test_demo_pictures_are_small_deterministic_pngs():

@@ -190,9 +190,38 @@ def test_member_filter_lists_the_authors_of_this_workspace_only(world, items):
     choices = dict(form.fields["member"].choices)
     assert choices == {
         "": "All members",
-        str(world["author"].pk): "ada@northwind.test",
-        str(world["colleague"].pk): "bo@northwind.test",
+        str(world["author"].pk): world["author"].display_name,  # names, as the table shows them
+        str(world["colleague"].pk): world["colleague"].display_name,
     }
+
+
+def test_member_filter_tells_two_people_of_the_same_name_apart_by_email(world, items):
+    world["colleague"].name = world["author"].name
+    world["colleague"].save(update_fields=["name"])
+    form = logged_in(world["author"]).get(history_url(world["studio"])).context["form"]
+    choices = dict(form.fields["member"].choices)
+    assert choices[str(world["author"].pk)] == f"{world['author'].name} (ada@northwind.test)"
+    assert choices[str(world["colleague"].pk)] == f"{world['author'].name} (bo@northwind.test)"
+
+
+def test_the_list_shows_the_credits_total_of_what_is_filtered(world, items):
+    studio = world["studio"]
+    for credits, at in ((7, datetime(2025, 3, 20, 9, 0, tzinfo=UTC)), (11, datetime(2025, 3, 21, 9, 0, tzinfo=UTC))):
+        make_item(studio, world["author"], at=at, credits=credits, prompt="extra")
+    for _ in range(30):  # more than one page: the total covers every page
+        make_item(studio, world["colleague"], tool=Tool.MUSIC, at=datetime(2025, 2, 1, 9, 0, tzinfo=UTC), credits=3)
+    client = logged_in(world["viewer"])
+    everything = client.get(history_url(studio))
+    assert everything.context["credits_total"] == 5 * 5 + 7 + 11 + 30 * 3
+    assert "In all: <strong>37 items</strong>, <strong>133 credits</strong>" in everything.content.decode()
+    by_ada = client.get(history_url(studio, f"member={world['author'].pk}&date_from=2025-03-11"))
+    assert by_ada.context["credits_total"] == 5 + 5 + 7 + 11  # image, speech and the two extra
+    assert "Matching these filters: <strong>4 items</strong>, <strong>28 credits</strong>" in by_ada.content.decode()
+    music = client.get(history_url(studio, "tool=music"), **HTMX_RESULTS)
+    assert "<strong>90 credits</strong>" in music.content.decode()
+    nothing = client.get(history_url(studio, "q=zebra"))
+    assert nothing.context["credits_total"] == 0
+    assert "history-total" not in nothing.content.decode()
 
 
 def test_a_member_of_another_workspace_is_not_a_valid_member_filter(world, items):
@@ -231,7 +260,7 @@ def test_history_search_uses_the_indexed_expression(world, items):
         response = client.get(history_url(world["studio"]), {"q": "lighthouse"})
     assert listed(response) == [items["image_ada"].pk]
     searches = [q["sql"] for q in captured.captured_queries if "to_tsvector('simple'" in q["sql"]]
-    assert len(searches) == 2  # the count and the page
+    assert len(searches) == 2  # the count (with the credits total) and the page
     assert all('"workspaces_historyitem"."deleted_at" IS NULL' in sql for sql in searches)
 
 
@@ -374,7 +403,9 @@ def test_detail_shows_the_item(world, items):
     assert "Say &lt;b&gt;hi&lt;/b&gt;\nand bye" in html  # escaped, line breaks kept (white-space: pre-wrap)
     assert "&lt;script&gt;alert(1)&lt;/script&gt;\nSecond line" in html
     assert "<script>alert(1)" not in html
-    assert "{\n  &quot;size&quot;: &quot;1024x1024&quot;,\n  &quot;temperature&quot;: 0.7\n}" in html
+    # The settings as a readable list, not raw JSON.
+    assert "<div><dt>Size</dt><dd>1024x1024</dd></div><div><dt>Temperature</dt><dd>0.7</dd></div>" in html
+    assert "&quot;temperature&quot;" not in html
     assert "1,234" in html
     assert "ada@northwind.test" in html
     assert "gpt-4o" in html
@@ -386,17 +417,66 @@ def test_detail_shows_an_image_inline(world, items):
     assert f'<img class="history-image" src="{item_url(world["studio"], item, "history_media")}"' in html
 
 
-def test_detail_offers_other_media_as_a_download(world):
+def test_detail_shows_readable_metadata_of_every_shape(world):
     item = make_item(
         world["studio"],
         world["author"],
-        tool=Tool.SPEECH,
-        media=ContentFile(b"ID3fake-mp3", name="voice.mp3"),
-        media_content_type="audio/mpeg",
+        metadata={"duration_s": 60, "loop": True, "tags": ["calm", "piano"], "extra": {"a": 1}, "seed": None},
     )
     html = logged_in(world["author"]).get(item_url(world["studio"], item)).content.decode()
-    assert "<img" not in html.split('<main id="main"')[1]
-    assert f'href="{item_url(world["studio"], item, "history_media")}" download' in html
+    for label, value in (
+        ("Duration (seconds)", "60"),
+        ("Loop", "Yes"),
+        ("Tags", "calm, piano"),
+        ("Extra", "{&quot;a&quot;: 1}"),
+        ("Seed", "—"),
+    ):
+        assert f"<dt>{label}</dt><dd>{value}</dd>" in html
+
+
+@pytest.mark.parametrize(
+    ("tool", "content_type", "player"),
+    [(Tool.SPEECH, "audio/mpeg", "<audio"), (Tool.MUSIC, "audio/wav", "<audio"), (Tool.VIDEO, "video/mp4", "<video")],
+)
+def test_detail_plays_audio_and_video_and_offers_the_download(world, tool, content_type, player):
+    item = make_item(
+        world["studio"],
+        world["author"],
+        tool=tool,
+        media=ContentFile(b"fake", name="out.bin"),
+        media_content_type=content_type,
+    )
+    media_url = item_url(world["studio"], item, "history_media")
+    html = logged_in(world["author"]).get(item_url(world["studio"], item)).content.decode()
+    main = html.split('<main id="main"')[1]
+    assert f'{player} class="history-{player[1:]}" controls preload="metadata" src="{media_url}"' in main
+    assert "<img" not in main
+    assert f'href="{media_url}?download=1" download' in main
+
+
+def test_detail_offers_other_files_as_a_download_only(world):
+    item = make_item(
+        world["studio"],
+        world["author"],
+        media=ContentFile(b"PK..", name="out.zip"),
+        media_content_type="application/zip",
+    )
+    main = logged_in(world["author"]).get(item_url(world["studio"], item)).content.decode().split('<main id="main"')[1]
+    assert "<img" not in main
+    assert "<audio" not in main
+    assert "<video" not in main
+    assert f'href="{item_url(world["studio"], item, "history_media")}?download=1" download' in main
+
+
+def test_detail_shows_the_image_full_size_with_a_download(world, items):
+    item = items["image_ada"]
+    media_url = item_url(world["studio"], item, "history_media")
+    html = logged_in(world["author"]).get(item_url(world["studio"], item)).content.decode()
+    assert f'<a class="btn btn-ghost btn-sm" href="{media_url}">Open full size</a>' in html
+    assert f'href="{media_url}?download=1" download' in html
+    response = logged_in(world["author"]).get(f"{media_url}?download=1")
+    assert response["Content-Disposition"].startswith("attachment")
+    assert b"".join(response.streaming_content) == png_bytes()
 
 
 def test_media_is_streamed_with_safe_headers(world, items):
@@ -414,9 +494,9 @@ def test_media_is_streamed_with_safe_headers(world, items):
 
 @pytest.mark.parametrize(
     ("content_type", "body"),
-    [("audio/mpeg", b"ID3fake-mp3"), ("image/svg+xml", b"<svg onload='alert(1)'/>"), ("text/html", b"<h1>x</h1>")],
+    [("application/zip", b"PK.."), ("image/svg+xml", b"<svg onload='alert(1)'/>"), ("text/html", b"<h1>x</h1>")],
 )
-def test_media_that_is_not_a_plain_image_is_an_attachment(world, content_type, body):
+def test_media_that_is_not_a_plain_image_audio_or_video_is_an_attachment(world, content_type, body):
     item = make_item(
         world["studio"], world["author"], media=ContentFile(body, name="file.bin"), media_content_type=content_type
     )
@@ -426,6 +506,21 @@ def test_media_that_is_not_a_plain_image_is_an_attachment(world, content_type, b
     assert response["Content-Type"] == content_type
     assert response["Content-Disposition"].startswith("attachment")
     assert response["X-Content-Type-Options"] == "nosniff"
+
+
+@pytest.mark.parametrize("content_type", ["audio/mpeg", "audio/wav", "video/mp4", "video/webm"])
+def test_audio_and_video_are_served_inline_to_play_under_the_same_headers(world, content_type):
+    item = make_item(
+        world["studio"], world["author"], media=ContentFile(b"fake", name="file.bin"), media_content_type=content_type
+    )
+    url = item_url(world["studio"], item, "history_media")
+    response = logged_in(world["viewer"]).get(url)
+    assert response["Content-Disposition"].startswith("inline")
+    assert response["Content-Type"] == content_type
+    assert response["X-Content-Type-Options"] == "nosniff"
+    assert "sandbox" in response["Content-Security-Policy"]
+    assert logged_in(world["viewer"]).get(f"{url}?download=1")["Content-Disposition"].startswith("attachment")
+    assert logged_in(world["other_member"]).get(url).status_code == 404
 
 
 def test_media_of_an_item_without_a_file_is_404(world, items):
@@ -584,8 +679,8 @@ def test_a_removed_member_loses_access_but_their_items_stay_attributed(world, it
     html = response.content.decode()
     assert html.count('<span class="muted">(removed)</span>') == 3  # Ada's three rows
     choices = dict(response.context["form"].fields["member"].choices)
-    assert choices[str(ada.pk)] == "ada@northwind.test (removed)"
-    assert choices[str(world["colleague"].pk)] == "bo@northwind.test"
+    assert choices[str(ada.pk)] == f"{ada.display_name} (removed)"
+    assert choices[str(world["colleague"].pk)] == world["colleague"].display_name
     by_ada = logged_in(world["viewer"]).get(history_url(world["studio"], f"member={ada.pk}"))
     assert listed(by_ada) == [items[n].pk for n in ("speech_ada", "image_ada", "chat_ada")]
     detail = logged_in(world["viewer"]).get(item_url(world["studio"], items["image_ada"])).content.decode()
@@ -597,8 +692,8 @@ def test_a_member_removed_from_the_workspace_only_is_marked_removed_too(world, i
     workspace_member_remove(workspace=world["studio"], user=world["colleague"], actor=world["owner"])
     response = logged_in(world["author"]).get(history_url(world["studio"]))
     choices = dict(response.context["form"].fields["member"].choices)
-    assert choices[str(world["colleague"].pk)] == "bo@northwind.test (removed)"
-    assert choices[str(world["author"].pk)] == "ada@northwind.test"
+    assert choices[str(world["colleague"].pk)] == f"{world['colleague'].display_name} (removed)"
+    assert choices[str(world["author"].pk)] == world["author"].display_name
 
 
 def test_a_viewer_reads_history_but_cannot_delete(world, items):
@@ -627,8 +722,9 @@ def _fill(world, count: int) -> Workspace:
 
 
 # Measured: session, user, workspace permissions, membership, organization permissions, the authors of the
-# member filter, the count, the page of items (authors joined) and the unread notifications: 9 for the list;
-# 8 for the detail (its author's access instead of the filter, count and page) and for a list with no match.
+# member filter, the count with the credits total, the page of items (authors joined) and the unread notifications:
+# 9 for the list; 8 for the detail (its author's access instead of the filter, count and page) and for a list with
+# no match.
 HISTORY_QUERY_LIMIT = 9
 
 

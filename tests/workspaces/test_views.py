@@ -265,7 +265,9 @@ class HxParser(HTMLParser):
     def handle_starttag(self, tag, attrs):
         attributes = dict(attrs)
         if "hx-get" in attributes:
-            self.hx_elements.append({**attributes, "_is_own_link": tag == "a" and attributes.get("href")})
+            # A link is its own fallback, and so is a GET form whose action is the same URL.
+            own = attributes.get("href") if tag == "a" else attributes.get("action") if tag == "form" else None
+            self.hx_elements.append({**attributes, "_is_own_link": own})
         if tag == "a" and attributes.get("href"):
             self.links.append(
                 {
@@ -363,8 +365,11 @@ def build_org(*, members: int, workspaces: int) -> dict:
 
 
 # The overview reads the workspace, permissions, membership, three counts, the credits panel (balance, limits,
-# spend), the price list and the unread notifications: a constant 13 whatever the size of the organization.
-QUERY_LIMIT = 13
+# spend), the price list and the unread notifications, and its usage panels (`usage_totals`: watermark + one query, for
+# the user's own usage and, for those who may see it, the workspace's): a constant 15 (Members, Viewers) or 17
+# (workspace admins) whatever the size of the organization. The Workspaces tab adds the credit columns (2) and, for
+# people who do not manage workspaces, which workspaces' usage they may see (1).
+QUERY_LIMIT = 17
 
 
 def measure_pages(django_assert_max_num_queries, world: dict) -> dict[tuple[str, str], int]:

@@ -25,7 +25,7 @@ from usage.api.authentication import (
     request_workspace,
 )
 from usage.api.errors import JSON, ApiError
-from usage.api.reports import ORGANIZATION_GROUPS, WORKSPACE_GROUPS, usage_query_parse, usage_report
+from usage.api.reports import ORGANIZATION_GROUPS, WORKSPACE_GROUPS, api_usage_query_parse, usage_report
 from usage.api.schemas import (
     ERRORS,
     CaptureIn,
@@ -247,7 +247,7 @@ def _json(body: dict[str, Any]) -> HttpResponse:
 )
 def usage_read(request: HttpRequest) -> HttpResponse:
     workspace = request_workspace(request)
-    query = usage_query_parse(request.GET, groups=WORKSPACE_GROUPS)
+    query = api_usage_query_parse(request.GET, groups=WORKSPACE_GROUPS)
     report = usage_report(organization=workspace.organization, query=query, workspace_ids=[workspace.pk])
     return _json({"workspace": workspace.pk, **report})
 
@@ -261,5 +261,5 @@ def usage_read(request: HttpRequest) -> HttpResponse:
 )
 def organization_usage_read(request: HttpRequest) -> HttpResponse:
     organization = request_organization(request)
-    query = usage_query_parse(request.GET, groups=ORGANIZATION_GROUPS)
+    query = api_usage_query_parse(request.GET, groups=ORGANIZATION_GROUPS)
     return _json({"organization": organization.slug, **usage_report(organization=organization, query=query)})

@@ -6,6 +6,9 @@ Dates are the organization's days: `start` and `end` (both included) become the 
 midnights, which fall on the roll-up's 15-minute boundaries in every time zone in use. Every period of the range
 (local hours, days or months, cut by `usage_totals` in the organization's time zone) is a bucket of the answer, used
 or not, so a client can chart it as it comes; the first and last months are cut to the range.
+
+Strict where the Usage tab's query (`usage.reports.UsageQuery`) is lenient: a page falls back to a default and says
+so, an API client gets a 400 naming the problem.
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ _ORDER = ("workspace", "member", "tool", "model")  # the order of a result's key
 
 
 @dataclass(frozen=True)
-class UsageQuery:
+class ApiUsageQuery:
     start: date
     end: date  # included
     bucket: Bucket
@@ -77,7 +80,7 @@ def _group_by(raw: str | None, allowed: Sequence[str], fields: dict[str, str]) -
     return tuple(name for name in _ORDER if name in names)
 
 
-def usage_query_parse(params: QueryDict, *, groups: Sequence[str]) -> UsageQuery:
+def api_usage_query_parse(params: QueryDict, *, groups: Sequence[str]) -> ApiUsageQuery:
     """The report's parameters, or a 400 `invalid_request` naming every problem in `fields`."""
     fields: dict[str, str] = {}
     for name, values in params.lists():
@@ -101,14 +104,14 @@ def usage_query_parse(params: QueryDict, *, groups: Sequence[str]) -> UsageQuery
             fields["bucket"] = f"Hourly buckets cover at most {MAX_HOURLY_DAYS} days: use day or month."
     if fields or start is None or end is None:
         raise ApiError(400, "invalid_request", "The request is not valid: see fields.", fields=fields)
-    return UsageQuery(start=start, end=end, bucket=bucket, group_by=group_by)  # type: ignore[arg-type]
+    return ApiUsageQuery(start=start, end=end, bucket=bucket, group_by=group_by)  # type: ignore[arg-type]
 
 
 def _midnight(day: date, zone: ZoneInfo) -> datetime:
     return datetime.combine(day, time.min, tzinfo=zone).astimezone(UTC)
 
 
-def bucket_starts(query: UsageQuery, zone: ZoneInfo) -> tuple[list[datetime], datetime]:
+def bucket_starts(query: ApiUsageQuery, zone: ZoneInfo) -> tuple[list[datetime], datetime]:
     """The UTC start of every bucket of the range, and the range's end (the local midnight after `end`)."""
     start, end = _midnight(query.start, zone), _midnight(query.end + timedelta(days=1), zone)
     if query.bucket == "hour":
@@ -155,7 +158,7 @@ def _iso(moment: datetime, zone: ZoneInfo) -> str:
 
 
 def usage_report(
-    *, organization: Organization, query: UsageQuery, workspace_ids: Sequence[int] | None = None
+    *, organization: Organization, query: ApiUsageQuery, workspace_ids: Sequence[int] | None = None
 ) -> dict[str, Any]:
     """The answer's body less its owner (`workspace` or `organization`): the range, the buckets with their results
     (captured generations, units and credits per group) and the totals with the Chatbot / Image & Speech split."""

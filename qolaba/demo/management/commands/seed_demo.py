@@ -82,7 +82,7 @@ class Command(BaseCommand):
             if seeded.events:
                 self.stdout.write(
                     f"  {slug}: {seeded.events} generations of usage and history seeded "
-                    f"in {seeded.workspaces} workspaces ({seeded.images} with images)"
+                    f"in {seeded.workspaces} workspaces ({seeded.files} with a picture or a tune)"
                 )
         for slug, count in statements.items():
             if count:

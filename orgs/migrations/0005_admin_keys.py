@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('orgs', '0003_organization_alert_thresholds_notification'),
+        ('orgs', '0004_organization_runway_alert_days'),
     ]
 
     operations = [
