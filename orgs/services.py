@@ -1,5 +1,5 @@
 """Writes of the orgs app: the organization's profile, invitation tokens and emails (resend, revoke), the purge of
-organizations deleted past the retention window, notifications read.
+organizations deleted past the retention window, notifications read, organization admin keys (create, revoke).
 
 What also changes access to workspaces (memberships, invitations sent and accepted, ownership) lives in
 `workspaces.services.members`; creating and deleting organizations in `qolaba.lifecycle`.
@@ -18,6 +18,7 @@ from django.core.files.uploadedfile import UploadedFile
 from django.core.mail import send_mail
 from django.core.validators import validate_email
 from django.db import transaction
+from django.db.models import Q
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.timezone import now as dj_now
@@ -25,6 +26,8 @@ from django.utils.timezone import now as dj_now
 from orgs.audit import audit_record
 from orgs.images import logo_process
 from orgs.models import (
+    ADMIN_KEY_SCHEME,
+    AdminKey,
     AuditAction,
     Invitation,
     InvitationStatus,
@@ -38,6 +41,7 @@ from orgs.models import (
 )
 from orgs.selectors import invitation_token_hash
 from orgs.tasks import invitation_email_send
+from qolaba.keys import key_generate, key_secret_hash
 
 
 def organization_timezone_validate(tz: str) -> None:
@@ -261,3 +265,78 @@ def organizations_purge_deleted(*, now: datetime | None = None) -> int:
 def notifications_read(*, user: User, organization: Organization) -> int:
     """Mark every unread notification of `user` in `organization` as read. Returns how many."""
     return Notification.objects.unread().filter(user=user, organization=organization).update(read_at=dj_now())
+
+
+# --- admin keys ----------------------------------------------------------------------------------------------
+
+ADMIN_KEY_LAST_USED_PRECISION = timedelta(minutes=1)
+
+
+def _admin_key_actor_check(*, organization: Organization, actor: User) -> None:
+    if (
+        not Membership.objects.active()
+        .filter(organization=organization, user=actor, role__gte=OrganizationRole.ADMIN)
+        .exists()
+    ):
+        raise ValidationError("Only the Owner and Admins can manage admin keys.")
+
+
+@transaction.atomic
+def admin_key_create(*, organization: Organization, actor: User, name: str) -> tuple[AdminKey, str]:
+    """A new read-only admin key for the organization's usage. Returns the key and its secret, never shown again."""
+    name = name.strip()
+    if not name:
+        raise ValidationError({"name": "Name the key after the service or person that will use it."})
+    if organization.deleted_at is not None:
+        raise ValidationError("A deleted organization cannot get new admin keys.")
+    _admin_key_actor_check(organization=organization, actor=actor)
+    prefix, secret = key_generate(scheme=ADMIN_KEY_SCHEME)
+    admin_key = AdminKey.objects.create(
+        organization=organization,
+        name=name[: AdminKey._meta.get_field("name").max_length],
+        prefix=prefix,
+        secret_hash=key_secret_hash(secret),
+        created_by=actor,
+    )
+    audit_record(
+        organization=organization,
+        actor=actor,
+        action=AuditAction.ADMIN_KEY_CREATED,
+        target=admin_key,
+        after={"name": admin_key.name, "prefix": admin_key.display_prefix},
+    )
+    return admin_key, secret
+
+
+@transaction.atomic
+def admin_key_revoke(*, admin_key: AdminKey, actor: User, by_staff: bool = False) -> AdminKey:
+    """Revoke at once: the next request with this key is refused. Revoking twice changes nothing. By an Owner/Admin
+    of its organization, or by staff from the admin."""
+    locked = AdminKey.objects.select_for_update().select_related("organization").get(pk=admin_key.pk)
+    if locked.is_revoked:
+        return locked
+    if not (by_staff and actor.is_staff):
+        _admin_key_actor_check(organization=locked.organization, actor=actor)
+    locked.revoked_at = dj_now()
+    locked.revoked_by = actor
+    locked.save(update_fields=["revoked_at", "revoked_by"])
+    audit_record(
+        organization=locked.organization,
+        actor=actor,
+        action=AuditAction.ADMIN_KEY_REVOKED,
+        target=locked,
+        before={"name": locked.name, "prefix": locked.display_prefix},
+    )
+    return locked
+
+
+def admin_key_mark_used(*, admin_key_id: int, last_used_at: datetime | None) -> datetime | None:
+    """Record that the key was used, at most once a minute. Returns the new time, or None when the recorded one is
+    recent enough."""
+    at = dj_now()
+    if last_used_at is not None and at - last_used_at < ADMIN_KEY_LAST_USED_PRECISION:
+        return None
+    AdminKey.objects.filter(pk=admin_key_id).filter(
+        Q(last_used_at__isnull=True) | Q(last_used_at__lt=at - ADMIN_KEY_LAST_USED_PRECISION)
+    ).update(last_used_at=at)
+    return at

@@ -12,7 +12,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
 from billing import ledger
-from usage.api.authentication import PresentedKey, workspace_of
+from usage.api.authentication import AdminKeyRequired, PresentedKey, workspace_of
 from usage.refusals import MeteringError
 
 JSON = "application/json"
@@ -82,6 +82,15 @@ def _unauthenticated(request: HttpRequest, error: AuthenticationError) -> HttpRe
     return error_response(401, "invalid_api_key", "Send a live workspace API key as 'Authorization: Bearer <key>'.")
 
 
+def _admin_key_required(request: HttpRequest, error: AdminKeyRequired) -> HttpResponse:
+    return error_response(
+        401,
+        "invalid_api_key",
+        "Send a live organization admin key as 'Authorization: Bearer <key>' (a workspace key cannot read the "
+        "organization's usage).",
+    )
+
+
 def _http_error(request: HttpRequest, error: HttpError) -> HttpResponse:
     if error.status_code == 400:
         return _bad_request(request, "invalid_request", str(error), fields={})
@@ -122,6 +131,7 @@ EXCEPTION_HANDLERS: dict[type[Exception], Callable[[HttpRequest, Any], HttpRespo
     ValidationError: _invalid,
     ApiError: _api_error,
     AuthenticationError: _unauthenticated,
+    AdminKeyRequired: _admin_key_required,
     HttpError: _http_error,
     Http404: _not_found,
     MeteringError: _metering_error,
