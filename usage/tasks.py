@@ -3,6 +3,7 @@ from typing import Any
 
 from celery import shared_task
 
+from usage.partitions import partitions_maintain
 from usage.rollup import rollup_update
 from usage.services import holds_expire, idempotent_requests_prune
 from usage.statements import statements_close_due
@@ -29,3 +30,10 @@ def rollup_update_run() -> dict[str, Any]:
 @shared_task
 def statements_close_due_run() -> int:
     return statements_close_due()
+
+
+@shared_task
+def partitions_maintain_run() -> dict[str, Any]:
+    """Create the usage event partitions ahead and apply retention (beat, daily). Idempotent."""
+    done = partitions_maintain()
+    return {"created": done.created, "dropped": done.retention.dropped, "kept": done.retention.kept}

@@ -80,6 +80,13 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # own queries unprepared while the ledger's hot statement prepares itself explicitly (billing.ledger).
     DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = 1_000_000
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=0)
+# A read replica (streaming replication of the same database): dashboards and exports read from it, explicitly
+# (qolaba.routers); every write and every read inside a transaction stays on default.
+if env.str("DATABASE_REPLICA_URL", default=""):
+    DATABASES["replica"] = env.db("DATABASE_REPLICA_URL")
+    for _name in ("ATOMIC_REQUESTS", "CONN_MAX_AGE", "OPTIONS"):
+        DATABASES["replica"][_name] = DATABASES["default"].get(_name, DATABASES["replica"].get(_name))
+DATABASE_ROUTERS = ["qolaba.routers.ReplicaRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Without a Redis URL the app runs on one machine: local-memory cache, eager tasks.
@@ -193,11 +200,18 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     # Hourly: a month closes in the first run at least 10 minutes after it ended in the org's time zone (and once
     # every generation held in it is settled), so every time zone's midnight is caught within the hour.
     "close-statements": {"task": "usage.tasks.statements_close_due_run", "schedule": crontab(minute=25)},
+    # Daily: usage event partitions for the months ahead, and retention (docs/operations.md).
+    "usage-partitions": {"task": "usage.tasks.partitions_maintain_run", "schedule": crontab(hour=2, minute=40)},
 }
 
 # Product settings.
 ORGANIZATION_LOGO_MAX_BYTES = env.int("ORGANIZATION_LOGO_MAX_BYTES", default=2 * 1024 * 1024)
 ORGANIZATION_RETENTION_DAYS = env.int("ORGANIZATION_RETENTION_DAYS", default=30)
+# Usage events (PostgreSQL: one partition per month, usage.partitions): months created ahead, and how many full
+# months before the current one are kept (unset: forever; older months are dropped whole, their totals stay in
+# the roll-up).
+USAGE_PARTITIONS_AHEAD_MONTHS = env.int("USAGE_PARTITIONS_AHEAD_MONTHS", default=3)
+USAGE_RETENTION_MONTHS: int | None = env.int("USAGE_RETENTION_MONTHS", default=None)
 
 LOGGING = {
     "version": 1,
