@@ -172,12 +172,11 @@ def partitions_ensure(*, at: datetime | None = None, ahead: int | None = None) -
 
 def _still_needed(partition: EventPartition, watermark: int) -> str | None:
     """Why the partition's events are still needed (None: they are not)."""
-    e = {name: column(UsageEvent, name) for name in ("hold", "status", "changed_seq", "workspace", "created_at")}
+    e = {name: column(UsageEvent, name) for name in ("status", "changed_seq", "workspace", "created_at")}
     e["organization"] = column(UsageEvent, "organization")
     held, unrolled = _rows(
         f"""
-        SELECT EXISTS (SELECT 1 FROM {partition.name}
-                       WHERE {e["hold"]} IS NOT NULL AND {e["status"]} = {literal(UsageStatus.HELD)}),
+        SELECT EXISTS (SELECT 1 FROM {partition.name} WHERE {e["status"]} = {literal(UsageStatus.HELD)}),
                EXISTS (SELECT 1 FROM {partition.name} WHERE {e["changed_seq"]} >= %s)
         """,  # noqa: S608
         [watermark],

@@ -84,8 +84,10 @@ DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=0)
 # (qolaba.routers); every write and every read inside a transaction stays on default.
 if env.str("DATABASE_REPLICA_URL", default=""):
     DATABASES["replica"] = env.db("DATABASE_REPLICA_URL")
-    for _name in ("ATOMIC_REQUESTS", "CONN_MAX_AGE", "OPTIONS"):
-        DATABASES["replica"][_name] = DATABASES["default"].get(_name, DATABASES["replica"].get(_name))
+    DATABASES["replica"]["ATOMIC_REQUESTS"] = False
+    DATABASES["replica"]["CONN_MAX_AGE"] = DATABASES["default"]["CONN_MAX_AGE"]
+    if DATABASES["replica"]["ENGINE"] == "django.db.backends.postgresql":
+        DATABASES["replica"].setdefault("OPTIONS", {})["prepare_threshold"] = 1_000_000
 DATABASE_ROUTERS = ["qolaba.routers.ReplicaRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
