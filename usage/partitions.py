@@ -26,7 +26,9 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass, field
+from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -83,13 +85,13 @@ def partitioned() -> bool:
     return connection.vendor == "postgresql"
 
 
-def _rows(sql: str, params: list[object] | None = None) -> list[tuple[object, ...]]:
+def _rows(sql: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
     with connection.cursor() as cursor:
         cursor.execute(sql, params or [])
         return list(cursor.fetchall())
 
 
-def _execute(sql: str, params: list[object] | None = None) -> int:
+def _execute(sql: str, params: Sequence[Any] | None = None) -> int:
     with connection.cursor() as cursor:
         cursor.execute(sql, params or [])
         return cursor.rowcount
