@@ -22,6 +22,7 @@ from usage.models import Statement, UsageEvent, UsageRollupState, UsageStatus
 from usage.partitions import (
     DEFAULT,
     PARENT,
+    month_start,
     months_add,
     partition_name,
     partitions_ensure,
@@ -161,7 +162,7 @@ def test_the_beat_task_and_the_command():
     text = out.getvalue()
     assert "Created: none." in text
     assert "Retention: off" in text
-    assert f"{partition_name(months_add(datetime.now(UTC), 0).replace(day=1))}:" in text
+    assert f"{partition_name(month_start(datetime.now(UTC)))}:" in text
 
 
 def _statement(organization, workspace, month: date) -> None:
