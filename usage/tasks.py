@@ -4,6 +4,7 @@ from typing import Any
 from celery import shared_task
 
 from usage.forecast import runway_alerts_evaluate_all
+from usage.partitions import partitions_maintain
 from usage.rollup import rollup_update
 from usage.services import holds_expire, idempotent_requests_prune
 from usage.statements import statements_close_due
@@ -54,3 +55,10 @@ def usage_exports_expire_run() -> int:
 def runway_alerts_evaluate_run() -> int:
     """Alert Owners and Admins whose pool or workspace budget is forecast to run out soon (beat, every 15 minutes)."""
     return runway_alerts_evaluate_all()
+
+
+@shared_task
+def partitions_maintain_run() -> dict[str, Any]:
+    """Create the usage event partitions ahead and apply retention (beat, daily). Idempotent."""
+    done = partitions_maintain()
+    return {"created": done.created, "dropped": done.retention.dropped, "kept": done.retention.kept}

@@ -97,7 +97,8 @@ DEMO = [
     DemoOrganization(
         slug="bluepeak",
         name="Bluepeak Consulting",
-        timezone="America/New_York",
+        # UTC+05:30: days and months cut at 18:30 UTC, so the demo shows usage and statements off the UTC hour.
+        timezone="Asia/Kolkata",
         primary_workspace="Bluepeak HQ",
         workspaces=[
             ("Q3 Audit - Harbor Bank", "Engagement workspace, confidential to the audit team."),

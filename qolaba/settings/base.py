@@ -80,6 +80,15 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # own queries unprepared while the ledger's hot statement prepares itself explicitly (billing.ledger).
     DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = 1_000_000
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=0)
+# A read replica (streaming replication of the same database): dashboards and exports read from it, explicitly
+# (qolaba.routers); every write and every read inside a transaction stays on default.
+if env.str("DATABASE_REPLICA_URL", default=""):
+    DATABASES["replica"] = env.db("DATABASE_REPLICA_URL")
+    DATABASES["replica"]["ATOMIC_REQUESTS"] = False
+    DATABASES["replica"]["CONN_MAX_AGE"] = DATABASES["default"]["CONN_MAX_AGE"]
+    if DATABASES["replica"]["ENGINE"] == "django.db.backends.postgresql":
+        DATABASES["replica"].setdefault("OPTIONS", {})["prepare_threshold"] = 1_000_000
+DATABASE_ROUTERS = ["qolaba.routers.ReplicaRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Without a Redis URL the app runs on one machine: local-memory cache, eager tasks.
@@ -206,6 +215,8 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "close-statements": {"task": "usage.tasks.statements_close_due_run", "schedule": crontab(minute=25)},
     # Usage export files past their download window are deleted (the rows stay, marked expired).
     "expire-usage-exports": {"task": "usage.tasks.usage_exports_expire_run", "schedule": 15 * 60},
+    # Daily: usage event partitions for the months ahead, and retention (docs/operations.md).
+    "usage-partitions": {"task": "usage.tasks.partitions_maintain_run", "schedule": crontab(hour=2, minute=40)},
 }
 
 # Product settings.
@@ -215,6 +226,11 @@ ORGANIZATION_RETENTION_DAYS = env.int("ORGANIZATION_RETENTION_DAYS", default=30)
 USAGE_EXPORT_SYNC_MAX_ROWS = env.int("USAGE_EXPORT_SYNC_MAX_ROWS", default=50_000)
 # How long the file of a prepared export can be downloaded; the beat task deletes it afterwards.
 USAGE_EXPORT_TTL_HOURS = env.int("USAGE_EXPORT_TTL_HOURS", default=24)
+# Usage events (PostgreSQL: one partition per month, usage.partitions): months created ahead, and how many full
+# months before the current one are kept (unset: forever; older months are dropped whole, their totals stay in
+# the roll-up).
+USAGE_PARTITIONS_AHEAD_MONTHS = env.int("USAGE_PARTITIONS_AHEAD_MONTHS", default=3)
+USAGE_RETENTION_MONTHS: int | None = env.int("USAGE_RETENTION_MONTHS", default=None)
 
 LOGGING = {
     "version": 1,
