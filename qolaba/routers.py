@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from datetime import datetime
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connections
@@ -35,6 +36,20 @@ def replica_alias() -> str:
     if replica_configured() and not connections[DEFAULT_DB_ALIAS].in_atomic_block:
         return REPLICA
     return DEFAULT_DB_ALIAS
+
+
+def replica_as_of(alias: str, at: datetime) -> datetime:
+    """What a read on `alias` at `at` is exact as of: `at` on `default`, or on a replica that has replayed all it
+    received; else the time of the last transaction the replica replayed, so that a lagging replica shows its lag."""
+    if alias == DEFAULT_DB_ALIAS or connections[alias].vendor != "postgresql":
+        return at
+    with connections[alias].cursor() as cursor:
+        cursor.execute(
+            "SELECT CASE WHEN pg_is_in_recovery() AND pg_last_wal_receive_lsn() IS DISTINCT FROM"
+            " pg_last_wal_replay_lsn() THEN pg_last_xact_replay_timestamp() END"
+        )
+        replayed = cursor.fetchone()[0]
+    return min(at, replayed) if replayed is not None else at
 
 
 @contextmanager

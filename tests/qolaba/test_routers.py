@@ -23,10 +23,11 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from orgs.models import Organization
-from qolaba.routers import REPLICA, reading_from_replica, replica_alias
+from qolaba.routers import REPLICA, reading_from_replica, replica_alias, replica_as_of
 from tests.factories import UserFactory, make_organization
 from usage.models import UsageRollupState
 from usage.rollup import rollup_state, usage_totals
+from workspaces.services import api_key_create
 
 replica_db = pytest.mark.django_db(transaction=True, databases=[DEFAULT_DB_ALIAS, REPLICA])
 
@@ -108,3 +109,48 @@ def test_the_audit_export_reads_from_the_replica(client):
     assert response.status_code == 200
     assert any(row[2] == "organization.created" for row in rows[1:])
     assert any("orgs_auditevent" in query["sql"] for query in on_replica)
+
+
+@replica_db
+@pytest.mark.parametrize(
+    ("name", "suffix"),
+    [
+        ("usage:dashboard", "?range=30d"),
+        ("usage:usage_export_csv", "?range=30d"),
+        ("orgs:members", ""),
+        ("workspaces:list", ""),
+    ],
+)
+def test_usage_pages_and_exports_read_their_figures_from_the_replica(client, name, suffix):
+    """The Usage tab, the CSV export and the usage columns read usage through the replica; the page's own
+    access checks and session stay on default."""
+    owner = UserFactory()
+    organization = make_organization(owner=owner)
+    client.force_login(owner)
+    url = reverse(name, kwargs={"org_slug": organization.slug}) + suffix
+    with _queries(REPLICA) as on_replica:
+        response = client.get(url)
+        if response.streaming:
+            b"".join(response.streaming_content)
+    assert response.status_code == 200
+    sql = " ".join(query["sql"] for query in on_replica)
+    assert "usage_usageevent" in sql, name
+
+
+@replica_db
+def test_the_usage_api_reads_from_the_replica(client):
+    owner = UserFactory()
+    organization = make_organization(owner=owner)
+    workspace = organization.workspaces.get(is_primary=True)
+    _, secret = api_key_create(workspace=workspace, actor=owner, name="reports")
+    with _queries(REPLICA) as on_replica:
+        response = client.get("/api/v1/usage?start=2026-03-01&end=2026-03-31", HTTP_AUTHORIZATION=f"Bearer {secret}")
+    assert response.status_code == 200, response.content
+    assert "usage_usageevent" in " ".join(query["sql"] for query in on_replica)
+
+
+@replica_db
+def test_as_of_on_a_replica_that_is_not_behind_is_the_time_of_the_read():
+    at = datetime(2026, 3, 1, 12, tzinfo=UTC)
+    assert replica_as_of(DEFAULT_DB_ALIAS, at) == at
+    assert replica_as_of(REPLICA, at) == at  # the test mirror is a primary: nothing to replay

@@ -25,6 +25,7 @@ from django.http import QueryDict
 from django.utils.timezone import now
 
 from orgs.models import Organization
+from qolaba.routers import replica_alias
 from qolaba.tools import TOOL_GROUP, ReportGroup
 from usage.api.errors import ApiError
 from usage.rollup import Group, Period, usage_totals
@@ -175,6 +176,7 @@ def usage_report(
         workspace_ids=workspace_ids,
         group_by=read_by,
         period=_PERIOD[query.bucket],
+        using=replica_alias(),
     )
     rows = [row for row in totals.rows if row.generations or row.units or row.credits]  # holds not yet captured
     labels = _labels(organization, rows, query.group_by)
