@@ -87,8 +87,10 @@ def _relay(*, ids: Sequence[int] | None, limit: int = 200) -> tuple[int, bool]:
             try:
                 # A savepoint: a task that runs in-process (eager, the demo) and fails undoes only its own work.
                 with transaction.atomic():
+                    # No result is wanted: publishing then needs nothing from the result backend (whose Redis
+                    # consumer would otherwise retry for 20 s when Redis is down).
                     current_app.signature(message.task, args=message.args).apply_async(
-                        task_id=message.celery_task_id, retry=False
+                        task_id=message.celery_task_id, retry=False, ignore_result=True
                     )
             except BROKER_DOWN as error:
                 message.last_error = f"{type(error).__name__}: {error}"[:2000]
