@@ -14,7 +14,14 @@ from pathlib import Path
 
 import redis
 
-PG_BIN = Path(os.environ.get("FAULTS_PG_BIN", "/usr/lib/postgresql/15/bin"))
+PG_BIN = Path(
+    os.environ.get("FAULTS_PG_BIN")
+    or max(
+        Path("/usr/lib/postgresql").glob("*/bin"),
+        key=lambda p: int(p.parent.name),
+        default="/usr/lib/postgresql/15/bin",
+    )
+)
 
 
 def free_port() -> int:
