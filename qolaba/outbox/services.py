@@ -18,7 +18,8 @@ from datetime import timedelta
 from functools import partial
 from typing import Any
 
-from celery import current_app
+from celery import Task, current_app
+from celery.exceptions import NotRegistered
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
@@ -69,6 +70,22 @@ def outbox_relay(*, limit: int = 200) -> int:
     return sent
 
 
+_tasks_loaded = False
+
+
+def _task(name: str) -> Task:
+    """The registered task called `name`. The services name their tasks instead of importing them, so the first
+    relay in a process imports every app's tasks module (Celery's autodiscovery) before looking one up."""
+    global _tasks_loaded
+    if not _tasks_loaded:
+        current_app.loader.import_default_modules()
+        _tasks_loaded = True
+    try:
+        return current_app.tasks[name]
+    except NotRegistered:
+        raise LookupError(f"No task is called {name!r}.") from None
+
+
 def _relay(*, ids: Sequence[int] | None, limit: int = 200) -> tuple[int, bool]:
     sent = 0
     stamp = now()
@@ -89,8 +106,8 @@ def _relay(*, ids: Sequence[int] | None, limit: int = 200) -> tuple[int, bool]:
                 with transaction.atomic():
                     # No result is wanted: publishing then needs nothing from the result backend (whose Redis
                     # consumer would otherwise retry for 20 s when Redis is down).
-                    current_app.signature(message.task, args=message.args).apply_async(
-                        task_id=message.celery_task_id, retry=False, ignore_result=True
+                    _task(message.task).apply_async(
+                        args=message.args, task_id=message.celery_task_id, retry=False, ignore_result=True
                     )
             except BROKER_DOWN as error:
                 message.last_error = f"{type(error).__name__}: {error}"[:2000]

@@ -3,9 +3,13 @@ and every task it carries does its work once per message however often the messa
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from datetime import timedelta
 
 import pytest
+from django.conf import settings
 from django.db import transaction
 from django.utils.timezone import now
 
@@ -158,3 +162,29 @@ def test_done_messages_are_pruned_after_a_week():
     assert outbox_prune() == 0
     OutboxMessage.objects.update(done_at=now() - timedelta(days=8))
     assert outbox_prune() == 1
+
+
+def test_a_fresh_process_finds_every_task_the_services_name():
+    """The services name their tasks instead of importing them: a web process that never imported a tasks module
+    (the demo runs tasks in-process) must still find each of them, or the message would go nowhere."""
+    names = ["orgs.tasks.invitation_email_send", "orgs.tasks.organization_welcome_email_send"]
+    names += ["billing.tasks.alert_emails_send"]
+    script = (
+        "import django, sys; django.setup(); from qolaba.outbox.services import _task; "
+        "assert not {'orgs.tasks', 'billing.tasks'} & set(sys.modules), 'imported'; "
+        f"print([_task(n).name for n in {names!r}])"
+    )
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "qolaba.settings.development", "DATABASE_URL": "sqlite://"}
+    done = subprocess.run(  # noqa: S603 - our own interpreter, a fixed script
+        [sys.executable, "-c", script], env=env, cwd=settings.BASE_DIR, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == repr(names)
+
+
+def test_a_message_for_an_unknown_task_is_kept_with_its_error_and_not_published():
+    message = outbox_enqueue(task="orgs.tasks.no_such_task", args=[])
+    assert outbox_relay() == 0
+    message.refresh_from_db()
+    assert (message.sent_at, message.attempts) == (None, 1)
+    assert "No task is called 'orgs.tasks.no_such_task'" in message.last_error
