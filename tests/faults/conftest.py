@@ -22,7 +22,8 @@ pytestmark = pytest.mark.faults
 
 @pytest.fixture
 def broker(transactional_db, settings, tmp_path):
-    """A throwaway Redis as the broker of this process (tasks are published, not run in-process)."""
+    """A throwaway Redis as every Redis of this process: the broker (tasks are published, not run in-process), and
+    any cache configured on Redis (none is: a test that stops this Redis would catch one that came back)."""
     server = ThrowawayRedis(tmp_path)
     server.start()
     queue = f"faults-{uuid.uuid4().hex[:12]}"
@@ -36,6 +37,11 @@ def broker(transactional_db, settings, tmp_path):
     settings.CELERY_TASK_ALWAYS_EAGER = False
     settings.CELERY_BROKER_URL = settings.CELERY_RESULT_BACKEND = server.url
     settings.CELERY_TASK_DEFAULT_QUEUE = queue
+    settings.REDIS_URL = server.url
+    settings.CACHES = {
+        alias: {**conf, "LOCATION": server.url} if "redis" in conf["BACKEND"].lower() else conf
+        for alias, conf in settings.CACHES.items()
+    }
     celery_app.conf.update(overrides)
     _reset_connections(celery_app)
     server.queue = queue  # type: ignore[attr-defined]

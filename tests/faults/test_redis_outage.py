@@ -15,6 +15,8 @@ from qolaba.outbox.models import OutboxMessage
 from qolaba.outbox.services import outbox_relay
 from tests.factories import PASSWORD, UserFactory, make_member, make_organization
 from tests.orgs.test_accounts import logged_in_user_id, login
+from tests.test_access_matrix import MATRIX, _url
+from tests.test_access_matrix import world as world  # a fixture: every kind of object each page shows
 from tests.test_celery_worker import _read_emails
 from tests.usage.conftest import make_metered_workspace
 from workspaces.models import Workspace
@@ -57,6 +59,19 @@ def test_sign_in_pages_and_the_api_work_and_login_throttling_holds_with_redis_st
     response = login(client, target.email, password=PASSWORD)
     assert "Too many failed login attempts" in response.content.decode()
     assert logged_in_user_id(client) is None
+
+
+def test_every_page_answers_with_redis_stopped(broker, client, world):
+    broker.stop()
+    client.force_login(world["personas"]["owner"])
+    pages = [name for name, route in MATRIX.items() if "GET" in route.methods and route.level != "public"]
+    failures = []
+    for name in pages:
+        response = client.get(_url(name, world["own"]))
+        if response.status_code not in (200, 302):
+            failures.append(f"{name}: {response.status_code}")
+    assert not failures
+    assert len(pages) > 30
 
 
 def test_an_invitation_made_while_redis_is_down_is_emailed_once_when_it_is_back(broker, worker_on, client):
