@@ -6,11 +6,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 from datetime import timedelta
 
 import pytest
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils.timezone import now
 
 from billing.tasks import alert_emails_send
@@ -188,3 +189,39 @@ def test_a_message_for_an_unknown_task_is_kept_with_its_error_and_not_published(
     message.refresh_from_db()
     assert (message.sent_at, message.attempts) == (None, 1)
     assert "No task is called 'orgs.tasks.no_such_task'" in message.last_error
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_relays_at_once_never_publish_a_message_twice(monkeypatch):
+    """The beat relay and an after-commit relay (or two beat processes) running together: the second skips the rows
+    the first has claimed (FOR UPDATE SKIP LOCKED) instead of publishing them again."""
+    message = OutboxMessage.objects.create(task="orgs.tasks.organization_welcome_email_send", args=[0])
+    publishing, release = threading.Event(), threading.Event()
+    published: list[str | None] = []
+
+    class SlowTask:
+        def apply_async(self, **options):
+            published.append(options["task_id"])
+            publishing.set()
+            assert release.wait(10)
+
+    monkeypatch.setattr("qolaba.outbox.services._task", lambda name: SlowTask())
+    results: list[int] = []
+
+    def first_relay():
+        try:
+            results.append(outbox_relay())
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=first_relay)
+    thread.start()
+    assert publishing.wait(10)
+    assert outbox_relay() == 0  # the row is claimed by the first relay
+    release.set()
+    thread.join(10)
+    assert results == [1]
+    assert published == [message.celery_task_id]
+    message.refresh_from_db()
+    assert message.sent_at is not None
+    assert outbox_relay() == 0  # published, not yet done by a worker: not again before the redelivery delay
