@@ -17,8 +17,6 @@ from qolaba.outbox import services as outbox_services
 from tests.faults.services import ThrowawayRedis
 from tests.test_celery_worker import Worker, _database_url, _reset_connections
 
-pytestmark = pytest.mark.faults
-
 
 @pytest.fixture
 def broker(transactional_db, settings, tmp_path):
