@@ -40,8 +40,8 @@ from orgs.models import (
     timezone_choices,
 )
 from orgs.selectors import invitation_token_hash
-from orgs.tasks import invitation_email_send
 from qolaba.keys import key_generate, key_secret_hash
+from qolaba.outbox.services import outbox_enqueue
 
 
 def organization_timezone_validate(tz: str) -> None:
@@ -91,9 +91,11 @@ def invitation_token_new() -> tuple[str, str]:
     return token, invitation_token_hash(token)
 
 
-def invitation_email_enqueue(invitation: Invitation, token: str) -> None:
-    """Send the invitation once the transaction that made it commits (never for a rolled-back one)."""
-    transaction.on_commit(partial(invitation_email_send.delay, invitation.pk, token))
+def invitation_email_enqueue(invitation: Invitation) -> None:
+    """Send the invitation through the outbox: once the transaction that made it commits (never for a rolled-back
+    one), and later if the broker is down then. The link is made when the email is sent (`invitation_email`), so
+    no token is ever stored, in the outbox or anywhere."""
+    outbox_enqueue(task="orgs.tasks.invitation_email_send", args=[invitation.pk])
 
 
 def parse_email_list(raw: str) -> tuple[list[str], list[str]]:
@@ -130,7 +132,7 @@ def invitation_resend(*, invitation: Invitation, actor: User) -> Invitation:
     """A fresh link (the old one stops working) and a fresh expiry."""
     invitation = _pending_for_update(invitation)
     membership_require_admin(organization=invitation.organization, actor=actor)
-    token, invitation.token_hash = invitation_token_new()
+    _, invitation.token_hash = invitation_token_new()  # the old link stops working now; the email brings a new one
     invitation.sent_at = dj_now()
     invitation.expires_at = invitation.sent_at + timedelta(days=settings.INVITATION_TTL_DAYS)
     invitation.save(update_fields=["token_hash", "sent_at", "expires_at"])
@@ -141,7 +143,7 @@ def invitation_resend(*, invitation: Invitation, actor: User) -> Invitation:
         target=invitation,
         after={"email": invitation.email, "expires_at": invitation.expires_at.isoformat()},
     )
-    invitation_email_enqueue(invitation, token)
+    invitation_email_enqueue(invitation)
     return invitation
 
 
@@ -164,7 +166,22 @@ def invitation_revoke(*, invitation: Invitation, actor: User, by_staff: bool = F
     return invitation
 
 
-def invitation_email(*, invitation: Invitation, token: str) -> int:
+@transaction.atomic
+def invitation_email(*, invitation: Invitation) -> int:
+    """Email a pending invitation its link. The token is made here and only its hash stored, replacing the one
+    before (so each email's link is the only one that works). Returns the number of emails sent (0 if the
+    invitation is no longer pending)."""
+    pending = (
+        Invitation.objects.select_for_update(of=("self",))
+        .select_related("organization", "invited_by")
+        .filter(pk=invitation.pk, status=InvitationStatus.PENDING)
+        .first()
+    )
+    if pending is None:
+        return 0
+    invitation = pending
+    token, invitation.token_hash = invitation_token_new()
+    invitation.save(update_fields=["token_hash"])
     context = {
         "invitation": invitation,
         "url": settings.SITE_URL + reverse("orgs:invitation_accept", kwargs={"token": token}),

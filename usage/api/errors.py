@@ -12,6 +12,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
 from billing import ledger
+from qolaba.outage import BROKER_DOWN, DATABASE_DOWN, outage_of, outage_response
 from usage.api.authentication import AdminKeyRequired, PresentedKey, workspace_of
 from usage.refusals import MeteringError
 
@@ -127,7 +128,15 @@ def _ledger_error(request: HttpRequest, error: ledger.LedgerError) -> HttpRespon
 
 
 # django-ninja picks the handler of the exception's nearest class (CreditLimitReached before LedgerError).
+def _outage(request: HttpRequest, error: Exception) -> HttpResponse:
+    """The database or the broker unreachable: 503 with Retry-After (also when DEBUG would show a traceback)."""
+    outage = outage_of(error)
+    assert outage is not None  # noqa: S101 - registered only for the outage exceptions
+    return outage_response(request, *outage)
+
+
 EXCEPTION_HANDLERS: dict[type[Exception], Callable[[HttpRequest, Any], HttpResponse]] = {
+    **dict.fromkeys((*DATABASE_DOWN, *BROKER_DOWN), _outage),
     ValidationError: _invalid,
     ApiError: _api_error,
     AuthenticationError: _unauthenticated,
