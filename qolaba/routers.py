@@ -20,6 +20,7 @@ from contextvars import ContextVar
 from datetime import datetime
 from typing import Any
 
+from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections
 
 REPLICA = "replica"
@@ -27,7 +28,9 @@ _reading: ContextVar[bool] = ContextVar("qolaba_reading_from_replica", default=F
 
 
 def replica_configured() -> bool:
-    return REPLICA in connections.settings
+    """A replica alias exists and reads may go to it (`READS_FROM_REPLICA`: an operator's switch, e.g. while the
+    replica lags too far behind)."""
+    return REPLICA in connections.settings and settings.READS_FROM_REPLICA
 
 
 def replica_alias() -> str:

@@ -92,6 +92,8 @@ if env.str("DATABASE_REPLICA_URL", default=""):
     if DATABASES["replica"]["ENGINE"] == "django.db.backends.postgresql":
         DATABASES["replica"].setdefault("OPTIONS", {})["prepare_threshold"] = 1_000_000
 DATABASE_ROUTERS = ["qolaba.routers.ReplicaRouter"]
+# With a replica: whether dashboards and exports read from it (off: everything reads from default).
+READS_FROM_REPLICA = env.bool("READS_FROM_REPLICA", default=True)
 # A kept connection is checked before each request reuses it, so after a database restart every process recovers
 # by itself (a request that meets the outage gets a 503: qolaba.outage).
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True

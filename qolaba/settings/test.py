@@ -17,6 +17,8 @@ DATABASES["replica"] = {
     "OPTIONS": dict(DATABASES["default"]["OPTIONS"]),
     "TEST": {"MIRROR": "default"},
 }
+# Off, so that tests which commit read where they write; tests/qolaba/test_routers.py turns it on.
+READS_FROM_REPLICA = False
 
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/13")
 

@@ -23,13 +23,19 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from orgs.models import Organization
-from qolaba.routers import REPLICA, reading_from_replica, replica_alias, replica_as_of
+from qolaba.routers import REPLICA, ReplicaRouter, reading_from_replica, replica_alias, replica_as_of
 from tests.factories import UserFactory, make_organization
 from usage.models import UsageRollupState
 from usage.rollup import rollup_state, usage_totals
 from workspaces.services import api_key_create
 
 replica_db = pytest.mark.django_db(transaction=True, databases=[DEFAULT_DB_ALIAS, REPLICA])
+
+
+@pytest.fixture(autouse=True)
+def _reads_from_replica(settings):
+    """The rest of the suite reads from default (`READS_FROM_REPLICA = False` in the test settings)."""
+    settings.READS_FROM_REPLICA = True
 
 
 def _databases_with(env: dict[str, str]) -> dict[str, dict[str, object]]:
@@ -147,6 +153,13 @@ def test_the_usage_api_reads_from_the_replica(client):
         response = client.get("/api/v1/usage?start=2026-03-01&end=2026-03-31", HTTP_AUTHORIZATION=f"Bearer {secret}")
     assert response.status_code == 200, response.content
     assert "usage_usageevent" in " ".join(query["sql"] for query in on_replica)
+
+
+def test_reads_from_replica_off_sends_every_read_to_default(settings):
+    settings.READS_FROM_REPLICA = False
+    assert replica_alias() == DEFAULT_DB_ALIAS
+    with reading_from_replica():
+        assert ReplicaRouter().db_for_read(UsageRollupState) == DEFAULT_DB_ALIAS
 
 
 @replica_db
