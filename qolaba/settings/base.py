@@ -187,9 +187,6 @@ CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-# A message taken by a worker that died without acknowledging it (SIGKILL, lost machine) goes back to the queue after
-# this many seconds. Longer than the longest task, or a slow task would run twice at once.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=60 * 60)}
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="qolaba")
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
@@ -198,7 +195,11 @@ CELERY_RESULT_EXPIRES = 3600
 CELERY_TIMEZONE = "UTC"
 # A publish that cannot reach the broker fails within a second instead of retrying for seconds: the outbox keeps the
 # message and the beat relay publishes it later.
+#
+# A message taken by a worker that died without acknowledging it (SIGKILL, lost machine) goes back to the queue after
+# `visibility_timeout` seconds. Longer than the longest task, or a slow task would run twice at once.
 CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=60 * 60),
     "socket_connect_timeout": 2,
     "max_retries": 1,
     "interval_start": 0,
