@@ -14,6 +14,9 @@ from django.db import transaction
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils.timezone import now
 
+from billing.catalog import plans_ensure_defaults
+from billing.models import Plan
+from billing.services import plan_subscribe
 from orgs.models import (
     AuditEvent,
     Invitation,
@@ -115,6 +118,7 @@ MATRIX: dict[str, Route] = {
     "usage:statement_pdf": Route("view_workspace_usage", GET),
     "billing:page": Route("org_admin", GET),
     "billing:plan_subscribe": Route("org_admin", BOTH),
+    "billing:invoice_pdf": Route("org_admin", GET),
     "billing:credits_buy": Route("org_admin", BOTH),
     "billing:subscription_cancel": Route("org_admin", BOTH),
     "billing:subscription_resume": Route("org_admin", POST),
@@ -178,8 +182,11 @@ def _build_org(label: str, personas: dict[str, object] | None) -> dict[str, obje
         workspace_role=WorkspaceRole.MEMBER,
         actor=owner,
     )[0]
+    plans_ensure_defaults()
+    invoice = plan_subscribe(organization=org, plan=Plan.objects.get(code="pro"), actor=owner, gateway_code="manual")
     return {
         "org_slug": org.slug,
+        "number": invoice.number,
         "ws_slug": target.slug,
         "membership_id": subject.pk,
         "user_id": subject.user_id,
@@ -229,6 +236,7 @@ URL_KWARGS: dict[str, tuple[str, ...]] = {
     "usage:statement_pdf": ("org_slug", "ws_slug", "period"),
     "billing:page": ("org_slug",),
     "billing:plan_subscribe": ("org_slug",),
+    "billing:invoice_pdf": ("org_slug", "number"),
     "billing:credits_buy": ("org_slug",),
     "billing:subscription_cancel": ("org_slug",),
     "billing:subscription_resume": ("org_slug",),

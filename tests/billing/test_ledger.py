@@ -830,8 +830,13 @@ def test_workspace_limit_applies_in_shared_mode_only():
     credits_transfer(organization=ctx.org, source=ctx.primary, target=ctx.a, amount=2_000, actor=ctx.owner)
     charge(organization=ctx.org, workspace=ctx.a, user=ctx.member, amount=1_500)
     assert bal(ctx.a) == 500
-    assert counter(ctx.a) == 500
+    # It does not bind in budget mode, but it still counts the month: back in shared mode it is spent.
+    assert counter(ctx.a) == 2_000
     assert reconcile() == []
+    switch(ctx, CreditMode.SHARED)
+    with pytest.raises(CreditLimitReached) as refused:
+        charge(organization=ctx.org, workspace=ctx.a, user=ctx.owner, amount=1)
+    assert (refused.value.limit, refused.value.available) == ("workspace_monthly_limit", 0)
 
 
 @pytest.mark.parametrize("mode", [CreditMode.SHARED, CreditMode.BUDGET])

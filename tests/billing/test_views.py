@@ -494,7 +494,7 @@ def test_the_billing_page_shows_the_plan_invoices_and_the_credit_bank(w, catalog
     assert re.search(r"Credits in the organization</h2>\s*<p class=\"stat-value\">10,000<", html)
     assert re.search(r"Credit Bank</h2>\s*<p class=\"stat-value\">0<", html)
     for plan in ("Pro", "Teams", "Business"):
-        assert f"<strong>{plan}</strong>" in html
+        assert f'<h3 class="plan-name">{plan}' in html
 
     invoice = plan_subscribe(organization=w.org, plan=catalog["pro"], actor=w.owner, gateway_code="manual")
     html = text(w.as_owner.get(billing_url(w)))
@@ -508,7 +508,7 @@ def test_the_billing_page_shows_the_plan_invoices_and_the_credit_bank(w, catalog
     assert f"Renews on {subscription.current_period_end:%-d %b %Y} with 10,000 credits" in html
     assert "status-active" in html
     assert "Cancel at period end" in html
-    assert "Switch plan" in html
+    assert "Switch to Teams…" in html
     assert re.search(r"Credits in the organization</h2>\s*<p class=\"stat-value\">20,000<", html)
     assert reconcile() == []
 
@@ -516,7 +516,7 @@ def test_the_billing_page_shows_the_plan_invoices_and_the_credit_bank(w, catalog
 def test_subscribe_cancel_and_resume_through_the_pages(w, catalog):
     pro, teams = catalog["pro"], catalog["teams"]
     subscribe = reverse("billing:plan_subscribe", args=[w.org.slug])
-    response = w.as_owner.post(subscribe, {"plan": pro.pk, "gateway": "manual"})
+    response = w.as_owner.post(subscribe, {"plan": pro.pk, "gateway": "manual", "confirm": "yes"})
     assert response.status_code == 302
     invoice = Invoice.objects.get(organization=w.org)
     assert flashes(response) == [
@@ -524,7 +524,7 @@ def test_subscribe_cancel_and_resume_through_the_pages(w, catalog):
     ]
     invoice_mark_paid(invoice=invoice, actor=None)
 
-    response = w.as_owner.post(subscribe, {"plan": pro.pk, "gateway": "manual"})
+    response = w.as_owner.post(subscribe, {"plan": pro.pk, "gateway": "manual", "confirm": "yes"})
     assert response.status_code == 400
     assert "You are already on Pro." in text(response)
     assert Invoice.objects.filter(organization=w.org).count() == 1
@@ -547,7 +547,7 @@ def test_subscribe_cancel_and_resume_through_the_pages(w, catalog):
     response = w.as_owner.post(reverse("billing:subscription_resume", args=[w.org.slug]), follow=True)
     assert "There is no scheduled cancellation to undo." in text(response)
 
-    response = logged_in(w.admin).post(subscribe, {"plan": teams.pk, "gateway": "manual"})
+    response = logged_in(w.admin).post(subscribe, {"plan": teams.pk, "gateway": "manual", "confirm": "yes"})
     assert response.status_code == 302
     assert Invoice.objects.filter(organization=w.org, plan=teams, status=InvoiceStatus.OPEN).count() == 1
     assert reconcile() == []
