@@ -23,9 +23,10 @@ from billing.ledger import (
     hold_release,
     period_bounds,
     period_spending,
+    primary_account_id,
     refund,
 )
-from billing.models import LedgerTransaction, SpendCounter
+from billing.models import AccountStripe, LedgerTransaction, SpendCounter
 from billing.reconcile import reconcile
 from billing.services import credit_mode_switch, workspace_limit_set
 from orgs.models import CreditMode, Organization, User
@@ -40,7 +41,18 @@ def make_ctx(*, grant: int = 100_000) -> SimpleNamespace:
     a = make_workspace(org, name="A")
     member = make_member(org, workspaces={a: WorkspaceRole.MEMBER}).user
     credits_grant(organization=org, amount=grant, actor=owner)
+    spread_evenly(primary_account_id(org))
     return SimpleNamespace(org=org, owner=owner, member=member, a=a)
+
+
+def spread_evenly(account_id: int) -> None:
+    """The grant landed on this connection's stripe: spread it over every stripe (the total unchanged), so that
+    other connections' one-statement charges find credits on their own stripe and do not fall back for that."""
+    stripes = list(AccountStripe.objects.filter(account_id=account_id).order_by("stripe"))
+    total = sum(stripe.balance for stripe in stripes)
+    for stripe in stripes:
+        stripe.balance = total // len(stripes) + (1 if stripe.stripe < total % len(stripes) else 0)
+    AccountStripe.objects.bulk_update(stripes, ["balance"])
 
 
 def counter(ctx: SimpleNamespace, user: User | None) -> int | None:
@@ -203,6 +215,8 @@ def test_a_one_statement_charge_that_read_no_limit_is_counted_when_the_limit_com
 
     _, outcome = race_against(set_limit, charge_now)
     assert not isinstance(outcome[0], Exception), repr(outcome[0])
+    # It waited for the limit (on the fenced stripe), then took the general path, which counted it.
+    assert LedgerTransaction.objects.get(pk=outcome[0].transaction_id).counted == [[ctx.a.pk, ctx.member.pk]]
     assert spent(ctx, ctx.member) == 570
     assert counter(ctx, ctx.member) == 570
     assert reconcile() == []
