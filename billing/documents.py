@@ -8,7 +8,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from reportlab.lib import colors
+from reportlab.lib.enums import TA_CENTER
 from reportlab.lib.pagesizes import A4
+from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import mm
 from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
@@ -130,11 +132,16 @@ def invoice_document(invoice: Invoice, organization: Organization) -> bytes:
     status_colour = {InvoiceStatus.PAID: ACCENT, InvoiceStatus.OPEN: colors.HexColor("#A3620A")}.get(
         InvoiceStatus(invoice.status), DRAFT_RED
     )
-    stamp = Table([[Paragraph(f"<b>{_text(STATUS_LABELS[InvoiceStatus(invoice.status)])}</b>", _BASE)]])
+    stamp_style = ParagraphStyle("stamp", parent=_BASE, fontSize=11, textColor=status_colour, alignment=TA_CENTER)
+    stamp = Table(
+        [[Paragraph(f"<b>{_text(STATUS_LABELS[InvoiceStatus(invoice.status)])}</b>", stamp_style)]],
+        colWidths=[60 * mm],
+    )
     stamp.setStyle(
         TableStyle(
             [
                 ("TEXTCOLOR", (0, 0), (-1, -1), status_colour),
+                ("ALIGN", (0, 0), (-1, -1), "CENTER"),
                 ("BOX", (0, 0), (-1, -1), 1, status_colour),
                 ("TOPPADDING", (0, 0), (-1, -1), 4),
                 ("BOTTOMPADDING", (0, 0), (-1, -1), 4),

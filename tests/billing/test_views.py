@@ -672,6 +672,11 @@ def test_billing_limits_and_transfer_pages_cost_constant_queries(catalog):
                 client, reverse("billing:workspace_limit_set", args=[org.org.slug, org.first.slug])
             ),
             "transfer dialog": count_queries(client, transfer, **HX_DIALOG),
+            "plan confirmation": count_queries(
+                client,
+                f"{reverse('billing:plan_subscribe', args=[org.org.slug])}?plan={catalog['teams'].pk}",
+                **HX_DIALOG,
+            ),
             "transfer page": count_queries(client, transfer),
             "transfer preview": count_queries(
                 client,
