@@ -132,7 +132,7 @@ def limit_counter_start(*, organization: Organization, workspace: Workspace, use
     )
     who = Q(user__isnull=True) if user_id is None else Q(user_id=user_id)
     updated = SpendCounter.objects.filter(who, workspace=workspace, period_start=period).update(spent=spent)
-    if not updated:
+    if not updated and spent:  # nothing spent yet: the first spend creates the row (no row reads as 0)
         SpendCounter.objects.create(workspace=workspace, user_id=user_id, period_start=period, spent=spent)
     return spent
 
