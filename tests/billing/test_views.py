@@ -20,7 +20,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from billing.catalog import plans_ensure_defaults
-from billing.ledger import charge, credits_grant
+from billing.ledger import CreditLimitReached, charge, credits_grant
 from billing.models import (
     Account,
     Invoice,
@@ -440,7 +440,7 @@ def test_the_limits_page_sets_and_removes_workspace_and_member_limits(w):
     html = text(w.as_owner.get(limits_url(w)))
     assert 'value="5000"' in html
     assert 'value="300"' in html
-    assert "Spent this month: 120 of 5,000 credits" in html
+    assert 'Spent this month: <span id="workspace-spent">120</span> of 5,000 credits' in html
 
     # Empty removes the limit.
     w.as_owner.post(limits_url(w), {"member": w.member_ship.pk, "monthly_limit": ""})
@@ -448,6 +448,25 @@ def test_the_limits_page_sets_and_removes_workspace_and_member_limits(w):
     assert not WorkspaceLimit.objects.filter(workspace=w.studio).exists()
     assert AuditEvent.objects.filter(organization=w.org, action="credits.limit_set").count() == 4
     assert reconcile() == []
+
+
+def test_the_limits_page_shows_what_was_spent_this_month_with_or_without_a_limit(w):
+    """Every "spent this month" is the month's spending, whether or not a limit (and so a counter) exists."""
+    charge(organization=w.org, workspace=w.studio, user=w.member, amount=400)
+    charge(organization=w.org, workspace=w.studio, user=w.owner, amount=21)
+    html = text(w.as_owner.get(limits_url(w)))
+    assert 'Spent this month: <span id="workspace-spent">421</span>' in html
+    assert re.search(r"mia@northwind\.test</strong>.*?<td class=\"member-spent\">400<", html, re.S)
+    workspace_limit_set(workspace=w.studio, user=w.member, monthly_limit=500, actor=w.owner)
+    html = text(w.as_owner.get(limits_url(w)))
+    assert re.search(r"mia@northwind\.test</strong>.*?<td class=\"member-spent\">400<", html, re.S)
+    refused = w.as_owner.post(
+        reverse("billing:workspace_limit_set", args=[w.org.slug, w.studio.slug]),
+        {"member": w.member_ship.pk, "monthly_limit": "399"},
+    )
+    assert refused.status_code == 302  # a limit below what was spent is allowed: nothing more this month
+    with pytest.raises(CreditLimitReached):
+        charge(organization=w.org, workspace=w.studio, user=w.member, amount=1)
 
 
 @pytest.mark.parametrize("value", ["-1", "abc", "1.5", "1e3", "9" * 30])
