@@ -24,10 +24,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import date, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.db import connection
-from django.db.models import Q, Sum
+from django.db.models import BigIntegerField, OuterRef, Q, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 
 from billing.ledger.accounts import primary_account_id
@@ -95,8 +96,41 @@ def period_spending(
 
 
 def spent_in_period(*, organization: Organization, workspace: Workspace, user_id: int | None = None) -> int:
-    """What the workspace (user_id None) or one member in it spent in the current period."""
-    return period_spending(organization=organization, workspace_ids=[workspace.pk]).get((workspace.pk, user_id), 0)
+    """What the workspace (user_id None) or one member in it spent in the current period: `period_spending`'s
+    figure, in one query (three sums as subqueries)."""
+    period, _ = period_bounds(organization)
+    since = period_starts_at(organization, period) - timedelta(days=1)
+    actor = {} if user_id is None else {"actor_id": user_id}
+    spends = LedgerTransaction.objects.filter(organization=organization, created_at__gte=since)
+    charges = spends.filter(kind=TransactionKind.CHARGE, workspace_id=OuterRef("pk"), period_start=period, **actor)
+    holds = Hold.objects.filter(
+        organization=organization,
+        workspace_id=OuterRef("pk"),
+        period_start=period,
+        **({} if user_id is None else {"user_id": user_id}),
+    )
+    refunds = spends.filter(
+        kind=TransactionKind.REFUND,
+        reverses__workspace_id=OuterRef("pk"),
+        reverses__period_start=period,
+        **({} if user_id is None else {"reverses__actor_id": user_id}),
+    )
+
+    def total(rows: QuerySet[Any], credits: Any) -> Coalesce:
+        summed = rows.order_by().values("organization").annotate(s=Sum(credits)).values("s")
+        return Coalesce(Subquery(summed), Value(0), output_field=BigIntegerField())
+
+    row = (
+        Workspace.objects.filter(pk=workspace.pk)
+        .annotate(
+            charged=total(charges, "amount"),
+            held=total(holds, Coalesce("captured_amount", "amount")),
+            refunded=total(refunds, "amount"),
+        )
+        .values_list("charged", "held", "refunded")
+        .first()
+    )
+    return 0 if row is None else int(row[0] + row[1] - row[2])
 
 
 def limits_lock(organization: Organization) -> None:

@@ -25,6 +25,7 @@ from billing.ledger import (
     period_spending,
     primary_account_id,
     refund,
+    spent_in_period,
 )
 from billing.models import AccountStripe, LedgerTransaction, SpendCounter
 from billing.reconcile import reconcile
@@ -102,6 +103,9 @@ def test_last_months_spending_does_not_count_and_holds_count_what_they_keep():
     assert counter(ctx, ctx.member) == 650
     hold_release(hold=pending)
     assert counter(ctx, ctx.member) == spent(ctx, ctx.member) == 350
+    # The one-query read the Overview makes says the same.
+    assert spent_in_period(organization=ctx.org, workspace=ctx.a, user_id=ctx.member.pk) == 350
+    assert spent_in_period(organization=ctx.org, workspace=ctx.a) == spent(ctx, None) == 350
     assert SpendCounter.objects.filter(workspace=ctx.a).exclude(period_start=period_start).count() == 0
     assert reconcile() == []
 
@@ -154,6 +158,7 @@ def test_refunds_and_releases_give_back_to_the_counter_of_the_spends_own_period(
     assert counter(ctx, None) == 350
     refund(original=LedgerTransaction.objects.get(pk=old.transaction_id), amount=900, actor=ctx.owner, reason="x")
     assert counter(ctx, None) == spent(ctx, None) == 350
+    assert spent_in_period(organization=ctx.org, workspace=ctx.a) == 350
     assert reconcile() == []
 
 
