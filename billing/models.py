@@ -99,6 +99,12 @@ class AccountStripe(models.Model):
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="balance_stripes")
     stripe = models.PositiveSmallIntegerField()
     balance = models.BigIntegerField(default=0)
+    fence = models.BigIntegerField(
+        default=0,
+        help_text="Raised on every stripe of the account when a monthly limit of a workspace it pays for is set: a "
+        "one-statement charge debits a stripe only if its fence is the one it read, so a charge that read 'no limit' "
+        "before the change falls back to the general path, which counts it.",
+    )
 
     class Meta:
         constraints = [
@@ -176,8 +182,8 @@ class LedgerTransaction(models.Model):
     counted = models.JSONField(
         default=list,
         blank=True,
-        help_text="The monthly spend counters this spend moved, as [workspace id, member id or null] pairs: "
-        "refunds and releases give back to exactly these.",
+        help_text="The monthly spend counters this spend moved when it was made, as [workspace id, member id or null] "
+        "pairs (a record: refunds and releases give back to the counters of the limits in force).",
     )
     memo = models.CharField(max_length=255, blank=True)
     created_at = models.DateTimeField(default=now)
@@ -271,7 +277,8 @@ class SpendCounter(models.Model):
     """Credits spent in one budget period by a workspace (user null) or by one member in a workspace.
 
     Only kept for workspaces and members that have a monthly limit, and updated with a conditional UPDATE in the
-    charge's own transaction, so a limit can never be exceeded.
+    charge's own transaction, so a limit can never be exceeded. Setting a limit starts its counter at what the
+    ledger says was already spent in the period (`billing.ledger.counters`), so a limit counts the whole month.
     """
 
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="spend_counters")

@@ -9,6 +9,7 @@ from django.db.models import Count, F, Q, Sum, Value
 from django.db.models.functions import Coalesce
 from django.utils.timezone import now
 
+from billing.ledger import counters_mismatched
 from billing.models import (
     CACHED_KINDS,
     Account,
@@ -123,6 +124,12 @@ def reconcile(*, organization: Organization | None = None, at: datetime | None =
         f"account {pk}: {balance} credits outside the pool while the organization is in shared mode"
         for pk, balance in shared_leftovers.values_list("pk", "live")
     ]
+
+    # Every monthly limit's counter of the current period is what the ledger says was spent in it.
+    limited = Organization.objects.filter(workspaces__limits__isnull=False).distinct()
+    if organization is not None:
+        limited = limited.filter(pk=organization.pk)
+    problems += counters_mismatched(organizations=list(limited))
     return problems
 
 

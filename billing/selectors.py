@@ -8,7 +8,7 @@ from datetime import datetime
 
 from django.db.models import Count, F, Q, QuerySet, Sum, Value
 
-from billing.ledger import PayingAccount, paying_account, period_bounds
+from billing.ledger import PayingAccount, paying_account, period_bounds, period_spending, spent_in_period
 from billing.models import (
     AccountKind,
     AccountStripe,
@@ -16,7 +16,6 @@ from billing.models import (
     LedgerEntry,
     Plan,
     PlanKind,
-    SpendCounter,
     Subscription,
     WorkspaceLimit,
     balance_of,
@@ -34,18 +33,6 @@ class CreditsOverview:
     resets_at: datetime
     my_limit: int | None
     workspace_limit: int | None
-
-
-def spent_in_period(*, workspace: Workspace, since: datetime, user: User | None = None) -> int:
-    """Credits consumed in the workspace since `since`: what went to consumption, net of refunds (one query)."""
-    entries = LedgerEntry.objects.filter(transaction__workspace=workspace, transaction__created_at__gte=since)
-    if user is not None:
-        entries = entries.filter(transaction__actor=user)
-    totals = entries.aggregate(
-        consumed=Sum("amount", filter=Q(to_account__kind=AccountKind.SINK)),
-        refunded=Sum("amount", filter=Q(from_account__kind=AccountKind.SINK)),
-    )
-    return (totals["consumed"] or 0) - (totals["refunded"] or 0)
 
 
 def credits_moved(
@@ -74,7 +61,7 @@ def credits_overview(*, workspace: Workspace, organization: Organization, user: 
     return CreditsOverview(
         available=paying.balance,
         paying=paying,
-        my_usage=spent_in_period(workspace=workspace, since=starts_at, user=user),
+        my_usage=spent_in_period(organization=organization, workspace=workspace, user_id=user.pk),
         period_start=starts_at,
         resets_at=resets_at,
         my_limit=limits.get(user.pk),
@@ -99,6 +86,11 @@ class BillingSummary:
     total_credits: int
 
 
+def plans_on_offer() -> list[Plan]:
+    """The monthly plans one can subscribe to, cheapest first."""
+    return list(Plan.objects.filter(is_active=True, kind=PlanKind.MONTHLY).order_by("price_cents", "sort_order"))
+
+
 def billing_summary(*, organization: Organization) -> BillingSummary:
     plans = list(Plan.objects.filter(is_active=True))
     balances = dict(
@@ -119,15 +111,43 @@ def billing_summary(*, organization: Organization) -> BillingSummary:
     )
 
 
+@dataclass(frozen=True)
+class PlanChange:
+    """What subscribing to `plan` means for the organization, for the confirmation that comes before it."""
+
+    plan: Plan
+    current: Plan | None  # the plan in force (an active subscription), if any
+
+    @property
+    def is_new(self) -> bool:
+        return self.current is None
+
+    @property
+    def is_downgrade(self) -> bool:
+        return self.current is not None and (
+            self.plan.credits < self.current.credits or self.plan.price_cents < self.current.price_cents
+        )
+
+    @property
+    def fewer_credits(self) -> int:
+        return max(0, self.current.credits - self.plan.credits) if self.current else 0
+
+
+def plan_change(*, organization: Organization, plan: Plan) -> PlanChange:
+    subscription = Subscription.objects.select_related("plan").filter(organization=organization).first()
+    current = subscription.plan if subscription is not None and subscription.is_active else None
+    return PlanChange(plan=plan, current=current)
+
+
 def member_limits(*, workspace: Workspace) -> dict[int | None, int]:
     return dict(WorkspaceLimit.objects.filter(workspace=workspace).values_list("user_id", "monthly_limit"))
 
 
-def spend_counters(*, workspace: Workspace, organization: Organization) -> dict[int | None, int]:
-    period_start, _ = period_bounds(organization)
-    return dict(
-        SpendCounter.objects.filter(workspace=workspace, period_start=period_start).values_list("user_id", "spent")
-    )
+def spending_this_month(*, workspace: Workspace, organization: Organization) -> dict[int | None, int]:
+    """What the workspace (key None) and each member in it (by user id) spent in the current period: the figure
+    monthly limits count (billing.ledger.counters), the same as the month's usage."""
+    spent = period_spending(organization=organization, workspace_ids=[workspace.pk])
+    return {user_id: value for (_, user_id), value in spent.items()}
 
 
 def workspaces_for_management(*, organization: Organization) -> QuerySet[Workspace]:

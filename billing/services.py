@@ -17,6 +17,9 @@ from billing import ledger
 from billing.gateways import GATEWAYS, Gateway
 from billing.ledger import (
     credits_grant,
+    limit_counter_start,
+    limit_counter_stop,
+    limits_lock,
     lock_for_debit,
     post_transaction,
     primary_account_id,
@@ -130,7 +133,10 @@ def workspace_credits_return(*, workspace: Workspace, actor: User | None) -> Led
 def workspace_limit_set(
     *, workspace: Workspace, user: User | None, monthly_limit: int | None, actor: User
 ) -> WorkspaceLimit | None:
-    """Set (or with None, remove) the monthly spend limit of a workspace, or of one member in it."""
+    """Set (or with None, remove) the monthly spend limit of a workspace, or of one member in it.
+
+    A limit counts the whole month: its counter starts at what was already spent in the current period (see
+    billing.ledger.counters for why that is exact while charges run)."""
     if monthly_limit is not None and (isinstance(monthly_limit, bool) or monthly_limit < 0):
         raise ValidationError({"monthly_limit": "A limit is a whole number of credits, zero or more."})
     if (
@@ -138,23 +144,30 @@ def workspace_limit_set(
         and not Membership.objects.active().filter(organization_id=workspace.organization_id, user=user).exists()
     ):
         raise ValidationError("Limits apply to members of the organization.")
+    organization = workspace.organization
+    limits_lock(organization)
     existing = WorkspaceLimit.objects.filter(workspace=workspace, user=user).first()
     before = {"monthly_limit": existing.monthly_limit} if existing else {}
     result: WorkspaceLimit | None
+    user_id = user.pk if user is not None else None
+    spent = None
     if monthly_limit is None:
         WorkspaceLimit.objects.filter(workspace=workspace, user=user).delete()
+        limit_counter_stop(organization=organization, workspace=workspace, user_id=user_id)
         result = None
     else:
         result, _ = WorkspaceLimit.objects.update_or_create(
             workspace=workspace, user=user, defaults={"monthly_limit": monthly_limit}
         )
+        spent = limit_counter_start(organization=organization, workspace=workspace, user_id=user_id)
     audit_record(
         organization=workspace.organization,
         actor=actor,
         action=AuditAction.CREDITS_LIMIT_SET,
         target=workspace,
         before=before,
-        after={"monthly_limit": monthly_limit, "member": user.email if user else None},
+        after={"monthly_limit": monthly_limit, "member": user.email if user else None}
+        | ({} if spent is None else {"spent_this_month": spent}),
     )
     return result
 

@@ -11,10 +11,18 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from billing.documents import invoice_document
 from billing.forms import CreditModeForm, LimitForm, PackPurchaseForm, SubscribeForm, TransferForm
 from billing.ledger import LedgerError
-from billing.models import InvoiceStatus
-from billing.selectors import billing_summary, member_limits, spend_counters, workspace_balances
+from billing.models import Invoice, InvoiceStatus
+from billing.selectors import (
+    billing_summary,
+    member_limits,
+    plan_change,
+    plans_on_offer,
+    spending_this_month,
+    workspace_balances,
+)
 from billing.services import (
     credit_mode_switch,
     credits_buy,
@@ -86,14 +94,46 @@ def _checkout(
 @require_http_methods(["GET", "POST"])
 @organization_view("manage_billing")
 def plan_subscribe_view(request: TenantRequest, org_slug: str) -> HttpResponse:
-    return _checkout(
-        request,
-        form_class=SubscribeForm,
-        open_invoice=plan_subscribe,
-        describe=lambda plan: f"{plan.name} plan",
-        success_url=reverse("billing:page", kwargs={"org_slug": org_slug}),
-        template_name="billing/subscribe.html",
-    )
+    """Subscribe to, or switch to, a monthly plan: GET `?plan=` asks for confirmation (a dialog, or the page without
+    JavaScript) saying what happens; only the confirmation's POST (`confirm=yes`) changes anything."""
+    organization = request.tenant.organization
+    page = reverse("billing:page", kwargs={"org_slug": org_slug})
+    data: dict[str, Any] | None = None
+    if request.method == "POST":
+        data = request.POST.dict()
+    elif "plan" in request.GET:
+        data = {"plan": request.GET["plan"], "gateway": SubscribeForm().fields["gateway"].initial}
+    form = SubscribeForm(data)
+    change = None
+    if form.is_bound and form.is_valid():
+        change = plan_change(organization=organization, plan=form.cleaned_data["plan"])
+        if request.method == "POST" and request.POST.get("confirm") == "yes":
+            try:
+                invoice = plan_subscribe(
+                    organization=organization,
+                    plan=change.plan,
+                    actor=request.user,
+                    gateway_code=form.cleaned_data["gateway"],
+                )
+            except ValidationError as error:
+                form_add_service_errors(form, error)
+            else:
+                _invoice_message(request, invoice, f"{change.plan.name} plan")
+                return redirect(page)
+    context = {"form": form, "change": change, "plans": plans_on_offer(), "cancel_url": page}
+    status = 400 if form.errors else 200
+    return render_page(request, "billing/subscribe.html", context, partials={"dialog-body"}, status=status)
+
+
+@require_GET
+@organization_view("manage_billing")
+def invoice_pdf(request: TenantRequest, org_slug: str, number: str) -> HttpResponse:
+    """An invoice of the organization as a PDF (404 for anything else)."""
+    organization = request.tenant.organization
+    invoice = get_object_or_404(Invoice.objects.select_related("plan"), organization=organization, number=number)
+    response = HttpResponse(invoice_document(invoice, organization), content_type="application/pdf")
+    response["Content-Disposition"] = f'attachment; filename="invoice-{invoice.number}.pdf"'
+    return response
 
 
 @require_http_methods(["GET", "POST"])
@@ -241,7 +281,7 @@ def workspace_limit_set_view(request: WorkspaceRequest, org_slug: str, ws_slug: 
         else:
             messages.error(request, " ".join(str(e) for errors in form.errors.values() for e in errors))
     limits = member_limits(workspace=workspace)
-    spent = spend_counters(workspace=workspace, organization=request.tenant.organization)
+    spent = spending_this_month(workspace=workspace, organization=request.tenant.organization)
     forecasts = limit_forecasts(
         organization=request.tenant.organization,
         workspace=workspace,

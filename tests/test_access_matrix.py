@@ -15,6 +15,9 @@ from django.db import transaction
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils.timezone import now
 
+from billing.catalog import plans_ensure_defaults
+from billing.models import Plan
+from billing.services import plan_subscribe
 from orgs.models import (
     AdminKey,
     AuditEvent,
@@ -132,6 +135,7 @@ MATRIX: dict[str, Route] = {
     "usage:usage_export_download": Route("export_requester", GET),
     "billing:page": Route("org_admin", GET),
     "billing:plan_subscribe": Route("org_admin", BOTH),
+    "billing:invoice_pdf": Route("org_admin", GET),
     "billing:credits_buy": Route("org_admin", BOTH),
     "billing:subscription_cancel": Route("org_admin", BOTH),
     "billing:subscription_resume": Route("org_admin", POST),
@@ -201,9 +205,12 @@ def _build_org(label: str, personas: dict[str, object] | None) -> dict[str, obje
         organization=org, requester=requester, query=UsageQuery(start=date(2026, 3, 1), end=date(2026, 3, 31))
     )
     usage_export_run(export.pk)  # done: its file can be downloaded
+    plans_ensure_defaults()
+    invoice = plan_subscribe(organization=org, plan=Plan.objects.get(code="pro"), actor=owner, gateway_code="manual")
     return {
         "org_slug": org.slug,
         "export_id": export.pk,
+        "number": invoice.number,
         "ws_slug": target.slug,
         "membership_id": subject.pk,
         "user_id": subject.user_id,
@@ -262,6 +269,7 @@ URL_KWARGS: dict[str, tuple[str, ...]] = {
     "usage:usage_export_download": ("org_slug", "export_id"),
     "billing:page": ("org_slug",),
     "billing:plan_subscribe": ("org_slug",),
+    "billing:invoice_pdf": ("org_slug", "number"),
     "billing:credits_buy": ("org_slug",),
     "billing:subscription_cancel": ("org_slug",),
     "billing:subscription_resume": ("org_slug",),

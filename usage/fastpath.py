@@ -154,18 +154,21 @@ WITH k AS (
         date_trunc('month', %(created)s::timestamptz AT TIME ZONE k.timezone)::date AS period
     FROM k, m, pr
 ), pay AS (
-    SELECT ctx.*, a.stripes FROM ctx JOIN billing_account a ON a.id = ctx.paying
+    SELECT ctx.*, a.stripes, (SELECT MIN(z.fence) FROM billing_accountstripe z WHERE z.account_id = a.id) AS fence
+    FROM ctx JOIN billing_account a ON a.id = ctx.paying
 ), debit AS (
     -- The first stripe that can pay and that no other transaction holds, starting from this connection's own:
     -- the statement never waits for a row (when every such stripe is busy, the general path waits its turn).
+    -- The fence is rechecked on the row as it is when locked: a monthly limit set since this statement's snapshot
+    -- raised it, and the general path (which sees the limit) decides (billing.ledger.counters).
     UPDATE billing_accountstripe s SET balance = s.balance - pay.amount
     FROM pay
     WHERE s.id = (
         SELECT f.id FROM billing_accountstripe f
-        WHERE f.account_id = pay.paying AND f.balance >= pay.amount AND NOT pay.limited
+        WHERE f.account_id = pay.paying AND f.balance >= pay.amount AND NOT pay.limited AND f.fence = pay.fence
         ORDER BY (f.stripe + pay.stripes - pg_backend_pid() %% pay.stripes) %% pay.stripes
         LIMIT 1 FOR UPDATE SKIP LOCKED
-    ) AND s.balance >= pay.amount
+    ) AND s.balance >= pay.amount AND s.fence = pay.fence
     RETURNING s.account_id
 ), txn AS (
     {_TRANSACTION}

@@ -5,6 +5,7 @@
 - `accounts`: opening accounts and finding the ones a movement uses;
 - `posting`: the write primitive (`post_transaction`) and what every movement does around it;
 - `spend`: charges, holds and refunds;
+- `counters`: what was spent in a period, and the monthly spend counters that limits start from it;
 - `funding`: grants, transfers and sweeps.
 
 Callers import from the package (`from billing.ledger import charge`, or `ledger.charge(...)`): it re-exports
@@ -19,6 +20,15 @@ from billing.ledger.accounts import (
     paying_account,
     primary_account_id,
     system_account_ids,
+)
+from billing.ledger.counters import (
+    counters_mismatched,
+    limit_counter_start,
+    limit_counter_stop,
+    limits_lock,
+    period_spending,
+    period_starts_at,
+    spent_in_period,
 )
 from billing.ledger.errors import (
     CreditLimitReached,
@@ -69,18 +79,25 @@ __all__ = [
     "accounts_open_for_organization",
     "available_credits",
     "charge",
+    "counters_mismatched",
     "credits_grant",
     "credits_transfer",
     "hold_capture",
     "hold_place",
     "hold_release",
+    "limit_counter_start",
+    "limit_counter_stop",
+    "limits_lock",
     "lock_for_debit",
     "paying_account",
     "period_bounds",
+    "period_spending",
+    "period_starts_at",
     "post_transaction",
     "primary_account_id",
     "refund",
     "request_fingerprint",
+    "spent_in_period",
     "sweep_to_primary",
     "system_account_ids",
 ]

@@ -65,17 +65,30 @@ class SpendResult:
 def _limit_moves(
     *, organization: Organization, workspace: Workspace, user: User | None, amount: int, period_start: date
 ) -> list[CounterMove]:
-    """Counter moves for the monthly limits that apply (workspace limit only in shared mode)."""
+    """Counter moves for the monthly limits that exist: every one counts, the workspace's own limit only binds in
+    shared mode (so its counter is right when the organization switches to it)."""
     filters = Q(user__isnull=True) if user is None else Q(user__isnull=True) | Q(user=user)
     moves = []
     for limit_user_id, monthly_limit in WorkspaceLimit.objects.filter(filters, workspace=workspace).values_list(
         "user_id", "monthly_limit"
     ):
-        if limit_user_id is None and organization.credit_mode != CreditMode.SHARED:
-            continue
-        moves.append(CounterMove(workspace.pk, limit_user_id, period_start, amount, monthly_limit))
+        binds = limit_user_id is not None or organization.credit_mode == CreditMode.SHARED
+        moves.append(CounterMove(workspace.pk, limit_user_id, period_start, amount, monthly_limit if binds else None))
     # Workspace counter first, then the member's: one fixed lock order.
     return sorted(moves, key=lambda move: (move.user_id is not None, move.user_id or 0))
+
+
+def _give_back_moves(*, workspace_id: int, user_id: int | None, period_start: date, amount: int) -> list[CounterMove]:
+    """Credits given back (a hold's remainder, a refund) leave the counters of the limits in force, in the spend's
+    own period: each of those counters counted the spend, whether it moved them or was started after it
+    (`counters.limit_counter_start`). A counter of another period is not touched, and the usage of the spend's
+    period goes down by the same amount."""
+    who = Q(user__isnull=True) if user_id is None else Q(user__isnull=True) | Q(user_id=user_id)
+    limit_users = WorkspaceLimit.objects.filter(who, workspace_id=workspace_id).values_list("user_id", flat=True)
+    return [
+        CounterMove(workspace_id, limit_user_id, period_start, -amount, None)
+        for limit_user_id in sorted(limit_users, key=lambda uid: (uid is not None, uid or 0))
+    ]
 
 
 def _refusal(
@@ -93,7 +106,7 @@ def _refusal(
         or 0
     )
     name: LimitName = "workspace_monthly_limit" if error.user_id is None else "member_monthly_limit"
-    return CreditLimitReached(limit=name, available=limit - spent, resets_at=resets_at)
+    return CreditLimitReached(limit=name, available=max(0, limit - spent), resets_at=resets_at)
 
 
 def _spend(
@@ -191,13 +204,16 @@ WITH ctx AS (
         AS limited
     FROM orgs_organization o WHERE o.id = %(organization)s
 ), pay AS (
-    SELECT ctx.paying, ctx.mode, ctx.sink, ctx.limited, a.stripes
+    SELECT ctx.paying, ctx.mode, ctx.sink, ctx.limited, a.stripes, f.fence
     FROM ctx JOIN billing_account a ON a.id = ctx.paying
+    JOIN billing_accountstripe f ON f.account_id = a.id AND f.stripe = pg_backend_pid() %% a.stripes
 ), debit AS (
+    -- The fence is rechecked on the row as it is when locked: a monthly limit set since this statement's snapshot
+    -- raised it, and the general path (which sees the limit) decides (billing.ledger.counters).
     UPDATE billing_accountstripe s SET balance = s.balance - %(amount)s
     FROM pay
     WHERE s.account_id = pay.paying AND s.stripe = pg_backend_pid() %% pay.stripes
-      AND s.balance >= %(amount)s AND NOT pay.limited
+      AND s.balance >= %(amount)s AND NOT pay.limited AND s.fence = pay.fence
     RETURNING s.account_id
 ), txn AS (
     INSERT INTO billing_ledgertransaction
@@ -364,10 +380,12 @@ def _settle(
             counted = locked.hold_transaction.counted
             moves = []
             if returned:
-                moves = [
-                    CounterMove(workspace_id, user_id, locked.period_start, -returned, None)
-                    for workspace_id, user_id in counted
-                ]
+                moves = _give_back_moves(
+                    workspace_id=locked.workspace_id,
+                    user_id=locked.user_id,
+                    period_start=locked.period_start,
+                    amount=returned,
+                )
             txn, _ = post_transaction(
                 organization_id=organization.pk,
                 kind=kind,
@@ -446,11 +464,13 @@ def refund(
             if amount > consumed_line.amount - already:
                 raise InvalidAmount(f"At most {consumed_line.amount - already} credits of this charge can be refunded.")
             moves = []
-            if locked.period_start is not None:
-                moves = [
-                    CounterMove(workspace_id, user_id, locked.period_start, -amount, None)
-                    for workspace_id, user_id in locked.counted
-                ]
+            if locked.period_start is not None and locked.workspace_id is not None:
+                moves = _give_back_moves(
+                    workspace_id=locked.workspace_id,
+                    user_id=locked.actor_id,
+                    period_start=locked.period_start,
+                    amount=amount,
+                )
             txn, _ = post_transaction(
                 organization_id=locked.organization_id,
                 kind=TransactionKind.REFUND,

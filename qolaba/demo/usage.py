@@ -89,7 +89,7 @@ class Planned:
 class Limits:
     """The monthly limits of one workspace that move spend counters (see billing.ledger.spend._limit_moves)."""
 
-    workspace: int | None  # the workspace's own limit (shared mode only)
+    workspace: int | None  # the workspace's own limit (it counts in every mode)
     members: dict[int, int]  # user id -> limit
 
     def applying_to(self, user: User) -> list[tuple[int | None, int]]:
@@ -118,8 +118,7 @@ def _limits(workspace: Workspace, organization: Organization) -> Limits:
         "user_id", "monthly_limit"
     ):
         if user_id is None:
-            if organization.credit_mode == CreditMode.SHARED:
-                own = monthly_limit
+            own = monthly_limit
         else:
             members[user_id] = monthly_limit
     return Limits(own, members)

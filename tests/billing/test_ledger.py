@@ -830,8 +830,13 @@ def test_workspace_limit_applies_in_shared_mode_only():
     credits_transfer(organization=ctx.org, source=ctx.primary, target=ctx.a, amount=2_000, actor=ctx.owner)
     charge(organization=ctx.org, workspace=ctx.a, user=ctx.member, amount=1_500)
     assert bal(ctx.a) == 500
-    assert counter(ctx.a) == 500
+    # It does not bind in budget mode, but it still counts the month: back in shared mode it is spent.
+    assert counter(ctx.a) == 2_000
     assert reconcile() == []
+    switch(ctx, CreditMode.SHARED)
+    with pytest.raises(CreditLimitReached) as refused:
+        charge(organization=ctx.org, workspace=ctx.a, user=ctx.owner, amount=1)
+    assert (refused.value.limit, refused.value.available) == ("workspace_monthly_limit", 0)
 
 
 @pytest.mark.parametrize("mode", [CreditMode.SHARED, CreditMode.BUDGET])
@@ -913,28 +918,35 @@ def test_a_hold_reserves_against_the_limit_and_giving_back_frees_it(who):
     assert reconcile() == []
 
 
-def test_refund_of_an_uncounted_charge_does_not_free_room_under_a_later_limit():
+def test_refund_of_a_charge_made_before_the_limit_frees_room_under_it():
+    """The limit counted the whole month, the charge before it too: refunding it gives that room back."""
     ctx = make_ctx(grant=10_000)
     before_limit = txn(charge(organization=ctx.org, workspace=ctx.a, user=ctx.member, amount=100))
     workspace_limit_set(workspace=ctx.a, user=ctx.member, monthly_limit=100, actor=ctx.owner)
-    charge(organization=ctx.org, workspace=ctx.a, user=ctx.member, amount=100)
-    refund(original=before_limit, amount=100, actor=ctx.owner, reason="r")
     assert counter(ctx.a, ctx.member) == 100
     with pytest.raises(CreditLimitReached):
-        charge(organization=ctx.org, workspace=ctx.a, user=ctx.member, amount=100)
+        charge(organization=ctx.org, workspace=ctx.a, user=ctx.member, amount=1)
+    refund(original=before_limit, amount=100, actor=ctx.owner, reason="r")
+    assert counter(ctx.a, ctx.member) == 0
+    charge(organization=ctx.org, workspace=ctx.a, user=ctx.member, amount=100)
+    assert counter(ctx.a, ctx.member) == 100
     assert reconcile() == []
 
 
-def test_refund_of_a_budget_mode_charge_does_not_free_room_under_the_workspace_limit():
+def test_refund_of_a_budget_mode_charge_frees_room_under_the_workspace_limit():
+    """A workspace limit counts in budget mode too (it binds in shared mode): refunding such a charge gives back."""
     ctx = budget_ctx(grant=10_000, to_a=1_000)
     workspace_limit_set(workspace=ctx.a, user=None, monthly_limit=500, actor=ctx.owner)
     in_budget = txn(charge(organization=ctx.org, workspace=ctx.a, user=ctx.member, amount=300))
     switch(ctx, CreditMode.SHARED)
-    charge(organization=ctx.org, workspace=ctx.a, user=ctx.member, amount=400)
-    refund(original=in_budget, amount=300, actor=ctx.owner, reason="r")
-    assert counter(ctx.a) == 400
     with pytest.raises(CreditLimitReached):
-        charge(organization=ctx.org, workspace=ctx.a, user=ctx.member, amount=400)
+        charge(organization=ctx.org, workspace=ctx.a, user=ctx.member, amount=201)
+    charge(organization=ctx.org, workspace=ctx.a, user=ctx.member, amount=200)
+    refund(original=in_budget, amount=300, actor=ctx.owner, reason="r")
+    assert counter(ctx.a) == 200
+    charge(organization=ctx.org, workspace=ctx.a, user=ctx.member, amount=300)
+    with pytest.raises(CreditLimitReached):
+        charge(organization=ctx.org, workspace=ctx.a, user=ctx.member, amount=1)
     assert reconcile() == []
 
 

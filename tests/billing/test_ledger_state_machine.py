@@ -129,6 +129,7 @@ class LedgerMachine(RuleBasedStateMachine):
         self.hold_records: dict[int, HoldRecord] = {}
         self.limits: dict[tuple[str, str], int] = {}
         self.counters: dict[tuple[str, str], int] = {}
+        self.month_spent: dict[tuple[str, str], int] = {}  # everything spent this month, with a limit or not
         self.archived: set[str] = set()
 
     def teardown(self) -> None:
@@ -165,17 +166,20 @@ class LedgerMachine(RuleBasedStateMachine):
         return violations
 
     def count(self, workspace: str, user: str, amount: int) -> bool:
-        """A spend moves the member's counter only while a limit exists; returns whether it did."""
-        if (workspace, user) not in self.limits:
-            return False
+        """A spend counts in the month; it moves the member's counter while a limit exists (returns whether)."""
         key = (workspace, user)
+        self.month_spent[key] = self.month_spent.get(key, 0) + amount
+        if key not in self.limits:
+            return False
         self.counters[key] = self.counters.get(key, 0) + amount
         return True
 
     def give_back(self, workspace: str, user: str, amount: int, counted: bool) -> None:
-        """A refund or a release gives back to the counter the spend moved (if it moved one), floored at zero."""
-        if counted:
-            key = (workspace, user)
+        """A refund or a release leaves the month's spending, and the counter of a limit in force (which counted
+        the spend whether it was set before or after it)."""
+        key = (workspace, user)
+        self.month_spent[key] = self.month_spent.get(key, 0) - amount
+        if key in self.limits:
             self.counters[key] = max(self.counters.get(key, 0) - amount, 0)
 
     def expect_refusal(self, violations: dict[str, int], call):
@@ -397,6 +401,8 @@ class LedgerMachine(RuleBasedStateMachine):
             actor=self.users["owner"],
         )
         self.limits[(workspace, user)] = monthly_limit
+        # A limit counts the whole month: its counter starts at what was already spent.
+        self.counters[(workspace, user)] = self.month_spent.get((workspace, user), 0)
 
     @rule(workspace=A_WORKSPACE, user=A_USER)
     def remove_member_limit(self, workspace, user):
@@ -404,6 +410,7 @@ class LedgerMachine(RuleBasedStateMachine):
             workspace=self.workspaces[workspace], user=self.users[user], monthly_limit=None, actor=self.users["owner"]
         )
         self.limits.pop((workspace, user), None)
+        self.counters.pop((workspace, user), None)  # the counter goes with its limit
 
     @rule(workspace=st.sampled_from(("w1", "w2")))
     def archive(self, workspace):
@@ -460,6 +467,7 @@ class LedgerMachine(RuleBasedStateMachine):
             if spent:
                 counters[(keys[workspace_id], users[user_id])] = spent
         assert counters == {key: spent for key, spent in self.counters.items() if spent}
+        assert all(self.counters.get(key, 0) == self.month_spent.get(key, 0) for key in self.limits)
         if self.mode == CreditMode.SHARED:
             assert self.balance["w1"] == self.balance["w2"] == 0
         assert reconcile() == []

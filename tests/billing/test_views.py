@@ -21,7 +21,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from billing.catalog import plans_ensure_defaults
-from billing.ledger import charge, credits_grant
+from billing.ledger import CreditLimitReached, charge, credits_grant
 from billing.models import (
     Account,
     Invoice,
@@ -451,7 +451,7 @@ def test_the_limits_page_sets_and_removes_workspace_and_member_limits(w):
     html = text(w.as_owner.get(limits_url(w)))
     assert 'value="5000"' in html
     assert 'value="300"' in html
-    assert "Spent this month: 120 of 5,000 credits" in html
+    assert 'Spent this month: <span id="workspace-spent">120</span> of 5,000 credits' in html
 
     # Empty removes the limit.
     w.as_owner.post(limits_url(w), {"member": w.member_ship.pk, "monthly_limit": ""})
@@ -459,6 +459,25 @@ def test_the_limits_page_sets_and_removes_workspace_and_member_limits(w):
     assert not WorkspaceLimit.objects.filter(workspace=w.studio).exists()
     assert AuditEvent.objects.filter(organization=w.org, action="credits.limit_set").count() == 4
     assert reconcile() == []
+
+
+def test_the_limits_page_shows_what_was_spent_this_month_with_or_without_a_limit(w):
+    """Every "spent this month" is the month's spending, whether or not a limit (and so a counter) exists."""
+    charge(organization=w.org, workspace=w.studio, user=w.member, amount=400)
+    charge(organization=w.org, workspace=w.studio, user=w.owner, amount=21)
+    html = text(w.as_owner.get(limits_url(w)))
+    assert 'Spent this month: <span id="workspace-spent">421</span>' in html
+    assert re.search(r"mia@northwind\.test</strong>.*?<td class=\"member-spent\">400<", html, re.S)
+    workspace_limit_set(workspace=w.studio, user=w.member, monthly_limit=500, actor=w.owner)
+    html = text(w.as_owner.get(limits_url(w)))
+    assert re.search(r"mia@northwind\.test</strong>.*?<td class=\"member-spent\">400<", html, re.S)
+    refused = w.as_owner.post(
+        reverse("billing:workspace_limit_set", args=[w.org.slug, w.studio.slug]),
+        {"member": w.member_ship.pk, "monthly_limit": "399"},
+    )
+    assert refused.status_code == 302  # a limit below what was spent is allowed: nothing more this month
+    with pytest.raises(CreditLimitReached):
+        charge(organization=w.org, workspace=w.studio, user=w.member, amount=1)
 
 
 @pytest.mark.parametrize("value", ["-1", "abc", "1.5", "1e3", "9" * 30])
@@ -505,7 +524,7 @@ def test_the_billing_page_shows_the_plan_invoices_and_the_credit_bank(w, catalog
     assert re.search(r"Credits in the organization</h2>\s*<p class=\"stat-value\">10,000<", html)
     assert re.search(r"Credit Bank</h2>\s*<p class=\"stat-value\">0<", html)
     for plan in ("Pro", "Teams", "Business"):
-        assert f"<strong>{plan}</strong>" in html
+        assert f'<h3 class="plan-name">{plan}' in html
 
     invoice = plan_subscribe(organization=w.org, plan=catalog["pro"], actor=w.owner, gateway_code="manual")
     html = text(w.as_owner.get(billing_url(w)))
@@ -519,7 +538,7 @@ def test_the_billing_page_shows_the_plan_invoices_and_the_credit_bank(w, catalog
     assert f"Renews on {subscription.current_period_end:%-d %b %Y} with 10,000 credits" in html
     assert "status-active" in html
     assert "Cancel at period end" in html
-    assert "Switch plan" in html
+    assert "Switch to Teams…" in html
     assert re.search(r"Credits in the organization</h2>\s*<p class=\"stat-value\">20,000<", html)
     assert reconcile() == []
 
@@ -527,7 +546,7 @@ def test_the_billing_page_shows_the_plan_invoices_and_the_credit_bank(w, catalog
 def test_subscribe_cancel_and_resume_through_the_pages(w, catalog):
     pro, teams = catalog["pro"], catalog["teams"]
     subscribe = reverse("billing:plan_subscribe", args=[w.org.slug])
-    response = w.as_owner.post(subscribe, {"plan": pro.pk, "gateway": "manual"})
+    response = w.as_owner.post(subscribe, {"plan": pro.pk, "gateway": "manual", "confirm": "yes"})
     assert response.status_code == 302
     invoice = Invoice.objects.get(organization=w.org)
     assert flashes(response) == [
@@ -535,7 +554,7 @@ def test_subscribe_cancel_and_resume_through_the_pages(w, catalog):
     ]
     invoice_mark_paid(invoice=invoice, actor=None)
 
-    response = w.as_owner.post(subscribe, {"plan": pro.pk, "gateway": "manual"})
+    response = w.as_owner.post(subscribe, {"plan": pro.pk, "gateway": "manual", "confirm": "yes"})
     assert response.status_code == 400
     assert "You are already on Pro." in text(response)
     assert Invoice.objects.filter(organization=w.org).count() == 1
@@ -558,7 +577,7 @@ def test_subscribe_cancel_and_resume_through_the_pages(w, catalog):
     response = w.as_owner.post(reverse("billing:subscription_resume", args=[w.org.slug]), follow=True)
     assert "There is no scheduled cancellation to undo." in text(response)
 
-    response = logged_in(w.admin).post(subscribe, {"plan": teams.pk, "gateway": "manual"})
+    response = logged_in(w.admin).post(subscribe, {"plan": teams.pk, "gateway": "manual", "confirm": "yes"})
     assert response.status_code == 302
     assert Invoice.objects.filter(organization=w.org, plan=teams, status=InvoiceStatus.OPEN).count() == 1
     assert reconcile() == []
@@ -683,6 +702,11 @@ def test_billing_limits_and_transfer_pages_cost_constant_queries(catalog):
                 client, reverse("billing:workspace_limit_set", args=[org.org.slug, org.first.slug])
             ),
             "transfer dialog": count_queries(client, transfer, **HX_DIALOG),
+            "plan confirmation": count_queries(
+                client,
+                f"{reverse('billing:plan_subscribe', args=[org.org.slug])}?plan={catalog['teams'].pk}",
+                **HX_DIALOG,
+            ),
             "transfer page": count_queries(client, transfer),
             "transfer preview": count_queries(
                 client,

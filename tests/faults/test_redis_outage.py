@@ -64,7 +64,9 @@ def test_sign_in_pages_and_the_api_work_and_login_throttling_holds_with_redis_st
 def test_every_page_answers_with_redis_stopped(broker, client, world):
     broker.stop()
     client.force_login(world["personas"]["owner"])
-    pages = [name for name, route in MATRIX.items() if "GET" in route.methods and "owner" in LEVELS.get(route.level, set())]
+    pages = [
+        name for name, route in MATRIX.items() if "GET" in route.methods and "owner" in LEVELS.get(route.level, set())
+    ]
     failures = []
     for name in pages:
         response = client.get(_url(name, world["own"]))

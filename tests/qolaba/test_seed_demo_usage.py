@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import wave
 from collections import Counter
 from datetime import UTC, datetime, time, timedelta
@@ -14,13 +15,14 @@ import pytest
 from django.core.management import call_command
 from django.db.models import Sum
 from django.test import Client
+from django.urls import reverse
 from django.utils.timezone import now
 from PIL import Image
 
-from billing.ledger import available_credits, period_bounds
+from billing.ledger import available_credits, period_bounds, period_starts_at
 from billing.models import Hold, HoldStatus, LedgerTransaction, SpendCounter, WorkspaceLimit
 from billing.reconcile import reconcile
-from orgs.models import Organization
+from orgs.models import Organization, User
 from qolaba.demo.assets import DEMO_KEY_NAME, demo_png, demo_wav
 from qolaba.demo.usage import DEMO_DAYS
 from qolaba.tools import Tool
@@ -186,6 +188,44 @@ def check_limited_spending_stays_in_the_current_period_and_matches_the_counters(
         assert period_start == current[org_id]
 
 
+MEMBER_SPENT = re.compile(r'<strong>([^<]+)</strong>(?:(?!</tr>).)*?<td class="member-spent">([\d,]+)<', re.S)
+
+
+def check_every_spent_this_month_is_the_months_usage(demo):
+    """The Limits page of every workspace (each member and the workspace), and every limit's counter, say what the
+    live usage read says was used this month (captured and held credits)."""
+    limits = set(WorkspaceLimit.objects.values_list("workspace_id", "user_id"))
+    assert limits
+    for workspace in Workspace.objects.live().select_related("organization"):
+        organization = workspace.organization
+        period_start, resets_at = period_bounds(organization)
+        rows = usage_totals(
+            organization=organization,
+            start=period_starts_at(organization, period_start),
+            end=resets_at,
+            workspace_ids=[workspace.pk],
+            group_by=["user"],
+        ).rows
+        usage = {row.user_id: row.credits + row.held_credits for row in rows}
+        client = Client()
+        client.force_login(User.objects.get(email=owner_of(demo, organization.slug)))
+        page = client.get(reverse("billing:workspace_limit_set", args=[organization.slug, workspace.slug]))
+        html = page.content.decode()
+        shown = int(re.search(r'id="workspace-spent">([\d,]+)<', html).group(1).replace(",", ""))
+        assert shown == sum(usage.values()), workspace.name
+        members = MEMBER_SPENT.findall(html.split("<tbody>")[1])
+        assert members, workspace.name
+        for email, figure in members:
+            user = User.objects.get(email=email)
+            assert int(figure.replace(",", "")) == usage.get(user.pk, 0), (workspace.name, email)
+        counters = dict(
+            SpendCounter.objects.filter(workspace=workspace, period_start=period_start).values_list("user_id", "spent")
+        )
+        for user_id in {user_id for ws_id, user_id in limits if ws_id == workspace.pk}:
+            expected = sum(usage.values()) if user_id is None else usage.get(user_id, 0)
+            assert counters.get(user_id, 0) == expected, (workspace.name, user_id)
+
+
 def check_long_jobs_one_running_and_credits_left_everywhere(demo):
     pending = Hold.objects.filter(status=HoldStatus.PENDING)
     assert pending.count() == len(demo["orgs"])
@@ -203,6 +243,7 @@ def test_the_seeded_usage(demo):
     check_every_workspace_has_history_and_images_that_open(demo)
     check_history_usage_and_ledger_carry_the_same_times_and_periods(demo)
     check_limited_spending_stays_in_the_current_period_and_matches_the_counters(demo)
+    check_every_spent_this_month_is_the_months_usage(demo)
     check_long_jobs_one_running_and_credits_left_everywhere(demo)
     assert reconcile() == []
 
