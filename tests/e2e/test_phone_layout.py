@@ -90,10 +90,12 @@ OVERFLOW_JS = """
     const rect = el.getBoundingClientRect();
     if (rect.width === 0 || rect.height === 0 || getComputedStyle(el).visibility === 'hidden') continue;
     if (rect.left < -0.5 || rect.right > width + 0.5) {
-      actions.push(`${path(el)} "${el.textContent.trim().slice(0, 30)}" (${Math.round(rect.left)}-${Math.round(rect.right)} px)`);
+      const where = `${Math.round(rect.left)}-${Math.round(rect.right)} px`;
+      actions.push(`${path(el)} "${el.textContent.trim().slice(0, 30)}" (${where})`);
     }
   }
-  return {scrollWidth: document.documentElement.scrollWidth, offenders: offenders.slice(0, 8), actions: actions.slice(0, 8)};
+  const scrollWidth = document.documentElement.scrollWidth;
+  return {scrollWidth, offenders: offenders.slice(0, 8), actions: actions.slice(0, 8)};
 }
 """
 
@@ -154,7 +156,8 @@ def _pages(persona: str, javascript: bool, user: User, organization: Organizatio
 
 def _check(page: Page, url: str) -> list[str]:
     response = page.goto(url)
-    assert response is not None and response.status < 400, f"{url}: {response and response.status}"
+    assert response is not None, url
+    assert response.status < 400, f"{url}: {response.status}"
     found = page.evaluate(OVERFLOW_JS, WIDTH)
     problems = [f"{url}: {text} overflows the viewport" for text in found["offenders"]]
     problems += [f"{url}: row action {text} is off screen" for text in found["actions"]]
