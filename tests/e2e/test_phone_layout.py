@@ -166,6 +166,34 @@ def _check(page: Page, url: str) -> list[str]:
     return problems
 
 
+def _shown(page: Page, url: str, workspace: Workspace) -> list[str]:
+    """What a phone must still show (the old layout hid a table's second column and pushed actions off screen)."""
+    wanted: list[tuple[str, str]] = []
+    if url == reverse("workspaces:overview", kwargs={"org_slug": "northwind", "ws_slug": workspace.slug}):
+        # The price table keeps its model and its unit.
+        wanted = [
+            (".price-table tbody tr td:nth-child(2) code", "gpt-4o"),
+            (".price-table tbody tr td:nth-child(4)", ""),
+        ]
+    elif url == reverse("orgs:members", kwargs={"org_slug": "northwind"}):
+        wanted = [("#members-table td.actions a", "Manage"), ("#members-table td[data-label=Role]", "Owner")]
+    elif url == reverse("workspaces:list", kwargs={"org_slug": "northwind"}):
+        wanted = [
+            ("#workspaces-table td.actions a", "Edit"),
+            ("#workspaces-table td.actions a.btn-danger-text", "Delete"),
+        ]
+    problems = []
+    for selector, text in wanted:
+        element = page.locator(selector).first
+        if not element.is_visible() or text not in (element.text_content() or ""):
+            problems.append(f"{url}: {selector} ({text!r}) is not shown")
+            continue
+        box = element.bounding_box()
+        if box is None or box["x"] < 0 or box["x"] + box["width"] > WIDTH:
+            problems.append(f"{url}: {selector} is not within the viewport")
+    return problems
+
+
 @pytest.fixture
 def demo(settings, tmp_path) -> Organization:
     settings.MEDIA_ROOT = tmp_path / "media"
@@ -193,6 +221,8 @@ def test_every_page_fits_a_phone_for_every_role(
         log_in(page, base, email, DEMO_PASSWORD)
         for url in _pages(persona, javascript, user, demo, workspace):
             problems += _check(page, base + url)
+            if persona == "owner":
+                problems += _shown(page, url, workspace)
             if not javascript or persona == "owner":
                 screenshot(page, f"{persona}-{'js' if javascript else 'nojs'}-{url}")
         context.close()
