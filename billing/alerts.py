@@ -7,10 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from functools import partial
 
 from django.conf import settings
-from django.core.mail import send_mass_mail
 from django.db import IntegrityError, transaction
 from django.db.models import Sum
 from django.urls import reverse
@@ -20,6 +18,7 @@ from billing.ledger import period_bounds, system_account_ids
 from billing.models import AccountKind, AlertState, LedgerEntry, SpendCounter, WorkspaceLimit
 from billing.selectors import workspace_balances
 from orgs.models import CreditMode, Membership, Notification, Organization, OrganizationRole
+from qolaba.outbox.services import outbox_enqueue
 from workspaces.models import Workspace
 
 
@@ -157,8 +156,11 @@ def admins_notify(*, organization: Organization, kind: str, title: str, body: st
         ]
     )
     link = settings.SITE_URL + url
-    messages = [(f"[Qolaba] {title}", f"{body}\n\nSee it in Qolaba: {link}\n", None, [user.email]) for user in admins]
-    transaction.on_commit(partial(send_mass_mail, messages, fail_silently=False))
+    if admins:
+        outbox_enqueue(
+            task="billing.tasks.alert_emails_send",
+            args=[f"[Qolaba] {title}", f"{body}\n\nSee it in Qolaba: {link}\n", [user.email for user in admins]],
+        )
 
 
 def alerts_evaluate_all(*, at: datetime | None = None) -> int:

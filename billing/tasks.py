@@ -1,10 +1,12 @@
 import logging
 
-from celery import shared_task
+from celery import Task, shared_task
+from django.core.mail import send_mass_mail
 
 from billing.alerts import alerts_evaluate_all
 from billing.reconcile import reconcile
 from billing.services import packs_expire_due, subscriptions_renew_due
+from qolaba.outbox.services import outbox_once
 
 logger = logging.getLogger(__name__)
 
@@ -30,3 +32,12 @@ def ledger_reconcile_run() -> int:
 @shared_task
 def alerts_evaluate_run() -> int:
     return alerts_evaluate_all()
+
+
+@shared_task(bind=True)
+def alert_emails_send(self: Task, subject: str, body: str, recipients: list[str]) -> int:
+    """The email of one credit alert, one message per Owner/Admin (enqueued through the outbox; sent once)."""
+    with outbox_once(self.request.id) as todo:
+        if not todo:
+            return 0
+        return send_mass_mail([(subject, body, None, [email]) for email in recipients], fail_silently=False)

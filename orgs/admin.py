@@ -3,12 +3,13 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest
 
 from orgs.models import (
+    AdminKey,
     AuditEvent,
     Invitation,
     InvitationStatus,
@@ -18,7 +19,7 @@ from orgs.models import (
     User,
     timezone_choices,
 )
-from orgs.services import invitation_revoke
+from orgs.services import admin_key_revoke, invitation_revoke
 from qolaba.lifecycle import organization_create, organization_restore
 
 
@@ -185,3 +186,38 @@ class AuditEventAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+@admin.register(AdminKey)
+class AdminKeyAdmin(admin.ModelAdmin):
+    """Support can see and revoke organization admin keys; only Owners and Admins create them (shown once, to them)."""
+
+    list_display = ["name", "display_prefix", "organization", "created_by", "created_at", "last_used_at", "revoked_at"]
+    list_filter = [("revoked_at", admin.EmptyFieldListFilter)]
+    search_fields = ["name", "=prefix", "organization__name", "organization__slug"]
+    list_select_related = ["organization", "created_by"]
+    readonly_fields = [
+        "name",
+        "display_prefix",
+        "organization",
+        "created_by",
+        "created_at",
+        "last_used_at",
+        "revoked_at",
+        "revoked_by",
+    ]
+    actions = ["revoke"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.action(description="Revoke the selected keys", permissions=["change"])
+    def revoke(self, request: HttpRequest, queryset: QuerySet[AdminKey]) -> None:
+        revoked = 0
+        for admin_key in queryset.filter(revoked_at__isnull=True):
+            admin_key_revoke(admin_key=admin_key, actor=request.user, by_staff=True)  # type: ignore[arg-type]
+            revoked += 1
+        messages.success(request, f"Revoked {revoked} key(s).")

@@ -5,7 +5,7 @@ from typing import Any
 from django import forms
 
 from orgs.images import logo_process
-from orgs.models import AuditAction, Membership, Organization, OrganizationRole, timezone_choices
+from orgs.models import AdminKey, AuditAction, Membership, Organization, OrganizationRole, timezone_choices
 from orgs.services import parse_email_list
 from qolaba.fields import IdsMultipleChoiceField
 from workspaces.models import Workspace, WorkspaceRole
@@ -186,3 +186,16 @@ class AuditFilterForm(forms.Form):
         labels = dict(AuditAction.choices)
         choices = [("", "All actions"), *((a, labels.get(a, a)) for a in actions)]
         self.fields["action"].choices = choices  # type: ignore[attr-defined]
+
+
+class AdminKeyForm(forms.Form):
+    name = forms.CharField(
+        max_length=AdminKey._meta.get_field("name").max_length,
+        label="Key name",
+        widget=forms.TextInput(attrs={"placeholder": "e.g. Finance dashboard"}),
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # Its own ids: the profile page also has the organization's name field.
+        kwargs.setdefault("auto_id", "id_admin_key_%s")
+        super().__init__(*args, **kwargs)

@@ -316,6 +316,57 @@ class Notification(models.Model):
         return self.title
 
 
+ADMIN_KEY_SCHEME = "qlbadm"  # `qlbadm_<prefix>_<secret>` (`qolaba.keys`); a workspace key is `qlb_…`
+
+
+class AdminKeyQuerySet(models.QuerySet["AdminKey"]):
+    def active(self) -> AdminKeyQuerySet:
+        return self.filter(revoked_at__isnull=True)
+
+
+class AdminKey(models.Model):
+    """An organization admin key: reads the usage of every workspace of its organization through the usage API
+    (`GET /api/v1/organization/usage`) and nothing else — never a charge or a hold. Owners and Admins create and
+    revoke them on the Profile tab. Only the SHA-256 of the key is kept; it is shown once.
+
+    Here, not in `usage`, because it belongs to the organization alone (like its invitations and audit log): its
+    writes and their audit events need nothing above `orgs`, and the usage API (web layer) reads it from above."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="admin_keys")
+    name = models.CharField(max_length=80)
+    prefix = models.CharField(max_length=16, unique=True, help_text="Public part of the key, shown in lists.")
+    secret_hash = models.CharField(max_length=64)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    objects = AdminKeyQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.display_prefix})"
+
+    @property
+    def is_revoked(self) -> bool:
+        return self.revoked_at is not None
+
+    @property
+    def scheme(self) -> str:
+        return ADMIN_KEY_SCHEME
+
+    @property
+    def display_prefix(self) -> str:
+        return f"{ADMIN_KEY_SCHEME}_{self.prefix}_…"
+
+
 class AuditAction(models.TextChoices):
     """Every kind of audit event, by the name stored in `AuditEvent.action` (`<noun>.<what happened>`)."""
 
@@ -344,6 +395,8 @@ class AuditAction(models.TextChoices):
 
     API_KEY_CREATED = "api_key.created", "API key created"
     API_KEY_REVOKED = "api_key.revoked", "API key revoked"
+    ADMIN_KEY_CREATED = "admin_key.created", "Admin API key created"
+    ADMIN_KEY_REVOKED = "admin_key.revoked", "Admin API key revoked"
 
     HISTORY_ITEM_DELETED = "history_item.deleted", "History item deleted"
 

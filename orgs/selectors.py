@@ -1,15 +1,16 @@
-"""Reads of the orgs app: the profile menu's organizations, the audit log, invitations by token."""
+"""Reads of the orgs app: the profile menu's organizations, the audit log, invitations by token, admin keys."""
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.db.models import QuerySet
 
-from orgs.models import AuditEvent, Invitation, Membership, MembershipStatus, Organization
+from orgs.models import AdminKey, AuditEvent, Invitation, Membership, MembershipStatus, Organization
 
 
 def memberships_for_menu(*, user: Any) -> QuerySet[Membership]:
@@ -62,3 +63,23 @@ def invitation_for_token(token: str) -> Invitation | None:
         .filter(token_hash=invitation_token_hash(token), organization__deleted_at__isnull=True)
         .first()
     )
+
+
+def admin_key_find(*, prefix: str, secret_hash: str) -> AdminKey | None:
+    """The live admin key (not revoked, of a live organization) with this public prefix and secret hash (compared in
+    constant time), or None."""
+    admin_key = (
+        AdminKey.objects.active()
+        .filter(prefix=prefix, organization__deleted_at__isnull=True)
+        .select_related("organization")
+        .first()
+    )
+    if admin_key is None or not hmac.compare_digest(admin_key.secret_hash, secret_hash):
+        return None
+    return admin_key
+
+
+def organization_admin_keys(*, organization: Organization) -> tuple[list[AdminKey], list[AdminKey]]:
+    """The organization's admin keys, newest first, in one query: (active, revoked)."""
+    keys = list(AdminKey.objects.filter(organization=organization).select_related("created_by", "revoked_by"))
+    return [k for k in keys if not k.is_revoked], [k for k in keys if k.is_revoked]

@@ -1,5 +1,5 @@
 """Writes of the orgs app: the organization's profile, invitation tokens and emails (resend, revoke), the purge of
-organizations deleted past the retention window, notifications read.
+organizations deleted past the retention window, notifications read, organization admin keys (create, revoke).
 
 What also changes access to workspaces (memberships, invitations sent and accepted, ownership) lives in
 `workspaces.services.members`; creating and deleting organizations in `qolaba.lifecycle`.
@@ -18,6 +18,7 @@ from django.core.files.uploadedfile import UploadedFile
 from django.core.mail import send_mail
 from django.core.validators import validate_email
 from django.db import transaction
+from django.db.models import Q
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.timezone import now as dj_now
@@ -25,6 +26,8 @@ from django.utils.timezone import now as dj_now
 from orgs.audit import audit_record
 from orgs.images import logo_process
 from orgs.models import (
+    ADMIN_KEY_SCHEME,
+    AdminKey,
     AuditAction,
     Invitation,
     InvitationStatus,
@@ -37,7 +40,8 @@ from orgs.models import (
     timezone_choices,
 )
 from orgs.selectors import invitation_token_hash
-from orgs.tasks import invitation_email_send
+from qolaba.keys import key_generate, key_secret_hash
+from qolaba.outbox.services import outbox_enqueue
 
 
 def organization_timezone_validate(tz: str) -> None:
@@ -87,9 +91,11 @@ def invitation_token_new() -> tuple[str, str]:
     return token, invitation_token_hash(token)
 
 
-def invitation_email_enqueue(invitation: Invitation, token: str) -> None:
-    """Send the invitation once the transaction that made it commits (never for a rolled-back one)."""
-    transaction.on_commit(partial(invitation_email_send.delay, invitation.pk, token))
+def invitation_email_enqueue(invitation: Invitation) -> None:
+    """Send the invitation through the outbox: once the transaction that made it commits (never for a rolled-back
+    one), and later if the broker is down then. The link is made when the email is sent (`invitation_email`), so
+    no token is ever stored, in the outbox or anywhere."""
+    outbox_enqueue(task="orgs.tasks.invitation_email_send", args=[invitation.pk])
 
 
 def parse_email_list(raw: str) -> tuple[list[str], list[str]]:
@@ -126,7 +132,7 @@ def invitation_resend(*, invitation: Invitation, actor: User) -> Invitation:
     """A fresh link (the old one stops working) and a fresh expiry."""
     invitation = _pending_for_update(invitation)
     membership_require_admin(organization=invitation.organization, actor=actor)
-    token, invitation.token_hash = invitation_token_new()
+    _, invitation.token_hash = invitation_token_new()  # the old link stops working now; the email brings a new one
     invitation.sent_at = dj_now()
     invitation.expires_at = invitation.sent_at + timedelta(days=settings.INVITATION_TTL_DAYS)
     invitation.save(update_fields=["token_hash", "sent_at", "expires_at"])
@@ -137,7 +143,7 @@ def invitation_resend(*, invitation: Invitation, actor: User) -> Invitation:
         target=invitation,
         after={"email": invitation.email, "expires_at": invitation.expires_at.isoformat()},
     )
-    invitation_email_enqueue(invitation, token)
+    invitation_email_enqueue(invitation)
     return invitation
 
 
@@ -160,7 +166,22 @@ def invitation_revoke(*, invitation: Invitation, actor: User, by_staff: bool = F
     return invitation
 
 
-def invitation_email(*, invitation: Invitation, token: str) -> int:
+@transaction.atomic
+def invitation_email(*, invitation: Invitation) -> int:
+    """Email a pending invitation its link. The token is made here and only its hash stored, replacing the one
+    before (so each email's link is the only one that works). Returns the number of emails sent (0 if the
+    invitation is no longer pending)."""
+    pending = (
+        Invitation.objects.select_for_update(of=("self",))
+        .select_related("organization", "invited_by")
+        .filter(pk=invitation.pk, status=InvitationStatus.PENDING)
+        .first()
+    )
+    if pending is None:
+        return 0
+    invitation = pending
+    token, invitation.token_hash = invitation_token_new()
+    invitation.save(update_fields=["token_hash"])
     context = {
         "invitation": invitation,
         "url": settings.SITE_URL + reverse("orgs:invitation_accept", kwargs={"token": token}),
@@ -261,3 +282,78 @@ def organizations_purge_deleted(*, now: datetime | None = None) -> int:
 def notifications_read(*, user: User, organization: Organization) -> int:
     """Mark every unread notification of `user` in `organization` as read. Returns how many."""
     return Notification.objects.unread().filter(user=user, organization=organization).update(read_at=dj_now())
+
+
+# --- admin keys ----------------------------------------------------------------------------------------------
+
+ADMIN_KEY_LAST_USED_PRECISION = timedelta(minutes=1)
+
+
+def _admin_key_actor_check(*, organization: Organization, actor: User) -> None:
+    if (
+        not Membership.objects.active()
+        .filter(organization=organization, user=actor, role__gte=OrganizationRole.ADMIN)
+        .exists()
+    ):
+        raise ValidationError("Only the Owner and Admins can manage admin keys.")
+
+
+@transaction.atomic
+def admin_key_create(*, organization: Organization, actor: User, name: str) -> tuple[AdminKey, str]:
+    """A new read-only admin key for the organization's usage. Returns the key and its secret, never shown again."""
+    name = name.strip()
+    if not name:
+        raise ValidationError({"name": "Name the key after the service or person that will use it."})
+    if organization.deleted_at is not None:
+        raise ValidationError("A deleted organization cannot get new admin keys.")
+    _admin_key_actor_check(organization=organization, actor=actor)
+    prefix, secret = key_generate(scheme=ADMIN_KEY_SCHEME)
+    admin_key = AdminKey.objects.create(
+        organization=organization,
+        name=name[: AdminKey._meta.get_field("name").max_length],
+        prefix=prefix,
+        secret_hash=key_secret_hash(secret),
+        created_by=actor,
+    )
+    audit_record(
+        organization=organization,
+        actor=actor,
+        action=AuditAction.ADMIN_KEY_CREATED,
+        target=admin_key,
+        after={"name": admin_key.name, "prefix": admin_key.display_prefix},
+    )
+    return admin_key, secret
+
+
+@transaction.atomic
+def admin_key_revoke(*, admin_key: AdminKey, actor: User, by_staff: bool = False) -> AdminKey:
+    """Revoke at once: the next request with this key is refused. Revoking twice changes nothing. By an Owner/Admin
+    of its organization, or by staff from the admin."""
+    locked = AdminKey.objects.select_for_update().select_related("organization").get(pk=admin_key.pk)
+    if locked.is_revoked:
+        return locked
+    if not (by_staff and actor.is_staff):
+        _admin_key_actor_check(organization=locked.organization, actor=actor)
+    locked.revoked_at = dj_now()
+    locked.revoked_by = actor
+    locked.save(update_fields=["revoked_at", "revoked_by"])
+    audit_record(
+        organization=locked.organization,
+        actor=actor,
+        action=AuditAction.ADMIN_KEY_REVOKED,
+        target=locked,
+        before={"name": locked.name, "prefix": locked.display_prefix},
+    )
+    return locked
+
+
+def admin_key_mark_used(*, admin_key_id: int, last_used_at: datetime | None) -> datetime | None:
+    """Record that the key was used, at most once a minute. Returns the new time, or None when the recorded one is
+    recent enough."""
+    at = dj_now()
+    if last_used_at is not None and at - last_used_at < ADMIN_KEY_LAST_USED_PRECISION:
+        return None
+    AdminKey.objects.filter(pk=admin_key_id).filter(
+        Q(last_used_at__isnull=True) | Q(last_used_at__lt=at - ADMIN_KEY_LAST_USED_PRECISION)
+    ).update(last_used_at=at)
+    return at

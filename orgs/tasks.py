@@ -1,33 +1,31 @@
-from celery import shared_task
+from celery import Task, shared_task
 
-from orgs.models import Invitation, InvitationStatus, Organization
+from orgs.models import Invitation, Organization
+from orgs.services import invitation_email, organization_welcome_email, organizations_purge_deleted
+from qolaba.outbox.services import outbox_once
 
-# The services enqueue these tasks, so each task imports its service when it runs: importing `orgs.services` here
-# at import time would be a cycle (orgs.services -> orgs.tasks -> orgs.services).
-
-
-@shared_task
-def organization_welcome_email_send(organization_id: int) -> int:
-    from orgs.services import organization_welcome_email
-
-    organization = Organization.objects.filter(pk=organization_id).first()
-    if organization is None:
-        return 0
-    return organization_welcome_email(organization=organization)
+# Tasks that services enqueue go through the outbox (`qolaba.outbox.services.outbox_enqueue`, by task name) and are
+# idempotent: `outbox_once` does their work once per outbox message, however often the message is delivered.
 
 
-@shared_task
-def invitation_email_send(invitation_id: int, token: str) -> int:
-    from orgs.services import invitation_email
+@shared_task(bind=True)
+def organization_welcome_email_send(self: Task, organization_id: int) -> int:
+    with outbox_once(self.request.id) as todo:
+        organization = Organization.objects.filter(pk=organization_id).first()
+        if not todo or organization is None:
+            return 0
+        return organization_welcome_email(organization=organization)
 
-    invitation = Invitation.objects.select_related("organization", "invited_by").filter(pk=invitation_id).first()
-    if invitation is None or invitation.status != InvitationStatus.PENDING:
-        return 0
-    return invitation_email(invitation=invitation, token=token)
+
+@shared_task(bind=True)
+def invitation_email_send(self: Task, invitation_id: int) -> int:
+    with outbox_once(self.request.id) as todo:
+        invitation = Invitation.objects.filter(pk=invitation_id).first()
+        if not todo or invitation is None:
+            return 0
+        return invitation_email(invitation=invitation)
 
 
 @shared_task
 def organizations_purge_deleted_run() -> int:
-    from orgs.services import organizations_purge_deleted
-
     return organizations_purge_deleted()

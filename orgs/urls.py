@@ -32,6 +32,12 @@ urlpatterns = [
         name="invitation_revoke",
     ),
     path("o/<slug:org_slug>/settings/", views.organization_profile, name="profile"),
+    path("o/<slug:org_slug>/settings/admin-keys/", views.admin_key_create_view, name="admin_key_create"),
+    path(
+        "o/<slug:org_slug>/settings/admin-keys/<int:admin_key_id>/revoke/",
+        views.admin_key_revoke_view,
+        name="admin_key_revoke",
+    ),
     path("o/<slug:org_slug>/settings/transfer/", views.ownership_transfer_view, name="ownership_transfer"),
     path("o/<slug:org_slug>/settings/delete/", views.organization_delete_view, name="organization_delete"),
     path("o/<slug:org_slug>/notifications/", views.notification_list, name="notifications"),

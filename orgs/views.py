@@ -18,10 +18,12 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.defaultfilters import pluralize
 from django.urls import reverse
+from django.utils.cache import add_never_cache_headers
 from django.utils.timezone import now as dj_now
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from orgs.forms import (
+    AdminKeyForm,
     AuditFilterForm,
     InviteForm,
     MemberRoleForm,
@@ -32,6 +34,7 @@ from orgs.forms import (
     TransferOwnershipForm,
 )
 from orgs.models import (
+    AdminKey,
     AuditEvent,
     Invitation,
     InvitationStatus,
@@ -40,8 +43,15 @@ from orgs.models import (
     Notification,
     OrganizationRole,
 )
-from orgs.selectors import audit_events, invitation_for_token, memberships_for_menu
-from orgs.services import invitation_resend, invitation_revoke, notifications_read, organization_update
+from orgs.selectors import audit_events, invitation_for_token, memberships_for_menu, organization_admin_keys
+from orgs.services import (
+    admin_key_create,
+    admin_key_revoke,
+    invitation_resend,
+    invitation_revoke,
+    notifications_read,
+    organization_update,
+)
 from qolaba.access import (
     SESSION_ORGANIZATION,
     AuthenticatedRequest,
@@ -50,8 +60,9 @@ from qolaba.access import (
     remembered_organization,
     remembered_workspace,
 )
-from qolaba.htmx import render_page
+from qolaba.htmx import htmx_partial, render_page
 from qolaba.lifecycle import organization_create, organization_delete
+from qolaba.routers import reading_from_replica, replica_alias
 from qolaba.views import (
     confirmed_action,
     form_add_service_errors,
@@ -384,6 +395,42 @@ def invitation_accept_view(request: HttpRequest, token: str) -> HttpResponse:
 # --- profile -------------------------------------------------------------------------------------------------
 
 
+def _admin_keys_context(
+    request: TenantRequest, form: AdminKeyForm | None = None, new_key: AdminKey | None = None, new_secret: str = ""
+) -> dict[str, Any]:
+    """The Profile tab's admin keys panel, for those who may read every workspace's usage (Owner, Admins)."""
+    if not request.tenant.can("view_all_usage"):
+        return {}
+    active, revoked = organization_admin_keys(organization=request.tenant.organization)
+    return {
+        "admin_key_form": form or AdminKeyForm(),
+        "admin_keys": active,
+        "revoked_admin_keys": revoked,
+        "new_key": new_key,
+        "new_secret": new_secret,
+    }
+
+
+def _profile_context(
+    request: TenantRequest,
+    form: OrganizationProfileForm | None = None,
+    admin_keys: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    organization = request.tenant.organization
+    if form is None:
+        initial = {
+            "name": organization.name,
+            "timezone": organization.timezone,
+            "alert_thresholds": ", ".join(str(t) for t in organization.alert_thresholds),
+        }
+        form = OrganizationProfileForm(initial=initial)
+    return {
+        "form": form,
+        "delete_form": OrganizationDeleteForm(organization=organization),
+        **(admin_keys if admin_keys is not None else _admin_keys_context(request)),
+    }
+
+
 @require_http_methods(["GET", "POST"])
 @organization_view("edit_profile")
 def organization_profile(request: TenantRequest, org_slug: str) -> HttpResponse:
@@ -412,8 +459,58 @@ def organization_profile(request: TenantRequest, org_slug: str) -> HttpResponse:
         else:
             messages.success(request, "Organization profile saved.")
             return redirect("orgs:profile", org_slug=organization.slug)
-    context = {"form": form, "delete_form": OrganizationDeleteForm(organization=organization)}
+    context = _profile_context(request, form=form)
     return render(request, "orgs/profile.html", context, status=400 if form.errors else 200)
+
+
+@require_POST
+@organization_view("view_all_usage")
+def admin_key_create_view(request: TenantRequest, org_slug: str) -> HttpResponse:
+    """Create an admin key and show its secret in this response only: it is not stored anywhere it could be read
+    again (not in the session, the messages or a URL), and the response is not cached. A key reads every
+    workspace's usage, so only those who may see all of it (Owner, Admins) make one."""
+    form = AdminKeyForm(request.POST)
+    created: AdminKey | None = None
+    secret = ""
+    if form.is_valid():
+        try:
+            created, secret = admin_key_create(
+                organization=request.tenant.organization, actor=request.user, name=form.cleaned_data["name"]
+            )
+        except ValidationError as error:
+            form_add_service_errors(form, error)
+        else:
+            form = AdminKeyForm()
+    admin_keys = _admin_keys_context(request, form, new_key=created, new_secret=secret)
+    partials = {"admin-keys"}
+    if htmx_partial(request, partials):
+        # A refusal is a 200 here: htmx swaps only successful answers, and the form's errors must be shown.
+        context, status = admin_keys, 200
+    else:
+        context, status = _profile_context(request, admin_keys=admin_keys), 200 if created else 400
+    response = render_page(request, "orgs/profile.html", context, partials=partials, status=status)
+    add_never_cache_headers(response)
+    return response
+
+
+@require_http_methods(["GET", "POST"])
+@organization_view("view_all_usage")
+def admin_key_revoke_view(request: TenantRequest, org_slug: str, admin_key_id: int) -> HttpResponse:
+    admin_key = get_object_or_404(AdminKey, pk=admin_key_id, organization=request.tenant.organization)
+    profile_url = reverse("orgs:profile", kwargs={"org_slug": org_slug})
+    return confirmed_action(
+        request,
+        run=lambda: admin_key_revoke(admin_key=admin_key, actor=request.user),
+        success_message=f"The admin key “{admin_key.name}” ({admin_key.display_prefix}) was revoked.",
+        success_url=f"{profile_url}#admin-keys",
+        confirmation={
+            "title": f"Revoke the admin key “{admin_key.name}”?",
+            "body": "Whatever uses it can no longer read the organization's usage, from its next request. This "
+            "cannot be undone: create a new key to give access again.",
+            "confirm_label": "Revoke key",
+            "cancel_url": f"{profile_url}#admin-keys",
+        },
+    )
 
 
 @require_http_methods(["GET", "POST"])
@@ -469,7 +566,10 @@ def audit_log(request: TenantRequest, org_slug: str) -> HttpResponse:
 @require_GET
 @organization_view("view_audit_log")
 def audit_log_export(request: TenantRequest, org_slug: str) -> StreamingHttpResponse:
-    _, events = _audit_filtered(request)
+    # A download of any length: read from the replica when there is one (qolaba.routers), also while it streams.
+    with reading_from_replica():
+        _, events = _audit_filtered(request)
+    events = events.using(replica_alias())
     header = ["time", "actor", "action", "target_type", "target_id", "target", "before", "after", "ip"]
 
     def rows() -> Iterator[list[str]]:

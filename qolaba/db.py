@@ -8,11 +8,13 @@ nothing else is prepared).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import psycopg
-from django.db import DEFAULT_DB_ALIAS, connection, connections
+from django.db import DEFAULT_DB_ALIAS, InterfaceError, OperationalError, connection, connections
+from django.db.backends.base.base import BaseDatabaseWrapper
 
 Row = tuple[Any, ...]
 _SAVEPOINT = "qolaba_prepared"
@@ -44,10 +46,34 @@ class Statement:
         return tuple(params[name] for name in self.names)
 
 
-def execute_prepared(statement: Statement, params: Mapping[str, Any]) -> Row | None:
+def _connected() -> BaseDatabaseWrapper:
+    """The thread's connection, ready: a kept connection that fails its health check (the server restarted) is
+    replaced first, as Django does before its own cursors."""
     db = connections[DEFAULT_DB_ALIAS]  # resolve the thread's connection once, not per attribute
+    db.close_if_health_check_failed()
     db.ensure_connection()
-    with psycopg.RawCursor(db.connection) as cursor:
+    return db
+
+
+@contextmanager
+def _connection_errors(db: BaseDatabaseWrapper) -> Iterator[None]:
+    """A lost connection raised by psycopg itself (these statements bypass Django's cursor) becomes Django's
+    OperationalError / InterfaceError, and the connection is marked so that Django closes it after the request:
+    the outage answer (`qolaba.outage`) and the recovery are the same as for any other query. Constraint errors
+    (a replayed Idempotency-Key) pass through unchanged: the callers catch psycopg's own."""
+    try:
+        yield
+    except psycopg.OperationalError as error:
+        db.errors_occurred = True
+        raise OperationalError(*error.args) from error
+    except psycopg.InterfaceError as error:
+        db.errors_occurred = True
+        raise InterfaceError(*error.args) from error
+
+
+def execute_prepared(statement: Statement, params: Mapping[str, Any]) -> Row | None:
+    db = _connected()
+    with _connection_errors(db), psycopg.RawCursor(db.connection) as cursor:
         return cursor.execute(statement.sql, statement.arguments(params), prepare=True).fetchone()
 
 
@@ -60,10 +86,9 @@ def execute_prepared_once(
     recheck failed, which a fallback path must not hold while it waits for other locks."""
     if not connection.in_atomic_block:
         return execute_prepared(statement, params)
-    db = connections[DEFAULT_DB_ALIAS]
-    db.ensure_connection()
+    db = _connected()
     raw = db.connection
-    with psycopg.RawCursor(raw) as cursor:
+    with _connection_errors(db), psycopg.RawCursor(raw) as cursor:
         try:
             with raw.pipeline():
                 cursor.execute(f"SAVEPOINT {_SAVEPOINT}")

@@ -8,8 +8,6 @@ layers in docs/architecture.md) instead of having a lower app import a higher on
 
 from __future__ import annotations
 
-from functools import partial
-
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils.timezone import now
@@ -19,7 +17,7 @@ from billing.services import workspace_credits_return
 from orgs.audit import audit_record
 from orgs.models import AuditAction, Membership, Organization, OrganizationRole, User
 from orgs.services import organization_timezone_validate
-from orgs.tasks import organization_welcome_email_send
+from qolaba.outbox.services import outbox_enqueue
 from qolaba.slugs import unique_slug
 from workspaces.models import Workspace
 from workspaces.roles import permissions_apply
@@ -63,7 +61,7 @@ def organization_create(
     )
     accounts_open_for_organization(organization=organization)
     workspace_create(organization=organization, name=primary_workspace_name, created_by=owner, is_primary=True)
-    transaction.on_commit(partial(organization_welcome_email_send.delay, organization.pk))
+    outbox_enqueue(task="orgs.tasks.organization_welcome_email_send", args=[organization.pk])
     return organization
 
 

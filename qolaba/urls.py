@@ -10,6 +10,8 @@ admin.site.site_header = "Qolaba staff"
 admin.site.site_title = "Qolaba staff"
 admin.site.index_title = "Support"
 
+handler500 = "qolaba.outage.server_error"
+
 urlpatterns = [
     path("", home, name="home"),
     path("accounts/", include("allauth.urls")),

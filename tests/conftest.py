@@ -1,26 +1,27 @@
 from __future__ import annotations
 
 import pytest
-import redis
-from django.conf import settings
+from django.core.cache import cache
 
 from tests.factories import UserFactory
 
 
-def _clear_own_cache_keys() -> None:
-    """Rate-limit counters live in the real Redis cache. Only this run's keys are deleted (its KEY_PREFIX),
-    so test runs sharing the Redis server do not reset each other's counters."""
-    client = redis.Redis.from_url(settings.REDIS_URL)
-    keys = list(client.scan_iter(match=f"{settings.CACHE_KEY_PREFIX}:*", count=1000))
-    if keys:
-        client.delete(*keys)
-
-
 @pytest.fixture(autouse=True)
-def _clear_cache():
-    _clear_own_cache_keys()
+def _clear_cache(request):
+    """Rate-limit counters live in the database cache (a table of the test database). A test in a transaction
+    leaves nothing behind; a transactional test (or a live server) commits them, so its counters are cleared
+    before and after it."""
+    marker = request.node.get_closest_marker("django_db")
+    transactional = {"transactional_db", "live_server"} & set(request.fixturenames) or (
+        marker is not None and marker.kwargs.get("transaction", False)
+    )
+    if not transactional:
+        yield
+        return
+    request.getfixturevalue("transactional_db")
+    cache.clear()
     yield
-    _clear_own_cache_keys()
+    cache.clear()
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils.timezone import now
 
 from orgs.models import (
+    AdminKey,
     AuditEvent,
     Invitation,
     Membership,
@@ -23,6 +24,7 @@ from orgs.models import (
     OrganizationRole,
     OrganizationUserObjectPermission,
 )
+from orgs.services import admin_key_create, admin_key_revoke
 from qolaba.lifecycle import workspace_archive
 from qolaba.tools import Tool
 from tests.factories import UserFactory, make_member, make_organization, make_workspace
@@ -39,7 +41,7 @@ from workspaces.models import (
     WorkspaceRole,
     WorkspaceUserObjectPermission,
 )
-from workspaces.services import api_key_create, history_item_create, invitations_create
+from workspaces.services import api_key_create, api_key_revoke, history_item_create, invitations_create
 
 PERSONAS = [
     "anonymous",
@@ -92,6 +94,8 @@ MATRIX: dict[str, Route] = {
     "orgs:invitation_resend": Route("org_admin", POST),
     "orgs:invitation_revoke": Route("org_admin", BOTH),
     "orgs:profile": Route("org_admin", BOTH),
+    "orgs:admin_key_create": Route("org_admin", POST),
+    "orgs:admin_key_revoke": Route("org_admin", BOTH),
     "orgs:ownership_transfer": Route("owner", BOTH),
     "orgs:organization_delete": Route("owner", BOTH),
     "orgs:notifications": Route("org_member", GET),
@@ -183,6 +187,7 @@ def _build_org(label: str, personas: dict[str, object] | None) -> dict[str, obje
         media_content_type="image/png",
     )
     api_key, _ = api_key_create(workspace=target, actor=owner, name=f"{label} service")
+    admin_key, _ = admin_key_create(organization=org, actor=owner, name=f"{label} finance")
     invitation = invitations_create(
         organization=org,
         emails=[f"invitee-{label.lower()}@example.com"],
@@ -206,6 +211,7 @@ def _build_org(label: str, personas: dict[str, object] | None) -> dict[str, obje
         "workspace_id": archived.pk,
         "item_id": item.pk,
         "key_id": api_key.pk,
+        "admin_key_id": admin_key.pk,
         "period": month_of(org, now()),  # the current month: a draft statement
     }
 
@@ -222,6 +228,8 @@ URL_KWARGS: dict[str, tuple[str, ...]] = {
     "orgs:invitation_resend": ("org_slug", "invitation_id"),
     "orgs:invitation_revoke": ("org_slug", "invitation_id"),
     "orgs:profile": ("org_slug",),
+    "orgs:admin_key_create": ("org_slug",),
+    "orgs:admin_key_revoke": ("org_slug", "admin_key_id"),
     "orgs:ownership_transfer": ("org_slug",),
     "orgs:organization_delete": ("org_slug",),
     "orgs:notifications": ("org_slug",),
@@ -286,6 +294,7 @@ def _fingerprint() -> tuple:
         AuditEvent.objects.count(),
         list(HistoryItem.objects.order_by("pk").values_list("pk", "deleted_at")),
         list(ApiKey.objects.order_by("pk").values_list("pk", "name", "revoked_at")),
+        list(AdminKey.objects.order_by("pk").values_list("pk", "name", "revoked_at")),
         list(ClientRate.objects.order_by("pk").values_list("pk", "rate_per_1000", "currency")),
         list(UsageExport.objects.order_by("pk").values_list("pk", "status", "file")),
     )
@@ -357,3 +366,71 @@ def test_foreign_objects_inside_own_org_url_are_404(client):
     restore = reverse("workspaces:workspace_restore", kwargs={"org_slug": own.slug, "workspace_id": foreign_ws.pk})
     assert client.post(restore).status_code == 404
     assert Workspace.objects.get(pk=foreign_ws.pk).archived_at is not None
+
+
+# --- the API: every endpoint x every kind of key -------------------------------------------------------------------
+
+# Which kind of key each API endpoint takes ("none": it needs none); every other kind is a 401.
+API_MATRIX: dict[str, tuple[str, str]] = {
+    "api:openapi-json": ("none", "GET"),
+    "api:openapi-view": ("none", "GET"),
+    "api:health": ("none", "GET"),
+    "api:workspace_detail": ("workspace", "GET"),
+    "api:price_list": ("workspace", "GET"),
+    "api:charge_create": ("workspace", "POST"),
+    "api:hold_create": ("workspace", "POST"),
+    "api:hold_capture": ("workspace", "POST"),
+    "api:hold_release": ("workspace", "POST"),
+    "api:usage_read": ("workspace", "GET"),
+    "api:organization_usage_read": ("admin", "GET"),
+}
+KEY_KINDS = ["missing", "workspace", "revoked workspace", "admin", "revoked admin", "garbage"]
+
+
+def _api_url_names() -> set[str]:
+    names: set[str] = set()
+    for pattern in get_resolver().url_patterns:
+        if isinstance(pattern, URLResolver) and pattern.namespace == "api":
+            names |= {f"api:{p.name}" for p in pattern.url_patterns if isinstance(p, URLPattern) and p.name}
+    return names - {"api:api-root"}
+
+
+def test_every_api_endpoint_is_in_the_api_matrix():
+    assert _api_url_names() == set(API_MATRIX), "add new API endpoints to API_MATRIX (and remove deleted ones)"
+
+
+@pytest.mark.django_db
+def test_api_matrix(client):
+    owner = UserFactory()
+    org = make_organization(owner=owner)
+    workspace = make_workspace(org)
+    _, workspace_key = api_key_create(workspace=workspace, actor=owner, name="Tools")
+    revoked_workspace, revoked_workspace_key = api_key_create(workspace=workspace, actor=owner, name="Old")
+    api_key_revoke(api_key=revoked_workspace, actor=owner)
+    _, admin_key = admin_key_create(organization=org, actor=owner, name="Finance")
+    revoked_admin, revoked_admin_key = admin_key_create(organization=org, actor=owner, name="Old finance")
+    admin_key_revoke(admin_key=revoked_admin, actor=owner)
+    keys = {
+        "missing": None,
+        "workspace": workspace_key,
+        "revoked workspace": revoked_workspace_key,
+        "admin": admin_key,
+        "revoked admin": revoked_admin_key,
+        "garbage": "qlb_nothing",
+    }
+    failures = []
+    for name, (takes, method) in API_MATRIX.items():
+        url = reverse(name, kwargs={"hold_id": 1} if "hold_" in name and name != "api:hold_create" else {})
+        for kind in KEY_KINDS:
+            headers = {"HTTP_AUTHORIZATION": f"Bearer {keys[kind]}"} if keys[kind] else {}
+            before = _fingerprint()
+            if method == "GET":
+                response = client.get(url, {"start": "2026-01-01", "end": "2026-01-02"}, **headers)
+            else:
+                response = client.post(url, {}, content_type="application/json", HTTP_IDEMPOTENCY_KEY="k", **headers)
+            allowed = takes == "none" or takes == kind
+            if (response.status_code == 401) == allowed:
+                failures.append(f"{kind} key {method} {url}: {response.status_code}")
+            if not allowed and _fingerprint() != before:
+                failures.append(f"{kind} key {method} {url}: refused, but the database changed")
+    assert not failures, "\n".join(failures)

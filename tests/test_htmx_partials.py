@@ -12,6 +12,7 @@ from django.test import Client
 from django.urls import reverse
 
 from orgs.models import OrganizationRole
+from orgs.services import admin_key_create
 from qolaba.tools import Tool
 from tests.factories import UserFactory, make_member, make_organization, make_workspace
 from usage.exports import usage_export_create
@@ -44,6 +45,7 @@ VIEWS = [
     ("workspaces:list", ("org_slug",), "workspace-menu", None),
     ("workspaces:history", ("org_slug", "ws_slug"), "history-results", None),
     ("workspaces:api_key_create", ("org_slug", "ws_slug"), "api-keys", {"name": "Renderer"}),
+    ("orgs:admin_key_create", ("org_slug",), "admin-keys", {"name": "Finance dashboard"}),
     ("billing:credits_transfer", ("org_slug",), "transfer-preview", None),
     ("billing:credits_transfer", ("org_slug",), "dialog-body", None),
     # Confirmations of destructive actions: the dialog's content.
@@ -52,6 +54,7 @@ VIEWS = [
     ("workspaces:workspace_archive", ("org_slug", "ws_slug"), "dialog-body", None),
     ("workspaces:history_item_delete", ("org_slug", "ws_slug", "item_id"), "dialog-body", None),
     ("workspaces:api_key_revoke", ("org_slug", "ws_slug", "key_id"), "dialog-body", None),
+    ("orgs:admin_key_revoke", ("org_slug", "admin_key_id"), "dialog-body", None),
     ("billing:subscription_cancel", ("org_slug",), "dialog-body", None),
     # A background export's progress, polled while it runs.
     ("usage:usage_export", ("org_slug", "export_id"), "export-status", None),
@@ -66,6 +69,7 @@ def world(db) -> tuple[Client, dict[str, object]]:
     member = make_member(org, workspaces={workspace: WorkspaceRole.MEMBER})
     item = history_item_create(workspace=workspace, author=member.user, tool=Tool.CHAT, model="gpt", credits=1)
     api_key, _ = api_key_create(workspace=workspace, actor=owner, name="Service")
+    admin_key, _ = admin_key_create(organization=org, actor=owner, name="Finance")
     invitation = invitations_create(
         organization=org,
         emails=["invitee@example.com"],
@@ -86,6 +90,7 @@ def world(db) -> tuple[Client, dict[str, object]]:
         "invitation_id": invitation.pk,
         "item_id": item.pk,
         "key_id": api_key.pk,
+        "admin_key_id": admin_key.pk,
         "export_id": export.pk,
     }
     return client, values

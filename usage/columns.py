@@ -19,6 +19,7 @@ from django.db import models
 from django.utils.timezone import now
 
 from orgs.models import CreditMode, Organization, User
+from qolaba.routers import replica_alias, replica_as_of
 from qolaba.tools import TOOL_GROUP, ReportGroup
 from usage.rollup import Group, UsageTotal, usage_totals
 from workspaces.models import Workspace
@@ -134,7 +135,8 @@ class UsageColumns:
 def _usage_columns(
     *, organization: Organization, period: ColumnsPeriod, by: str, workspace_ids: Sequence[int] | None
 ) -> UsageColumns:
-    as_of = now()
+    alias = replica_alias()
+    as_of = replica_as_of(alias, now())
     dimension: Group = "user" if by == "user" else "workspace"
     totals = usage_totals(
         organization=organization,
@@ -142,6 +144,7 @@ def _usage_columns(
         end=period.end,
         workspace_ids=workspace_ids,
         group_by=(dimension, "tool"),
+        using=alias,
     )
     attribute = f"{dimension}_id"
     by_id = _fold_groups(totals.rows, key=lambda row: int(getattr(row, attribute)))
@@ -279,6 +282,7 @@ def _by_day(
         user_ids=None if user is None else [user.pk],
         group_by=("tool",),
         period="day",
+        using=replica_alias(),
     ).rows
 
 

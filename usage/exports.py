@@ -38,9 +38,10 @@ from django.utils.timezone import now
 
 from orgs.audit import audit_record
 from orgs.models import AuditAction, Membership, Organization, User
+from qolaba.outbox.services import outbox_enqueue
+from qolaba.routers import replica_alias
 from usage.models import UsageEvent, UsageExport, UsageExportStatus, usage_export_storage
 from usage.reports import UsageQuery, UsageScope, usage_filters, usage_query_parse, usage_scope_for
-from usage.tasks import usage_export_run
 from workspaces.models import Workspace
 
 logger = logging.getLogger(__name__)
@@ -65,7 +66,9 @@ def usage_export_events(
     if until is not None:
         end = min(end, until)
     filters = usage_filters(query, scope)
-    events = UsageEvent.objects.filter(organization=organization, created_at__gte=start, created_at__lt=end)
+    events = UsageEvent.objects.using(replica_alias()).filter(
+        organization=organization, created_at__gte=start, created_at__lt=end
+    )
     if filters.workspace_ids is not None:
         events = events.filter(workspace_id__in=filters.workspace_ids)
     if filters.user_ids is not None:
@@ -175,7 +178,7 @@ def usage_export_create(*, organization: Organization, requester: User, query: U
         target=export,
         after={"params": export.params},
     )
-    transaction.on_commit(partial(usage_export_run.delay, export.pk))
+    outbox_enqueue(task="usage.tasks.usage_export_run", args=[export.pk])
     return export
 
 

@@ -213,6 +213,13 @@ class UsageRollupState(models.Model):
 
     watermark = models.BigIntegerField(default=0)
     ran_at = models.DateTimeField(null=True, blank=True, help_text="Wall-clock time of the last run.")
+    # Set by usage.partitions when retention drops old months of events: the roll-up keeps their totals (it is the
+    # only record of them then), and a rebuild recomputes only from this time on.
+    events_from = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Usage events before this time were dropped (retention); the roll-up keeps their totals.",
+    )
 
     class Meta:
         db_table = "usage_rollup_state"

@@ -1,10 +1,12 @@
-"""Metering reads: prices, a workspace's holds, and the answer stored under an Idempotency-Key."""
+"""Metering reads: prices, a workspace's holds, the answer stored under an Idempotency-Key, and the names usage
+reports label their rows with."""
 
 from __future__ import annotations
 
 from django.db.models import QuerySet
 from django.utils.timezone import now
 
+from orgs.models import User
 from usage.models import IdempotentRequest, Price, UsageEvent, UsageStatus
 from usage.refusals import HoldNotFound, UnknownPrice
 from workspaces.models import Workspace
@@ -42,3 +44,14 @@ def hold_is_expired(event: UsageEvent) -> bool:
 def idempotent_request_find(*, workspace: Workspace, key: str) -> IdempotentRequest | None:
     """The answer stored under this workspace's Idempotency-Key, or None."""
     return IdempotentRequest.objects.filter(workspace=workspace, key=key).first()
+
+
+def member_emails(*, user_ids: list[int]) -> dict[int, str]:
+    """The email of each member a usage row names, by user id, in one query (removed members included)."""
+    return dict(User.objects.filter(pk__in=user_ids).values_list("pk", "email"))
+
+
+def workspace_names(*, organization_id: int, workspace_ids: list[int]) -> dict[int, str]:
+    """The name of each workspace of the organization a usage row names, by id, in one query (archived included)."""
+    rows = Workspace.objects.filter(organization_id=organization_id, pk__in=workspace_ids).values_list("pk", "name")
+    return dict(rows)

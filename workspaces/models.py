@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from typing import Any
 
@@ -15,6 +14,7 @@ from django.utils.timezone import now
 from guardian.models import UserObjectPermissionBase
 
 from orgs.models import Organization
+from qolaba.keys import key_parse, key_secret_hash
 from qolaba.tools import Tool
 
 
@@ -206,18 +206,13 @@ API_KEY_PREFIX = "qlb"
 
 
 def api_key_secret_hash(secret: str) -> str:
-    # Keys carry 240 bits of randomness, so a fast hash is as safe as a slow one and keeps every API call cheap.
-    return hashlib.sha256(secret.encode()).hexdigest()
+    # Keys carry 240 bits of randomness, so a fast hash is as safe as a slow one (`qolaba.keys`).
+    return key_secret_hash(secret)
 
 
 def api_key_parse(raw: str) -> tuple[str, str] | None:
     """Split `qlb_<prefix>_<secret>` into (prefix, hash of the whole key); None when it is not such a key."""
-    parts = raw.split("_", 2)
-    if len(parts) != 3 or parts[0] != API_KEY_PREFIX or len(parts[1]) != 8 or not 30 <= len(parts[2]) <= 64:
-        return None
-    if not all(part.isascii() and part.replace("-", "").replace("_", "").isalnum() for part in parts[1:]):
-        return None
-    return parts[1], api_key_secret_hash(raw)
+    return key_parse(raw, scheme=API_KEY_PREFIX)
 
 
 class ApiKeyQuerySet(models.QuerySet["ApiKey"]):

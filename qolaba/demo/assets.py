@@ -1,5 +1,5 @@
 """What the demo gives each workspace besides its usage: a working API key, and small generated pictures and tunes
-for the image and music items of its history."""
+for the image and music items of its history; and each organization a working admin key (its usage report)."""
 
 from __future__ import annotations
 
@@ -11,11 +11,13 @@ import wave
 
 from PIL import Image, ImageDraw
 
-from orgs.models import Organization, User
+from orgs.models import AdminKey, Organization, User
+from orgs.services import admin_key_create, admin_key_revoke
 from workspaces.models import ApiKey, Workspace
 from workspaces.services import api_key_create, api_key_revoke
 
 DEMO_KEY_NAME = "Demo tool service"
+DEMO_ADMIN_KEY_NAME = "Demo usage reader"
 
 
 # --- API keys ------------------------------------------------------------------------------------------------
@@ -34,6 +36,19 @@ def api_keys_issue(*, organization: Organization, owner: User, rotate: bool) -> 
             api_key_revoke(api_key=api_key, actor=owner)
         _, issued[workspace.pk] = api_key_create(workspace=workspace, actor=owner, name=DEMO_KEY_NAME)
     return issued
+
+
+def admin_key_issue(*, organization: Organization, owner: User, rotate: bool) -> str | None:
+    """Give the organization a working "Demo usage reader" admin key, as `api_keys_issue` does for workspaces: with
+    `rotate`, the previous one is revoked and a new one made (its secret returned); without, one is made only if
+    there is none (None: the existing one is kept, its secret unknown)."""
+    live = list(AdminKey.objects.active().filter(organization=organization, name=DEMO_ADMIN_KEY_NAME))
+    if live and not rotate:
+        return None
+    for admin_key in live:
+        admin_key_revoke(admin_key=admin_key, actor=owner)
+    _, secret = admin_key_create(organization=organization, actor=owner, name=DEMO_ADMIN_KEY_NAME)
+    return secret
 
 
 # --- pictures --------------------------------------------------------------------------------------------------

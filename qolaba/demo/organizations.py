@@ -97,7 +97,8 @@ DEMO = [
     DemoOrganization(
         slug="bluepeak",
         name="Bluepeak Consulting",
-        timezone="America/New_York",
+        # UTC+05:30: days and months cut at 18:30 UTC, so the demo shows usage and statements off the UTC hour.
+        timezone="Asia/Kolkata",
         primary_workspace="Bluepeak HQ",
         workspaces=[
             ("Q3 Audit - Harbor Bank", "Engagement workspace, confidential to the audit team."),
@@ -184,9 +185,11 @@ def _seed_credits(
         )
 
 
-def demo_summary(api_keys: dict[int, str] | None = None) -> dict[str, Any]:
-    """What the demo holds, in the shape `seed_demo --json` prints (`api_keys`: workspace id -> key secret)."""
+def demo_summary(api_keys: dict[int, str] | None = None, admin_keys: dict[str, str] | None = None) -> dict[str, Any]:
+    """What the demo holds, in the shape `seed_demo --json` prints (`api_keys`: workspace id -> key secret;
+    `admin_keys`: organization slug -> admin key secret)."""
     api_keys = api_keys or {}
+    admin_keys = admin_keys or {}
     users = []
     orgs = []
     for spec in DEMO:
@@ -195,6 +198,7 @@ def demo_summary(api_keys: dict[int, str] | None = None) -> dict[str, Any]:
             {
                 "slug": organization.slug,
                 "name": organization.name,
+                "admin_key": admin_keys.get(organization.slug),
                 "workspaces": [
                     {
                         "id": ws.pk,

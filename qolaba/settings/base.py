@@ -31,6 +31,7 @@ INSTALLED_APPS = [
     "template_partials",
     "ninja",  # its Swagger UI page then loads the bundled static files instead of a CDN
     "django_celery_beat",
+    "qolaba.outbox",
     "orgs",
     "workspaces",
     "billing",
@@ -39,6 +40,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "qolaba.health.HealthMiddleware",  # /healthz and /readyz, before the host check and the HTTPS redirect
+    "qolaba.outage.OutageMiddleware",  # a 503 with Retry-After while the database or Redis is unreachable
     "django.middleware.security.SecurityMiddleware",
     "usage.middleware.api_guard",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -80,14 +83,26 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # own queries unprepared while the ledger's hot statement prepares itself explicitly (billing.ledger).
     DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = 1_000_000
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=0)
+# A read replica (streaming replication of the same database): dashboards and exports read from it, explicitly
+# (qolaba.routers); every write and every read inside a transaction stays on default.
+if env.str("DATABASE_REPLICA_URL", default=""):
+    DATABASES["replica"] = env.db("DATABASE_REPLICA_URL")
+    DATABASES["replica"]["ATOMIC_REQUESTS"] = False
+    DATABASES["replica"]["CONN_MAX_AGE"] = DATABASES["default"]["CONN_MAX_AGE"]
+    if DATABASES["replica"]["ENGINE"] == "django.db.backends.postgresql":
+        DATABASES["replica"].setdefault("OPTIONS", {})["prepare_threshold"] = 1_000_000
+DATABASE_ROUTERS = ["qolaba.routers.ReplicaRouter"]
+# A kept connection is checked before each request reuses it, so after a database restart every process recovers
+# by itself (a request that meets the outage gets a 503: qolaba.outage).
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# Without a Redis URL the app runs on one machine: local-memory cache, eager tasks.
+# Redis is the Celery broker only: nothing a request does needs it. Without a Redis URL tasks run eagerly.
 REDIS_URL = env.str("REDIS_URL", default="")
-if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
-else:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# The cache holds allauth's login/signup/reset rate limits and its used-TOTP-code marks: in the database, so that
+# sign-in keeps working (and keeps being throttled) while Redis is down; shared by every process. The table is
+# created by the migration outbox/0002 (and by Django's test runner).
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "qolaba_cache"}}
 
 AUTH_USER_MODEL = "orgs.User"
 AUTHENTICATION_BACKENDS = [
@@ -179,8 +194,21 @@ CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_RESULT_EXPIRES = 3600
 CELERY_TIMEZONE = "UTC"
+# A publish that cannot reach the broker fails within a second instead of retrying for seconds: the outbox keeps the
+# message and the beat relay publishes it later.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "socket_connect_timeout": 2,
+    "max_retries": 1,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.2,
+}
+CELERY_REDIS_SOCKET_CONNECT_TIMEOUT = 2
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
+    # The outbox: what the after-commit relay could not publish (broker down) goes out within seconds of its return.
+    "relay-outbox": {"task": "qolaba.outbox.tasks.outbox_relay_run", "schedule": 5, "options": {"expire_seconds": 5}},
+    "prune-outbox": {"task": "qolaba.outbox.tasks.outbox_prune_run", "schedule": crontab(hour=4, minute=30)},
     "purge-deleted-organizations": {"task": "orgs.tasks.organizations_purge_deleted_run", "schedule": 60 * 60},
     "release-expired-holds": {"task": "usage.tasks.holds_expire_run", "schedule": 60},
     # Every 30 s, so the roll-up is under a minute behind (reads add the newer events, so they are exact anyway).
@@ -206,7 +234,16 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "close-statements": {"task": "usage.tasks.statements_close_due_run", "schedule": crontab(minute=25)},
     # Usage export files past their download window are deleted (the rows stay, marked expired).
     "expire-usage-exports": {"task": "usage.tasks.usage_exports_expire_run", "schedule": 15 * 60},
+    # Daily: usage event partitions for the months ahead, and retention (docs/operations.md).
+    "usage-partitions": {"task": "usage.tasks.partitions_maintain_run", "schedule": crontab(hour=2, minute=40)},
 }
+
+# The outbox: a message published but not done after this long (lost by the broker) is published again (its task
+# is idempotent); after this many publications it is left for an operator (its last error is kept).
+OUTBOX_REDELIVER_AFTER_SECONDS = env.int("OUTBOX_REDELIVER_AFTER_SECONDS", default=15 * 60)
+OUTBOX_MAX_ATTEMPTS = env.int("OUTBOX_MAX_ATTEMPTS", default=50)
+# Seconds a client is told to wait (Retry-After) when the database or the broker is unreachable.
+OUTAGE_RETRY_AFTER_SECONDS = env.int("OUTAGE_RETRY_AFTER_SECONDS", default=5)
 
 # Product settings.
 ORGANIZATION_LOGO_MAX_BYTES = env.int("ORGANIZATION_LOGO_MAX_BYTES", default=2 * 1024 * 1024)
@@ -215,6 +252,11 @@ ORGANIZATION_RETENTION_DAYS = env.int("ORGANIZATION_RETENTION_DAYS", default=30)
 USAGE_EXPORT_SYNC_MAX_ROWS = env.int("USAGE_EXPORT_SYNC_MAX_ROWS", default=50_000)
 # How long the file of a prepared export can be downloaded; the beat task deletes it afterwards.
 USAGE_EXPORT_TTL_HOURS = env.int("USAGE_EXPORT_TTL_HOURS", default=24)
+# Usage events (PostgreSQL: one partition per month, usage.partitions): months created ahead, and how many full
+# months before the current one are kept (unset: forever; older months are dropped whole, their totals stay in
+# the roll-up).
+USAGE_PARTITIONS_AHEAD_MONTHS = env.int("USAGE_PARTITIONS_AHEAD_MONTHS", default=3)
+USAGE_RETENTION_MONTHS: int | None = env.int("USAGE_RETENTION_MONTHS", default=None)
 
 LOGGING = {
     "version": 1,

@@ -9,7 +9,7 @@ DEBUG = False
 if not SECRET_KEY or len(SECRET_KEY) < 50:
     raise ImproperlyConfigured("SECRET_KEY must be set to a random value of at least 50 characters.")
 if not REDIS_URL:
-    raise ImproperlyConfigured("REDIS_URL must be set in production (cache, rate limits and Celery broker).")
+    raise ImproperlyConfigured("REDIS_URL must be set in production (the Celery broker).")
 if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
     raise ImproperlyConfigured("DATABASE_URL must point at PostgreSQL in production.")
 

@@ -1,7 +1,5 @@
 """The test suite: real PostgreSQL and Redis (the defaults point at the local services)."""
 
-import os
-
 from .base import *  # noqa: F403
 from .base import BASE_DIR, STORAGES, env
 
@@ -12,17 +10,15 @@ ALLOWED_HOSTS = ["localhost", "127.0.0.1", "testserver"]
 DATABASES = {"default": env.db("DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/qolaba")}
 DATABASES["default"]["OPTIONS"] = {"prepare_threshold": 1_000_000}
 DATABASES["default"]["TEST"] = {"NAME": env.str("TEST_DATABASE_NAME", default="test_qolaba")}
+# The read replica as production configures it from DATABASE_REPLICA_URL, mirroring default in tests (the same test
+# database through a second connection): what the router sends there is visible in that connection's queries.
+DATABASES["replica"] = {
+    **DATABASES["default"],
+    "OPTIONS": dict(DATABASES["default"]["OPTIONS"]),
+    "TEST": {"MIRROR": "default"},
+}
 
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/13")
-# A key prefix per test process: concurrent runs on one machine share Redis without touching each other's keys.
-CACHE_KEY_PREFIX = f"test{os.getpid()}"
-CACHES = {
-    "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
-        "LOCATION": REDIS_URL,
-        "KEY_PREFIX": CACHE_KEY_PREFIX,
-    }
-}
 
 # Most tests run tasks in-process; the worker test starts a real worker against Redis.
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)

@@ -18,7 +18,6 @@ import threading
 import time
 from datetime import timedelta
 from pathlib import Path
-from types import SimpleNamespace
 
 from django.db import connection
 from django.utils.timezone import now
@@ -48,7 +47,7 @@ def test_a_large_export_shows_its_progress_and_ends_in_a_download(
     settings.USAGE_EXPORT_SYNC_MAX_ROWS = 20
     monkeypatch.setattr(exports, "CHUNK_ROWS", 5)
     queued: list[int] = []
-    monkeypatch.setattr(exports, "usage_export_run", SimpleNamespace(delay=queued.append))
+    monkeypatch.setattr(exports, "outbox_enqueue", lambda *, task, args: queued.append(args[0]))
     real_report = exports._report
 
     def slow_report(export, attempt, **fields):

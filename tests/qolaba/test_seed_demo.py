@@ -72,7 +72,10 @@ def without_api_keys(data: dict) -> dict:
     return {
         **data,
         "orgs": [
-            {**org, "workspaces": [{k: v for k, v in ws.items() if k != "api_key"} for ws in org["workspaces"]]}
+            {
+                **{k: v for k, v in org.items() if k != "admin_key"},
+                "workspaces": [{k: v for k, v in ws.items() if k != "api_key"} for ws in org["workspaces"]],
+            }
             for org in data["orgs"]
         ],
     }
@@ -91,7 +94,8 @@ def test_json_shape(demo):
     org_slugs = {org["slug"] for org in demo["orgs"]}
     all_ws_ids = set()
     for org in demo["orgs"]:
-        assert {"slug", "name", "workspaces"} <= set(org)
+        assert {"slug", "name", "admin_key", "workspaces"} <= set(org)
+        assert org["admin_key"].startswith("qlbadm_")
         assert isinstance(org["slug"], str)
         assert isinstance(org["name"], str)
         assert sum(ws["is_primary"] for ws in org["workspaces"]) == 1
@@ -144,6 +148,8 @@ def test_running_twice_creates_nothing_new(with_usage):
     first_keys = {ws["api_key"] for org in first["orgs"] for ws in org["workspaces"]}
     second_keys = {ws["api_key"] for org in second["orgs"] for ws in org["workspaces"]}
     assert not first_keys & second_keys  # secrets are stored hashed: --json hands out new ones
+    first_admin_keys = {org["admin_key"] for org in first["orgs"]}
+    assert not first_admin_keys & {org["admin_key"] for org in second["orgs"]}
 
 
 def test_running_twice_writes_no_new_audit_events(with_usage):
@@ -159,7 +165,24 @@ def test_json_rerun_audits_only_the_replaced_api_keys():
     seed_json()
     new = AuditEvent.objects.order_by("pk")[events:]
     workspaces = sum(len(org["workspaces"]) for org in first["orgs"])
-    assert sorted(event.action for event in new) == ["api_key.created"] * workspaces + ["api_key.revoked"] * workspaces
+    organizations = len(first["orgs"])
+    assert sorted(event.action for event in new) == (
+        ["admin_key.created"] * organizations
+        + ["admin_key.revoked"] * organizations
+        + ["api_key.created"] * workspaces
+        + ["api_key.revoked"] * workspaces
+    )
+
+
+def test_json_admin_keys_read_their_organizations_usage(demo):
+    for org in demo["orgs"]:
+        response = Client().get(
+            "/api/v1/organization/usage",
+            {"start": "2026-01-01", "end": "2026-01-31", "group_by": "workspace"},
+            HTTP_AUTHORIZATION=f"Bearer {org['admin_key']}",
+        )
+        assert response.status_code == 200, response.content
+        assert response.json()["organization"] == org["slug"]
 
 
 def test_plain_run_prints_the_users_and_the_password(demo):

@@ -7,7 +7,7 @@ import io
 import json
 import wave
 from collections import Counter
-from datetime import timedelta
+from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -26,7 +26,8 @@ from qolaba.demo.usage import DEMO_DAYS
 from qolaba.tools import Tool
 from tests.factories import api_key_authenticate
 from usage.catalog import DEFAULT_PRICES
-from usage.models import BalanceItem, ClientRate, Price, Statement, UsageEvent, UsageStatus
+from usage.models import BalanceItem, ClientRate, Price, Statement, UsageEvent, UsageRollupState, UsageStatus
+from usage.rollup import usage_totals
 from usage.statements import CLOSE_DELAY, month_bounds, month_of, next_month, statement_figures
 from workspaces.models import ApiKey, HistoryItem, Workspace, WorkspaceUserObjectPermission
 
@@ -275,3 +276,24 @@ def test_the_demo_closes_the_statements_of_its_past_months(demo):
     before = Statement.objects.count()
     seed_json()
     assert Statement.objects.count() == before
+
+
+def test_one_demo_organization_counts_its_days_in_india_time(demo):
+    """Bluepeak is on UTC+05:30: its usage per local day (the live read over the roll-up the seeding rebuilt) equals
+    its events cut at 18:30 UTC."""
+    organization = Organization.objects.get(slug="bluepeak")
+    zone = ZoneInfo(organization.timezone)
+    assert organization.timezone == "Asia/Kolkata"
+    assert now().astimezone(zone).utcoffset() == timedelta(hours=5, minutes=30)
+    assert UsageRollupState.objects.filter(pk=1, ran_at__isnull=False).exists()  # seed_demo ran the roll-up
+
+    events = demo_events().filter(organization=organization, status=UsageStatus.CAPTURED)
+    expected: Counter = Counter()
+    for created_at, credits in events.values_list("created_at", "credits"):
+        expected[created_at.astimezone(zone).date()] += credits
+    start = datetime.combine(min(expected), datetime.min.time(), zone).astimezone(UTC)
+    end = datetime.combine(max(expected) + timedelta(days=1), datetime.min.time(), zone).astimezone(UTC)
+    totals = usage_totals(organization=organization, start=start, end=end, period="day")
+    read = {row.period_start.astimezone(zone).date(): row.credits for row in totals.rows if row.credits}
+    assert read == dict(expected)
+    assert all(row.period_start.astimezone(UTC).time() == time(18, 30) for row in totals.rows)

@@ -1,4 +1,5 @@
-"""The metering API's endpoints: health, the key's workspace, prices, charges and holds (capture, release).
+"""The metering API's endpoints: health, the key's workspace, prices, charges and holds (capture, release), and the
+usage reports (a workspace's, by its key; an organization's, by an admin key: the one endpoint such a key opens).
 
 A write answers through `idempotent_answer` (stored under its Idempotency-Key, replayed on a retry); a charge is
 first tried as one statement (`usage.fastpath`), and the general path here answers everything it leaves."""
@@ -16,8 +17,15 @@ from ninja import Router
 from billing import ledger
 from orgs.models import User
 from usage.answers import ChargeOut
-from usage.api.authentication import PresentedKey, WellFormedWorkspaceKey, request_workspace
+from usage.api.authentication import (
+    AdminKeyAuth,
+    PresentedKey,
+    WellFormedWorkspaceKey,
+    request_organization,
+    request_workspace,
+)
 from usage.api.errors import JSON, ApiError
+from usage.api.reports import ORGANIZATION_GROUPS, WORKSPACE_GROUPS, api_usage_query_parse, usage_report
 from usage.api.schemas import (
     ERRORS,
     CaptureIn,
@@ -27,9 +35,12 @@ from usage.api.schemas import (
     HoldIn,
     HoldOut,
     IdempotencyKey,
+    OrganizationUsageOut,
     PricesOut,
     ReleaseOut,
+    UsageOut,
     WorkspaceOut,
+    usage_parameters,
 )
 from usage.fastpath import charge_fast
 from usage.models import Price, UsageStatus
@@ -222,3 +233,33 @@ def hold_release(request: HttpRequest, hold_id: int) -> dict[str, Any]:
     workspace = request_workspace(request)
     event = usage_hold_release(event=held_event_find(workspace=workspace, event_id=hold_id))
     return {"id": event.pk, "status": "released"}
+
+
+def _json(body: dict[str, Any]) -> HttpResponse:
+    return HttpResponse(json.dumps(body), content_type=JSON)
+
+
+@router.get(
+    "/usage",
+    response={200: UsageOut, 400: ErrorOut, 401: ErrorOut},
+    summary="The workspace's usage over a range of days",
+    openapi_extra=usage_parameters(WORKSPACE_GROUPS),
+)
+def usage_read(request: HttpRequest) -> HttpResponse:
+    workspace = request_workspace(request)
+    query = api_usage_query_parse(request.GET, groups=WORKSPACE_GROUPS)
+    report = usage_report(organization=workspace.organization, query=query, workspace_ids=[workspace.pk])
+    return _json({"workspace": workspace.pk, **report})
+
+
+@router.get(
+    "/organization/usage",
+    auth=AdminKeyAuth(),
+    response={200: OrganizationUsageOut, 400: ErrorOut, 401: ErrorOut},
+    summary="The organization's usage over a range of days (organization admin key)",
+    openapi_extra=usage_parameters(ORGANIZATION_GROUPS),
+)
+def organization_usage_read(request: HttpRequest) -> HttpResponse:
+    organization = request_organization(request)
+    query = api_usage_query_parse(request.GET, groups=ORGANIZATION_GROUPS)
+    return _json({"organization": organization.slug, **usage_report(organization=organization, query=query)})

@@ -12,7 +12,8 @@ from django.http import Http404, HttpRequest, HttpResponse
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
 from billing import ledger
-from usage.api.authentication import PresentedKey, workspace_of
+from qolaba.outage import BROKER_DOWN, DATABASE_DOWN, outage_of, outage_response
+from usage.api.authentication import AdminKeyRequired, PresentedKey, workspace_of
 from usage.refusals import MeteringError
 
 JSON = "application/json"
@@ -82,6 +83,15 @@ def _unauthenticated(request: HttpRequest, error: AuthenticationError) -> HttpRe
     return error_response(401, "invalid_api_key", "Send a live workspace API key as 'Authorization: Bearer <key>'.")
 
 
+def _admin_key_required(request: HttpRequest, error: AdminKeyRequired) -> HttpResponse:
+    return error_response(
+        401,
+        "invalid_api_key",
+        "Send a live organization admin key as 'Authorization: Bearer <key>' (a workspace key cannot read the "
+        "organization's usage).",
+    )
+
+
 def _http_error(request: HttpRequest, error: HttpError) -> HttpResponse:
     if error.status_code == 400:
         return _bad_request(request, "invalid_request", str(error), fields={})
@@ -118,10 +128,19 @@ def _ledger_error(request: HttpRequest, error: ledger.LedgerError) -> HttpRespon
 
 
 # django-ninja picks the handler of the exception's nearest class (CreditLimitReached before LedgerError).
+def _outage(request: HttpRequest, error: Exception) -> HttpResponse:
+    """The database or the broker unreachable: 503 with Retry-After (also when DEBUG would show a traceback)."""
+    outage = outage_of(error)
+    assert outage is not None  # noqa: S101 - registered only for the outage exceptions
+    return outage_response(request, *outage)
+
+
 EXCEPTION_HANDLERS: dict[type[Exception], Callable[[HttpRequest, Any], HttpResponse]] = {
+    **dict.fromkeys((*DATABASE_DOWN, *BROKER_DOWN), _outage),
     ValidationError: _invalid,
     ApiError: _api_error,
     AuthenticationError: _unauthenticated,
+    AdminKeyRequired: _admin_key_required,
     HttpError: _http_error,
     Http404: _not_found,
     MeteringError: _metering_error,

@@ -12,6 +12,7 @@ from django.db.models import Q
 from django.utils.timezone import now as current_time
 
 from orgs.models import MembershipStatus, Organization, OrganizationRole, User
+from qolaba.routers import replica_alias, replica_as_of
 from qolaba.tools import TOOL_GROUP, ReportGroup, Tool
 from usage.dashboard.figures import (
     DEFAULT_SORT,
@@ -127,6 +128,7 @@ def usage_dashboard(
     scope = usage_scope_for(user=user, organization=organization)
     narrowed = usage_filters(query, scope)
     previous = query.previous()
+    alias = replica_alias()
 
     def read(of: UsageQuery, **grouping: Any) -> UsageTotals:
         start, end = of.bounds(tz)
@@ -138,6 +140,7 @@ def usage_dashboard(
             user_ids=narrowed.user_ids,
             tools=narrowed.tools,
             models=narrowed.models,
+            using=alias,
             **grouping,
         )
 
@@ -201,7 +204,7 @@ def usage_dashboard(
         chart_mode=chart_mode,
         sort=sort,
         problems=problems,
-        as_of=as_of,
+        as_of=replica_as_of(alias, as_of),
         rolled_up_at=detail.rolled_up_at,
         timezone=organization.timezone,
         totals=totals,

@@ -22,10 +22,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, get_args
 from zoneinfo import ZoneInfo
 
-from django.db import connection
+from django.db import connections, router
 
 from orgs.models import Organization
-from usage.models import UsageRollupState
+from usage.models import UsageRollup, UsageRollupState
 from usage.rollup.sql import (
     EVENTS,
     KEY,
@@ -75,9 +75,11 @@ class RollupState:
     ran_at: datetime | None
 
 
-def rollup_state() -> RollupState:
-    """How far the roll-up is: its watermark and the wall-clock time of its last run (None: never ran)."""
-    row = UsageRollupState.objects.filter(pk=1).values_list("watermark", "ran_at").first()
+def rollup_state(*, using: str | None = None) -> RollupState:
+    """How far the roll-up is: its watermark and the wall-clock time of its last run (None: never ran), as the
+    database `using` sees it (default: where the router sends reads)."""
+    alias = using or router.db_for_read(UsageRollupState)
+    row = UsageRollupState.objects.using(alias).filter(pk=1).values_list("watermark", "ran_at").first()
     return RollupState(*row) if row is not None else RollupState(0, None)
 
 
@@ -158,17 +160,24 @@ def usage_totals(
     group_by: Sequence[Group] = (),
     period: Period | None = None,
     tz: str | None = None,
+    using: str | None = None,
 ) -> UsageTotals:
     """The organization's usage in `[start, end)`, filtered (None: no filter) and grouped; exact to the last
     committed charge. Rows are ordered by period, then by the dimensions; without `group_by` and `period` there is
-    always exactly one row (zeros when nothing was used)."""
+    always exactly one row (zeros when nothing was used).
+
+    `using` names the database alias to read (default: where the router sends reads, so `default` unless inside
+    `qolaba.routers.reading_from_replica()`); the watermark and "as of" come from the same database, so a replica's
+    lag shows in `rolled_up_at` and the totals stay exact to what that database has."""
     _check_bound("start", start)
     _check_bound("end", end)
     unknown = set(group_by) - set(GROUPS)
     if unknown or (period is not None and period not in PERIODS):
         raise ValueError(f"cannot group by {sorted(unknown) or period}")
     zone = ZoneInfo(tz or organization.timezone)
-    state = rollup_state()
+    alias = using or router.db_for_read(UsageRollup)
+    connection = connections[alias]
+    state = rollup_state(using=alias)
     filters: dict[str, Sequence[Any] | None] = {
         "workspace": workspace_ids,
         "user": user_ids,

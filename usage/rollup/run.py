@@ -114,12 +114,19 @@ def rollup_rebuild(*, organization: Organization | None = None) -> RollupRun:
 
     The scope is summed from the events below the stored watermark (what the roll-up holds), so the run that follows
     in the same transaction adds the newer ones exactly as an incremental run would: the result is the same. For
-    after something changed events in a way the runs do not follow (a changed `created_at`, a deleted row)."""
+    after something changed events in a way the runs do not follow (a changed `created_at`, a deleted row). Buckets
+    before `UsageRollupState.events_from` (months whose events retention dropped) are left as they are."""
     statements = run_statements(connection.vendor)
     with transaction.atomic():
         _lock(wait=True)
         state = _state()
-        scope = {"organization": organization.pk if organization is not None else None, "bound": state.watermark}
+        # Months of events dropped by retention (usage.partitions) are kept as they are: the roll-up is their record.
+        since = state.events_from
+        scope = {
+            "organization": organization.pk if organization is not None else None,
+            "bound": state.watermark,
+            "since": connection.ops.adapt_datetimefield_value(since) if since is not None else None,
+        }
         _execute(statements.scope_delete, scope)
         _execute(statements.scope_insert, scope)
         return _advance(state, statements)

@@ -126,8 +126,8 @@ class RunStatements:
     changed_delete: str  # their roll-up rows go...
     changed_insert: str  # (cur): ...and are computed again from every event of the bucket below the bound
     added_upsert: str  # (prev, cur): the rows new since the last run, added to their buckets (the others)
-    scope_delete: str  # (organization or NULL): a rebuild's scope emptied...
-    scope_insert: str  # (bound, organization or NULL): ...and summed again from the events
+    scope_delete: str  # (organization or NULL, since or NULL): a rebuild's scope emptied...
+    scope_insert: str  # (bound, organization or NULL, since or NULL): ...and summed again from the events
 
 
 def _insert_rollup() -> str:
@@ -187,12 +187,17 @@ def run_statements(vendor: str) -> RunStatements:
             GROUP BY {key_e}, {bucket_e}
             ON CONFLICT ({conflict}) DO UPDATE SET {add}
         """,
-        scope_delete=f"DELETE FROM {ROLLUP} WHERE %(organization)s IS NULL OR {_R['organization']} = %(organization)s",
+        scope_delete=f"""
+            DELETE FROM {ROLLUP}
+            WHERE (%(organization)s IS NULL OR {_R["organization"]} = %(organization)s)
+                AND (%(since)s IS NULL OR {_R["bucket_start"]} >= %(since)s)
+        """,
         scope_insert=f"""
             {_insert_rollup()}
             SELECT {key_e}, {bucket_e}, {measures_e}
             FROM {EVENTS} e
             WHERE {created_seq} < %(bound)s AND {counted("e")} AND {in_scope}
+                AND (%(since)s IS NULL OR e.{_E["created_at"]} >= %(since)s)
             GROUP BY {key_e}, {bucket_e}
         """,
     )

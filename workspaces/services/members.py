@@ -223,7 +223,7 @@ def invitations_create(
     expires_at = dj_now() + timedelta(days=settings.INVITATION_TTL_DAYS)
     invitations = []
     for email in lowered:
-        token, token_hash = invitation_token_new()
+        _, token_hash = invitation_token_new()  # the emailed link gets its own token when it is sent
         invitation = Invitation.objects.create(
             organization=organization,
             email=email,
@@ -246,7 +246,7 @@ def invitations_create(
                 "workspace_role": workspace_role,
             },
         )
-        invitation_email_enqueue(invitation, token)
+        invitation_email_enqueue(invitation)
         invitations.append(invitation)
     return invitations
 

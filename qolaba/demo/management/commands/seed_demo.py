@@ -1,8 +1,8 @@
 """Build (or top up) a realistic demo: organizations, workspaces, members of every role, the price list, an API
-key per workspace, and a few months of usage and history.
+key per workspace, an admin key per organization, and a few months of usage and history.
 
-Idempotent: running it again reuses what exists and creates only what is missing. The one exception is the API
-keys: their secrets are stored hashed, so `--json` (which prints them) revokes the demo keys and makes new ones.
+Idempotent: running it again reuses what exists and creates only what is missing. The one exception is the keys:
+their secrets are stored hashed, so `--json` (which prints them) revokes the demo keys and makes new ones.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from django.db import transaction
 
 from billing.catalog import plans_ensure_defaults
 from orgs.models import Organization, User
-from qolaba.demo.assets import api_keys_issue
+from qolaba.demo.assets import admin_key_issue, api_keys_issue
 from qolaba.demo.organizations import DEMO, DEMO_PASSWORD, demo_summary, organization_seed
 from qolaba.demo.usage import UsageSeeded, demo_holds_release_expired, statements_seed, usage_seed
 from qolaba.middleware import current_ip
@@ -30,19 +30,20 @@ DEMO_IP = "198.51.100.24"
 class Command(BaseCommand):
     help = (
         "Create the demo organizations, workspaces, users, API keys and months of usage (idempotent). "
-        "--json prints what exists, with a new working API key per workspace."
+        "--json prints what exists, with a new working API key per workspace and admin key per organization."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
             "--json",
             action="store_true",
-            help="Print the demo's users, orgs and workspaces as JSON, with a new API key per workspace "
-            "(the previous demo keys are revoked).",
+            help="Print the demo's users, orgs and workspaces as JSON, with a new API key per workspace and a new "
+            "admin key per organization (the previous demo keys are revoked).",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
         api_keys: dict[int, str] = {}
+        admin_keys: dict[str, str] = {}
         usage: dict[str, UsageSeeded] = {}
         organizations: list[Organization] = []
         statements: dict[str, int] = {}
@@ -57,6 +58,9 @@ class Command(BaseCommand):
                     organization = organization_seed(spec)
                     owner = User.objects.get(email__iexact=spec.owner.email)
                     api_keys |= api_keys_issue(organization=organization, owner=owner, rotate=options["json"])
+                    admin_key = admin_key_issue(organization=organization, owner=owner, rotate=options["json"])
+                    if admin_key is not None:
+                        admin_keys[organization.slug] = admin_key
                     demo_holds_release_expired(organization=organization)
                     usage[spec.slug] = usage_seed(organization=organization)
                     statements[spec.slug] = statements_seed(organization=organization)
@@ -67,7 +71,7 @@ class Command(BaseCommand):
         # roll-up follows changes of an event, not moves, so the honest answer is to rebuild what the demo touched.
         for organization in organizations:
             rollup_rebuild(organization=organization)
-        summary = demo_summary(api_keys)
+        summary = demo_summary(api_keys, admin_keys)
         if options["json"]:
             self.stdout.write(json.dumps(summary, indent=2))
             return
@@ -84,5 +88,6 @@ class Command(BaseCommand):
             if count:
                 self.stdout.write(f"  {slug}: {count} monthly statements closed")
         self.stdout.write(
-            "  API keys: `seed_demo --json` prints a working key per workspace (it replaces the demo keys)."
+            "  API keys: `seed_demo --json` prints a working key per workspace and an admin key per organization "
+            "(it replaces the demo keys)."
         )
