@@ -18,6 +18,7 @@ from django.utils.timezone import now
 from playwright.sync_api import Browser, Page
 
 from orgs.models import Membership, Organization, OrganizationRole, User
+from orgs.services import admin_key_create
 from qolaba.demo.organizations import DEMO_PASSWORD
 from tests.e2e.conftest import Screenshot, log_in
 from tests.test_access_matrix import LEVELS, MATRIX, URL_KWARGS
@@ -121,14 +122,16 @@ def _account_urls() -> list[str]:
 
 
 def _pages(persona: str, javascript: bool, user: User, organization: Organization, workspace: Workspace) -> list[str]:
+    owner = User.objects.get(email="owner@northwind.test")
     invitation = invitations_create(
         organization=organization,
         emails=[f"phone-{persona}-{javascript}@example.com".lower()],
         role=OrganizationRole.MEMBER,
         workspaces=[workspace],
         workspace_role=WorkspaceRole.MEMBER,
-        actor=User.objects.get(email="owner@northwind.test"),
+        actor=owner,
     )[0]
+    admin_key, _ = admin_key_create(organization=organization, actor=owner, name=f"Finance {persona} {javascript}")
     export = usage_export_create(
         organization=organization, requester=user, query=UsageQuery(start=date(2026, 3, 1), end=date(2026, 3, 31))
     )
@@ -142,6 +145,7 @@ def _pages(persona: str, javascript: bool, user: User, organization: Organizatio
         "item_id": HistoryItem.objects.filter(workspace=workspace).order_by("-pk").values_list("pk", flat=True)[0],
         "key_id": ApiKey.objects.filter(workspace=workspace, revoked_at=None).values_list("pk", flat=True)[0],
         "export_id": export.pk,
+        "admin_key_id": admin_key.pk,
         "period": month_of(organization, now()),
     }
     allowed = {**LEVELS, "export_requester": set(LEVELS["authenticated"])}  # the export is this user's own
@@ -201,6 +205,8 @@ def demo(settings, tmp_path) -> Organization:
     return Organization.objects.get(slug="northwind")
 
 
+# The Usage pages read through the `replica` alias (a mirror of default in tests).
+@pytest.mark.django_db(transaction=True, databases=["default", "replica"])
 def test_every_page_fits_a_phone_for_every_role(
     live_server, browser: Browser, demo: Organization, screenshot: Screenshot
 ):
