@@ -118,6 +118,9 @@ class Organization(models.Model):
     alert_thresholds = models.JSONField(
         default=default_alert_thresholds, help_text="Percentages of a budget, limit or pool used that raise an alert."
     )
+    require_two_factor = models.BooleanField(
+        default=False, help_text="Members must have two-factor sign-in set up before they open any of its pages."
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
@@ -313,6 +316,7 @@ class AuditAction(models.TextChoices):
     ORGANIZATION_OWNERSHIP_TRANSFERRED = "organization.ownership_transferred", "Organization ownership transferred"
     ORGANIZATION_RESTORED = "organization.restored", "Organization restored"
     ORGANIZATION_UPDATED = "organization.updated", "Organization updated"
+    ORGANIZATION_TWO_FACTOR_REQUIRED = "organization.two_factor_required", "Organization two-factor requirement set"
 
     MEMBERSHIP_ADDED = "membership.added", "Membership added"
     MEMBERSHIP_REMOVED = "membership.removed", "Membership removed"

@@ -41,7 +41,13 @@ from orgs.models import (
     OrganizationRole,
 )
 from orgs.selectors import audit_events, invitation_for_token, memberships_for_menu
-from orgs.services import invitation_resend, invitation_revoke, notifications_read, organization_update
+from orgs.services import (
+    invitation_resend,
+    invitation_revoke,
+    notifications_read,
+    organization_two_factor_require,
+    organization_update,
+)
 from qolaba.access import (
     SESSION_ORGANIZATION,
     AuthenticatedRequest,
@@ -377,6 +383,21 @@ def organization_profile(request: TenantRequest, org_slug: str) -> HttpResponse:
             return redirect("orgs:profile", org_slug=organization.slug)
     context = {"form": form, "delete_form": OrganizationDeleteForm(organization=organization)}
     return render(request, "orgs/profile.html", context, status=400 if form.errors else 200)
+
+
+@require_POST
+@organization_view("edit_profile")
+def organization_two_factor_require_view(request: TenantRequest, org_slug: str) -> HttpResponse:
+    organization = request.tenant.organization
+    required = request.POST.get("required") == "on"
+    return immediate_action(
+        request,
+        run=lambda: organization_two_factor_require(organization=organization, actor=request.user, required=required),
+        success_message="Every member now needs two-factor sign-in to open the organization."
+        if required
+        else "Two-factor sign-in is no longer required.",
+        success_url=reverse("orgs:profile", kwargs={"org_slug": organization.slug}),
+    )
 
 
 @require_http_methods(["GET", "POST"])
