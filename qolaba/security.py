@@ -27,16 +27,21 @@ class SessionActivityMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        session = getattr(request, "session", None)
-        if (
-            session is not None
-            and AUTHENTICATION_METHODS_SESSION_KEY in session
-            and request.user.is_authenticated
-            and time.time() - float(session.get(SESSION_SEEN_AT, 0)) >= settings.SESSION_ACTIVITY_INTERVAL
-        ):
+        if hasattr(request, "session"):
+            self._track(request)
+        return self.get_response(request)
+
+    @staticmethod
+    def _track(request: HttpRequest) -> None:
+        session = request.session
+        records = session.get(AUTHENTICATION_METHODS_SESSION_KEY)
+        if not records or not request.user.is_authenticated:
+            return
+        # Until the first update, the session was last seen when it signed in (allauth wrote its row then).
+        seen_at = float(session.get(SESSION_SEEN_AT) or records[-1].get("at", 0))
+        if time.time() - seen_at >= settings.SESSION_ACTIVITY_INTERVAL:
             UserSession.objects.create_from_request(request)
             session[SESSION_SEEN_AT] = time.time()
-        return self.get_response(request)
 
 
 class StaffTwoFactorMiddleware:

@@ -85,7 +85,8 @@ def test_totp_set_up_then_sign_in_needs_a_real_code(client, frozen_clock):
     # The password alone does not sign in.
     assert client.get(reverse("orgs:list")).status_code == 302
     wrong = client.post(reverse("mfa_authenticate"), {"code": "000000" if totp_code(secret) != "000000" else "111111"})
-    assert wrong.status_code == 200 and "Incorrect code" in wrong.content.decode()
+    assert wrong.status_code == 200
+    assert "Incorrect code" in wrong.content.decode()
     response = client.post(reverse("mfa_authenticate"), {"code": totp_code(secret)})
     assert response.status_code == 302
     assert client.get(reverse("orgs:list")).status_code == 200
@@ -130,7 +131,8 @@ def test_regenerating_recovery_codes_replaces_the_old_ones(client):
     url = reverse("mfa_generate_recovery_codes")
     reauthenticate_if_asked(client, client.get(url))
     page = client.get(url)
-    assert page.status_code == 200 and "Recovery Codes" in page.content.decode()
+    assert page.status_code == 200
+    assert "Recovery Codes" in page.content.decode()
     assert client.post(url).status_code == 302
     new = RecoveryCodes(Authenticator.objects.get(user=user, type=Authenticator.Type.RECOVERY_CODES))
     assert set(new.get_unused_codes()).isdisjoint(old)
@@ -237,7 +239,8 @@ def test_a_member_without_two_factor_still_opens_other_organizations_and_the_set
 
     response = client.get(f"/o/{strict.slug}/", follow=True)
     # No loop: the set-up page answers (after allauth asks for the password again, as before any 2FA change).
-    assert response.redirect_chain[0][0] == SETUP_URL and response.status_code == 200
+    assert response.redirect_chain[0][0] == SETUP_URL
+    assert response.status_code == 200
     assert response.redirect_chain[-1][0] in {
         SETUP_URL,
         "/accounts/reauthenticate/?next=%2Faccounts%2F2fa%2Ftotp%2Factivate%2F",
@@ -270,8 +273,10 @@ def test_members_tab_shows_who_has_two_factor(client):
     html = client.get(reverse("orgs:members", kwargs={"org_slug": org.slug})).content.decode()
     rows = {row.split("</tr>")[0] for row in html.split("<tr")[1:]}
     row_of = {user.email: next(r for r in rows if user.email in r) for user in (owner, with_factor, without)}
-    assert ">2FA</span>" in row_of[owner.email] and ">2FA</span>" in row_of[with_factor.email]
-    assert ">2FA</span>" not in row_of[without.email] and "No 2FA" in row_of[without.email]
+    assert ">2FA</span>" in row_of[owner.email]
+    assert ">2FA</span>" in row_of[with_factor.email]
+    assert ">2FA</span>" not in row_of[without.email]
+    assert "No 2FA" in row_of[without.email]
 
 
 # --- staff -------------------------------------------------------------------------------------------------------
@@ -285,7 +290,8 @@ def test_staff_admin_refused_without_two_factor_when_required(client, settings, 
 
     settings.STAFF_REQUIRE_TWO_FACTOR = True
     response = client.get("/admin/")
-    assert response.status_code == 302 and response.url == SETUP_URL
+    assert response.status_code == 302
+    assert response.url == SETUP_URL
     assert client.get("/admin/orgs/organization/").status_code == 302
     assert client.get(SETUP_URL).status_code in {200, 302}  # reachable (a password check may come first)
 
