@@ -204,7 +204,7 @@ def test_profile_tab_turns_the_requirement_on_and_off(client):
     client.post(url, {"required": "on"})
     assert Organization.objects.get(pk=org.pk).require_two_factor
     page = client.get(reverse("orgs:profile", kwargs={"org_slug": org.slug})).content.decode()
-    assert "Stop requiring two-factor sign-in" in page
+    assert "Stop requiring it" in page
     client.post(url, {"required": "off"})
     assert not Organization.objects.get(pk=org.pk).require_two_factor
 
