@@ -151,7 +151,9 @@ def two_factor_setup_response(request: HttpRequest, tenant: Tenant) -> HttpRespo
     if not tenant.organization.require_two_factor or is_mfa_enabled(request.user):
         return None
     messages.warning(
-        request, f"{tenant.organization.name} requires two-factor sign-in. Set it up to open the organization."
+        request,
+        f"{tenant.organization.name} requires two-factor sign-in. Set it up to open the organization: confirm your "
+        "password if asked, then scan the code with an authenticator app.",
     )
     url = reverse("mfa_activate_totp")
     if getattr(request, "htmx", False):
