@@ -82,6 +82,7 @@ def test_totp_set_up_then_sign_in_needs_a_real_code(client, frozen_clock):
 
     response = password_login(client, user.email)
     assert response.url == reverse("mfa_authenticate")
+    assert "or one of your recovery codes" in client.get(response.url).content.decode()
     # The password alone does not sign in.
     assert client.get(reverse("orgs:list")).status_code == 302
     wrong = client.post(reverse("mfa_authenticate"), {"code": "000000" if totp_code(secret) != "000000" else "111111"})
