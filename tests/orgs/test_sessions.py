@@ -11,6 +11,7 @@ from allauth.usersessions.models import UserSession
 from django.test import Client
 from django.urls import reverse
 
+from orgs.templatetags.sessions import browser_and_device
 from tests.factories import PASSWORD, UserFactory, make_organization
 
 pytestmark = pytest.mark.django_db
@@ -37,8 +38,8 @@ def test_sessions_page_lists_each_browser_with_its_ip_and_marks_this_one():
     signed_in(user, agent=PHONE, ip="203.0.113.9")
 
     html = laptop.get(reverse("usersessions_list")).content.decode()
-    assert "Chrome/140.0" in html
-    assert "iPhone" in html
+    assert "Chrome on Linux" in html
+    assert "Safari on iPhone" in html
     assert "198.51.100.7" in html
     assert "203.0.113.9" in html
     assert html.count("This browser") == 1
@@ -78,8 +79,8 @@ def test_changing_the_password_ends_the_other_sessions():
     assert is_signed_in(laptop)  # the browser that changed it stays signed in
     assert not is_signed_in(phone)
     listed = laptop.get(reverse("usersessions_list")).content.decode()
-    assert "iPhone" not in listed
-    assert "Chrome/140.0" in listed
+    assert "Safari on iPhone" not in listed
+    assert "Chrome on Linux" in listed
 
 
 def test_last_seen_is_updated_at_most_once_per_interval(settings):
@@ -145,3 +146,22 @@ def test_email_page_offers_only_what_each_address_can_do(client, mailoutbox):
     assert mailoutbox[-1].to == ["second@example.com"]
     client.post(reverse("account_email"), {"email": "third@example.com", "action_primary": ""})
     assert EmailAddress.objects.get(user=user, primary=True).email == "third@example.com"
+
+
+@pytest.mark.parametrize(
+    ("agent", "shown"),
+    [
+        (LAPTOP, "Chrome on Linux"),
+        (PHONE, "Safari on iPhone"),
+        (
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/140.0 Safari/537.36 Edg/140.0",
+            "Edge on Windows",
+        ),
+        ("Mozilla/5.0 (Macintosh; Intel Mac OS X 14.5; rv:131.0) Gecko/20100101 Firefox/131.0", "Firefox on macOS"),
+        ("Mozilla/5.0 (Linux; Android 15) AppleWebKit/537.36 Chrome/140.0 Mobile Safari/537.36", "Chrome on Android"),
+        ("curl/8.5.0", "Unknown browser"),
+        ("", "Unknown browser"),
+    ],
+)
+def test_sessions_show_a_readable_browser_and_device(agent, shown):
+    assert browser_and_device(agent) == shown
