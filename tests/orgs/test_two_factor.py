@@ -19,6 +19,7 @@ from orgs.models import AuditAction, AuditEvent, Organization, OrganizationRole
 from orgs.services import organization_two_factor_require
 from tests.factories import PASSWORD, UserFactory, make_member, make_organization
 from tests.test_access_matrix import LEVELS, MATRIX, _url, world  # noqa: F401  (world is a fixture)
+from workspaces.services import api_key_create
 
 pytestmark = pytest.mark.django_db
 
@@ -278,6 +279,15 @@ def test_members_tab_shows_who_has_two_factor(client):
     assert ">2FA</span>" in row_of[with_factor.email]
     assert ">2FA</span>" not in row_of[without.email]
     assert "No 2FA" in row_of[without.email]
+
+
+def test_the_metering_api_is_not_affected_api_keys_are_not_people(client):
+    owner = UserFactory()
+    org = make_organization(owner=owner)
+    Organization.objects.filter(pk=org.pk).update(require_two_factor=True)
+    _, secret = api_key_create(workspace=org.workspaces.get(is_primary=True), actor=owner, name="Renderer")
+    response = client.get("/api/v1/workspace", HTTP_AUTHORIZATION=f"Bearer {secret}")
+    assert response.status_code == 200
 
 
 # --- staff -------------------------------------------------------------------------------------------------------
