@@ -123,6 +123,9 @@ class Organization(models.Model):
         help_text="Owners and Admins are alerted when the pool or a workspace budget is forecast to run out in "
         "fewer days than this (1 to 90).",
     )
+    require_two_factor = models.BooleanField(
+        default=False, help_text="Members must have two-factor sign-in set up before they open any of its pages."
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
@@ -375,6 +378,7 @@ class AuditAction(models.TextChoices):
     ORGANIZATION_OWNERSHIP_TRANSFERRED = "organization.ownership_transferred", "Organization ownership transferred"
     ORGANIZATION_RESTORED = "organization.restored", "Organization restored"
     ORGANIZATION_UPDATED = "organization.updated", "Organization updated"
+    ORGANIZATION_TWO_FACTOR_REQUIRED = "organization.two_factor_required", "Organization two-factor requirement set"
 
     MEMBERSHIP_ADDED = "membership.added", "Membership added"
     MEMBERSHIP_REMOVED = "membership.removed", "Membership removed"

@@ -12,6 +12,7 @@ import secrets
 from datetime import datetime, timedelta
 from functools import partial
 
+from allauth.mfa.utils import is_mfa_enabled
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import UploadedFile
@@ -263,6 +264,27 @@ def organization_update(
             before=before,
             after=after,
         )
+    return organization
+
+
+@transaction.atomic
+def organization_two_factor_require(*, organization: Organization, actor: User, required: bool) -> Organization:
+    """Require (or stop requiring) two-factor sign-in of every member before they open the organization's pages."""
+    if required and not is_mfa_enabled(actor):
+        raise ValidationError("Set up two-factor sign-in for your own account first (Account → Two-factor).")
+    before = organization.require_two_factor
+    if before == required:
+        return organization
+    organization.require_two_factor = required
+    organization.save(update_fields=["require_two_factor"])
+    audit_record(
+        organization=organization,
+        actor=actor,
+        action=AuditAction.ORGANIZATION_TWO_FACTOR_REQUIRED,
+        target=organization,
+        before={"require_two_factor": before},
+        after={"require_two_factor": required},
+    )
     return organization
 
 

@@ -38,6 +38,11 @@ urlpatterns = [
         views.admin_key_revoke_view,
         name="admin_key_revoke",
     ),
+    path(
+        "o/<slug:org_slug>/settings/two-factor/",
+        views.organization_two_factor_require_view,
+        name="organization_two_factor_require",
+    ),
     path("o/<slug:org_slug>/settings/transfer/", views.ownership_transfer_view, name="ownership_transfer"),
     path("o/<slug:org_slug>/settings/delete/", views.organization_delete_view, name="organization_delete"),
     path("o/<slug:org_slug>/notifications/", views.notification_list, name="notifications"),

@@ -50,6 +50,7 @@ from orgs.services import (
     invitation_resend,
     invitation_revoke,
     notifications_read,
+    organization_two_factor_require,
     organization_update,
 )
 from qolaba.access import (
@@ -510,6 +511,21 @@ def admin_key_revoke_view(request: TenantRequest, org_slug: str, admin_key_id: i
             "confirm_label": "Revoke key",
             "cancel_url": f"{profile_url}#admin-keys",
         },
+    )
+
+
+@require_POST
+@organization_view("edit_profile")
+def organization_two_factor_require_view(request: TenantRequest, org_slug: str) -> HttpResponse:
+    organization = request.tenant.organization
+    required = request.POST.get("required") == "on"
+    return immediate_action(
+        request,
+        run=lambda: organization_two_factor_require(organization=organization, actor=request.user, required=required),
+        success_message="Every member now needs two-factor sign-in to open the organization."
+        if required
+        else "Two-factor sign-in is no longer required.",
+        success_url=reverse("orgs:profile", kwargs={"org_slug": organization.slug}),
     )
 
 

@@ -13,8 +13,12 @@ from dataclasses import dataclass
 from functools import wraps
 from typing import Concatenate, ParamSpec, TypeAlias, cast
 
+from allauth.mfa.utils import is_mfa_enabled
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponseBase
+from django.http import Http404, HttpRequest, HttpResponseBase, HttpResponseRedirect
+from django.urls import reverse
+from django_htmx.http import HttpResponseClientRedirect
 from django_htmx.middleware import HtmxDetails
 
 from orgs.models import Membership, MembershipStatus, Organization, OrganizationUserObjectPermission, User
@@ -139,6 +143,24 @@ def remember(request: HttpRequest, tenant: Tenant) -> None:
             session[SESSION_WORKSPACES] = by_org
 
 
+def two_factor_setup_response(request: HttpRequest, tenant: Tenant) -> HttpResponseBase | None:
+    """An organization that requires two-factor sign-in leads members without it to set it up, page or htmx request.
+
+    Checked after the organization is resolved, so it tells nothing to people who may not see the organization.
+    """
+    if not tenant.organization.require_two_factor or is_mfa_enabled(request.user):
+        return None
+    messages.warning(
+        request,
+        f"{tenant.organization.name} requires two-factor sign-in. Set it up to open the organization: confirm your "
+        "password if asked, then scan the code with an authenticator app.",
+    )
+    url = reverse("mfa_activate_totp")
+    if getattr(request, "htmx", False):
+        return HttpResponseClientRedirect(url)
+    return HttpResponseRedirect(url)
+
+
 OrganizationViewFunc: TypeAlias = Callable[Concatenate[TenantRequest, P], HttpResponseBase]
 WorkspaceViewFunc: TypeAlias = Callable[Concatenate[WorkspaceRequest, P], HttpResponseBase]
 ViewFunc: TypeAlias = Callable[Concatenate[HttpRequest, P], HttpResponseBase]
@@ -155,6 +177,8 @@ def organization_view(
         def wrapper(request: HttpRequest, *args: P.args, **kwargs: P.kwargs) -> HttpResponseBase:
             tenant_request = cast(TenantRequest, request)
             tenant_request.tenant = resolve_organization(request, str(kwargs["org_slug"]), permission)
+            if (refusal := two_factor_setup_response(request, tenant_request.tenant)) is not None:
+                return refusal
             remember(request, tenant_request.tenant)
             return view(tenant_request, *args, **kwargs)
 
@@ -176,6 +200,8 @@ def workspace_view(
             workspace_request.tenant = resolve_workspace(
                 request, str(kwargs["org_slug"]), str(kwargs["ws_slug"]), permission
             )
+            if (refusal := two_factor_setup_response(request, workspace_request.tenant)) is not None:
+                return refusal
             remember(request, workspace_request.tenant)
             return view(workspace_request, *args, **kwargs)
 

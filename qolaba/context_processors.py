@@ -6,7 +6,7 @@ from django.http import HttpRequest
 from django.urls import reverse
 
 from orgs.models import Notification
-from qolaba.access import remembered_workspace
+from qolaba.access import remembered_organization, remembered_workspace
 
 # (label, icon, url name, organization permission needed, or None for workspace tabs, needs a workspace in the URL)
 NAVIGATION = [
@@ -28,7 +28,11 @@ def tenant(request: HttpRequest) -> dict[str, Any]:
     """The current organization/workspace (set by the access decorators) and the tabs the user may open."""
     current = getattr(request, "tenant", None)
     if current is None:
-        return {"tenant": None, "nav_items": [], "current_workspace": None}
+        context: dict[str, Any] = {"tenant": None, "nav_items": [], "current_workspace": None}
+        if request.path.startswith("/accounts/") and request.user.is_authenticated:
+            # Account settings link back to the organization the user was last in.
+            context["account_organization"] = remembered_organization(request)
+        return context
     workspace = getattr(current, "workspace", None)
     if workspace is None:
         # Organization-level pages keep showing (and linking to) the workspace the user was last in.

@@ -9,6 +9,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from allauth.mfa.models import Authenticator
 from django.conf import settings
 from django.db import connection
 from django.db.models import BooleanField, Count, Exists, OuterRef, Prefetch, Q, QuerySet, Sum
@@ -276,6 +277,14 @@ def members_table(
     members = (
         Membership.objects.filter(organization=organization)
         .select_related("user")
+        # Whether the member has two-factor sign-in (an authenticator app; recovery codes alone do not count).
+        .annotate(
+            has_two_factor=Exists(
+                Authenticator.objects.filter(user_id=OuterRef("user_id")).exclude(
+                    type=Authenticator.Type.RECOVERY_CODES
+                )
+            )
+        )
         .prefetch_related(
             Prefetch(
                 "user__workspace_memberships",

@@ -26,6 +26,8 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "allauth",
     "allauth.account",
+    "allauth.mfa",
+    "allauth.usersessions",
     "guardian",
     "django_htmx",
     "template_partials",
@@ -52,6 +54,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
+    "qolaba.security.SessionActivityMiddleware",
+    "qolaba.security.StaffTwoFactorMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "qolaba.middleware.RequestContextMiddleware",
 ]
@@ -139,6 +143,19 @@ ACCOUNT_RATE_LIMITS = {
     "confirm_email": "1/3m/key",
 }
 ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Qolaba] "
+
+# Two-factor sign-in (allauth.mfa): an authenticator app (TOTP) with recovery codes. WebAuthn is left off: its
+# pages need JavaScript and an HTTPS origin, and every page here works without JavaScript.
+MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
+MFA_TOTP_ISSUER = "Qolaba"
+# Staff (the Django admin at /admin/) must have two-factor sign-in set up; on in production settings.
+STAFF_REQUIRE_TWO_FACTOR = env.bool("STAFF_REQUIRE_TWO_FACTOR", default=False)
+# Sessions (allauth.usersessions): each signed-in browser is listed with its IP and when it was last seen. Changing
+# the password keeps the current session and ends every other one (Django's session hash no longer matches).
+# allauth's own tracking writes on every request; qolaba.security.SessionActivityMiddleware does it at most once
+# every SESSION_ACTIVITY_INTERVAL seconds per session instead.
+USERSESSIONS_TRACK_ACTIVITY = False
+SESSION_ACTIVITY_INTERVAL = 5 * 60
 
 # django-guardian: no anonymous-user row; anonymous requests never reach object checks.
 ANONYMOUS_USER_NAME = None
@@ -271,6 +288,7 @@ LOGGING = {
 
 # How many reverse proxies (load balancer, ...) add themselves to X-Forwarded-For in front of the app.
 TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+ALLAUTH_TRUSTED_PROXY_COUNT = TRUSTED_PROXY_COUNT  # the IPs allauth records (rate limits, sessions) alike
 
 # The public address of the app, for links in emails sent outside a request (Celery tasks).
 SITE_URL = env.str("SITE_URL", default="http://localhost:8000").rstrip("/")

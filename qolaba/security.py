@@ -1,0 +1,67 @@
+"""Account security on every request: the sessions list's "last seen", and two-factor sign-in for staff."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from allauth.account.internal.flows.login import AUTHENTICATION_METHODS_SESSION_KEY
+from allauth.mfa.utils import is_mfa_enabled
+from allauth.usersessions.models import UserSession
+from django.conf import settings
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import reverse
+
+SESSION_SEEN_AT = "qolaba_session_seen_at"
+
+
+class SessionActivityMiddleware:
+    """Keeps each signed-in session's row (allauth.usersessions: IP, browser, last seen) up to date.
+
+    At most once every SESSION_ACTIVITY_INTERVAL seconds per session, so pages cost no extra query in between. Only
+    sessions signed in through allauth (the login form, a code) are tracked; allauth itself lists them at login.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if hasattr(request, "session"):
+            self._track(request)
+        return self.get_response(request)
+
+    @staticmethod
+    def _track(request: HttpRequest) -> None:
+        session = request.session
+        records = session.get(AUTHENTICATION_METHODS_SESSION_KEY)
+        if not records or not request.user.is_authenticated:
+            return
+        # Until the first update, the session was last seen when it signed in (allauth wrote its row then).
+        seen_at = float(session.get(SESSION_SEEN_AT) or records[-1].get("at", 0))
+        if time.time() - seen_at >= settings.SESSION_ACTIVITY_INTERVAL:
+            UserSession.objects.create_from_request(request)
+            session[SESSION_SEEN_AT] = time.time()
+
+
+class StaffTwoFactorMiddleware:
+    """With STAFF_REQUIRE_TWO_FACTOR on (production), the Django admin refuses staff without two-factor sign-in.
+
+    They are sent to set it up instead; other pages are not affected.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+        self.admin_prefix = reverse("admin:index")
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if (
+            settings.STAFF_REQUIRE_TWO_FACTOR
+            and request.path.startswith(self.admin_prefix)
+            and request.user.is_authenticated
+            and request.user.is_staff
+            and not is_mfa_enabled(request.user)
+        ):
+            messages.warning(request, "Staff accounts need two-factor sign-in to open the admin. Set it up first.")
+            return HttpResponseRedirect(reverse("mfa_activate_totp"))
+        return self.get_response(request)
