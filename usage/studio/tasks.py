@@ -1,0 +1,16 @@
+"""The Studio's background jobs. A task imports its service when it runs: the service enqueues the task."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+
+@shared_task(acks_late=False)
+def chat_turn_run_task(turn_id: int) -> str | None:
+    """Run one chat turn. Not acknowledged late: a worker killed mid-stream leaves the turn's hold to the sweeper
+    (`holds_expire_run`) rather than streaming it twice; a duplicate delivery finds the turn claimed and does nothing.
+    """
+    from usage.studio.services import chat_turn_run
+
+    turn = chat_turn_run(turn_id=turn_id)
+    return turn.status if turn is not None else None
