@@ -23,6 +23,7 @@ from usage.studio.models import ChatThread, ChatTurn, TurnStatus
 from usage.studio.pricing import chat_units
 from usage.studio.services import chat_turn_key, chat_turn_run, chat_turn_start, chat_turn_stop
 from workspaces.models import HistoryItem
+from workspaces.services import member_remove
 
 
 def available(metered: MeteredWorkspace) -> int:
@@ -216,7 +217,9 @@ def test_a_member_sends_a_message_and_reads_the_reply(client, studio, fake_opena
         HTTP_HX_TARGET="chat-live",
     )
     body = partial.content.decode()
-    assert "<html" not in body and f'id="turn-{turn.pk}"' in body and "hx-trigger" not in body
+    assert "<html" not in body
+    assert f'id="turn-{turn.pk}"' in body
+    assert "hx-trigger" not in body
 
 
 @pytest.mark.django_db
@@ -226,7 +229,9 @@ def test_an_unfinished_turn_polls_until_done(client, studio):
     )  # not run: the on-commit task never fires inside the test's transaction
     client.force_login(studio.member)
     body = client.get(_studio_url(studio, "studio:chat_thread", thread_id=turn.thread_id)).content.decode()
-    assert 'id="chat-live"' in body and 'hx-trigger="every 500ms"' in body and "Stop</button>" in body
+    assert 'id="chat-live"' in body
+    assert 'hx-trigger="every 500ms"' in body
+    assert "Stop</button>" in body
 
 
 @pytest.mark.django_db
@@ -237,11 +242,13 @@ def test_a_refusal_says_which_limit_and_offers_credits_to_admins(client, fake_op
     response = client.post(_studio_url(metered, "studio:chat_turn_start"), {"price": "gpt-4o", "prompt": "Hi"})
     body = response.content.decode()
     assert response.status_code == 402
-    assert "has 0 credits left" in body and "Buy credits" in body
+    assert "has 0 credits left" in body
+    assert "Buy credits" in body
     assert not ChatThread.objects.exists()
     client.force_login(metered.member)
     body = client.post(_studio_url(metered, "studio:chat_turn_start"), {"price": "gpt-4o", "prompt": "Hi"}).content
-    assert b"Buy credits" not in body and b"Ask an Owner or Admin" in body
+    assert b"Buy credits" not in body
+    assert b"Ask an Owner or Admin" in body
 
 
 @pytest.mark.django_db
@@ -250,10 +257,13 @@ def test_viewers_removed_members_and_other_workspaces_are_refused(client, studio
     thread_url = _studio_url(studio, "studio:chat_thread", thread_id=turn.thread_id)
     client.force_login(studio.viewer)
     page = client.get(_studio_url(studio)).content.decode()
-    assert "Read-only." in page and "cannot run its tools" in page and "Send</button>" not in page
+    assert "Read-only." in page
+    assert "cannot run its tools" in page
+    assert "Send</button>" not in page
     assert client.get(thread_url).status_code == 200
     refused = client.post(_studio_url(studio, "studio:chat_turn_start"), {"price": "gpt-4o", "prompt": "Hi"})
-    assert refused.status_code == 403 and b"cannot run its tools" in refused.content
+    assert refused.status_code == 403
+    assert b"cannot run its tools" in refused.content
     assert ChatTurn.objects.count() == 1
 
     other = make_metered_workspace()
@@ -264,8 +274,6 @@ def test_viewers_removed_members_and_other_workspaces_are_refused(client, studio
         kwargs={"org_slug": other.organization.slug, "ws_slug": other.workspace.slug, "thread_id": turn.thread_id},
     )
     assert client.get(foreign).status_code == 404  # another workspace's thread under one's own workspace
-
-    from workspaces.services import member_remove
 
     membership = studio.organization.memberships.get(user=studio.member)
     member_remove(membership=membership, actor=studio.owner)
@@ -292,6 +300,7 @@ def test_the_price_endpoint_estimates_the_message_as_written(client, studio):
     client.force_login(studio.member)
     url = _studio_url(studio, "studio:chat_price")
     short = client.get(url, {"price": "gpt-4o", "prompt": "Hi"}, HTTP_HX_REQUEST="true", HTTP_HX_TARGET="chat-price")
-    assert b"up to 5 credits" in short.content and b"<html" not in short.content
+    assert b"up to 5 credits" in short.content
+    assert b"<html" not in short.content
     long = client.get(url, {"price": "gpt-4o", "prompt": "x" * 8000})  # 2,000 tokens + the reply: 3 units
     assert b"up to 15 credits" in long.content
