@@ -26,7 +26,7 @@ from usage.services import HistoryContent, usage_hold_capture, usage_hold_place,
 from usage.studio import tasks
 from usage.studio.models import ChatThread, ChatTurn, TurnStatus
 from usage.studio.pricing import chat_estimate, chat_units, messages_tokens
-from usage.studio.providers import ChatUsage, ProviderError, provider_for
+from usage.studio.providers import ChatUsage, ProviderError, StudioProvider, provider_for
 from usage.studio.selectors import chat_messages
 from workspaces.models import Workspace
 
@@ -212,9 +212,10 @@ def _capture(turn: ChatTurn, stream: _Stream, prompt_tokens_estimate: int) -> Ch
     return turn
 
 
-def chat_turn_run(*, turn_id: int) -> ChatTurn | None:
+def chat_turn_run(*, turn_id: int, provider: StudioProvider | None = None) -> ChatTurn | None:
     """Run a queued turn: stream the reply into it, then capture what was produced or release the hold.
-    Runs in a Celery worker (eagerly, in the request, without a broker). Returns None for an unknown turn."""
+    Runs in a Celery worker (eagerly, in the request, without a broker). Returns None for an unknown turn.
+    `provider` replaces the price's (the demo seeding runs the demo provider without its typing delay)."""
     claimed = ChatTurn.objects.filter(pk=turn_id, status=TurnStatus.QUEUED).update(status=TurnStatus.STREAMING)
     turn = ChatTurn.objects.select_related("thread__workspace__organization").filter(pk=turn_id).first()
     if turn is None or not claimed:
@@ -228,7 +229,7 @@ def chat_turn_run(*, turn_id: int) -> ChatTurn | None:
     stream = _Stream(parts=[])
     last_flush, unflushed = time.monotonic(), 0
     try:
-        chunks = provider_for(price).chat(
+        chunks = (provider or provider_for(price)).chat(
             model=price.provider_model_name, messages=messages, max_tokens=settings.STUDIO_CHAT_MAX_TOKENS
         )
         try:
