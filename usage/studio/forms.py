@@ -14,7 +14,8 @@ from usage.studio.services import MAX_PROMPT_CHARS
 class PriceChoiceField(forms.ModelChoiceField):
     def label_from_instance(self, obj: Any) -> str:
         demo = " (demo)" if obj.provider == "demo" else ""
-        return f"{obj.model}{demo} · {obj.credits_per_unit} credits per 1k tokens"
+        plural = "" if obj.credits_per_unit == 1 else "s"
+        return f"{obj.model}{demo} · {obj.credits_per_unit} credit{plural} per 1k tokens"
 
 
 class ChatMessageForm(forms.Form):
