@@ -8,7 +8,8 @@ import threading
 import time
 
 import pytest
-from django.db import connections
+from django.db import connection, connections
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from billing import ledger
@@ -304,3 +305,44 @@ def test_the_price_endpoint_estimates_the_message_as_written(client, studio):
     assert b"<html" not in short.content
     long = client.get(url, {"price": "gpt-4o", "prompt": "x" * 8000})  # 2,000 tokens + the reply: 3 units
     assert b"up to 15 credits" in long.content
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("url_name", ["studio:chat", "studio:chat_thread"])
+def test_studio_pages_make_the_same_queries_at_two_sizes(client, studio, django_assert_num_queries, url_name):
+    price = openai_price()
+
+    def grow(threads: int, turns: int) -> ChatThread:
+        last = None
+        for t in range(threads):
+            last = ChatThread.objects.create(
+                organization=studio.organization, workspace=studio.workspace, author=studio.member, title=f"T{t}"
+            )
+            for n in range(turns):
+                ChatTurn.objects.create(
+                    thread=last,
+                    author=studio.member,
+                    model=price.model,
+                    provider=price.provider,
+                    prompt=f"Q{n}",
+                    reply=f"A{n}",
+                    status=TurnStatus.DONE,
+                    estimated_credits=5,
+                    credits=5,
+                )
+        assert last is not None
+        return last
+
+    client.force_login(studio.member)
+    counts = []
+    for threads, turns in ((1, 1), (6, 5)):
+        thread = grow(threads, turns)
+        kwargs = {"thread_id": thread.pk} if url_name == "studio:chat_thread" else {}
+        url = _studio_url(studio, url_name, **kwargs)
+        client.get(url)  # warm the session and caches
+        with CaptureQueriesContext(connection) as queries:
+            assert client.get(url).status_code == 200
+        counts.append(len(queries))
+    assert counts[0] == counts[1], counts
+    with django_assert_num_queries(counts[0]):
+        client.get(url)
