@@ -183,6 +183,8 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "purge-deleted-organizations": {"task": "orgs.tasks.organizations_purge_deleted_run", "schedule": 60 * 60},
     "release-expired-holds": {"task": "usage.tasks.holds_expire_run", "schedule": 60},
+    # Studio chat turns whose run was lost (a killed worker): closed once their hold was released.
+    "abandon-lost-chat-turns": {"task": "usage.studio.tasks.chat_turns_abandon_run", "schedule": 60},
     # Every 30 s, so the roll-up is under a minute behind (reads add the newer events, so they are exact anyway).
     # A run that could not start within 30 s is dropped: the next one does its work.
     "usage-rollup": {

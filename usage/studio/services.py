@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -128,6 +128,26 @@ def chat_thread_delete(*, thread: ChatThread) -> None:
     """Soft delete: the thread leaves the Studio; its turns stay in History (they were charged)."""
     thread.deleted_at = now()
     thread.save(update_fields=["deleted_at"])
+
+
+def chat_turns_abandon(*, at: datetime | None = None) -> int:
+    """Close the turns whose run was lost (a worker killed mid-stream): still unfinished past the hold's expiry.
+    Their hold is released by the sweeper (`usage.services.holds_expire`) first, so nothing was charged; this says
+    so in the turn instead of leaving it "writing" forever. Returns how many."""
+    cutoff = (at or now()) - timedelta(seconds=settings.STUDIO_HOLD_TTL_SECONDS)
+    lost = ChatTurn.objects.filter(
+        status__in=[TurnStatus.QUEUED, TurnStatus.STREAMING], created_at__lt=cutoff
+    ).select_related("thread")
+    closed = 0
+    for turn in lost:
+        if turn.usage_event_id is not None:
+            event = _event(turn)
+            if event.status == UsageStatus.HELD:
+                continue  # the sweeper has not released it yet: next time
+            turn.credits = event.credits if event.status == UsageStatus.CAPTURED else 0
+        _finish(turn, status=TurnStatus.FAILED, error="The reply was interrupted. Nothing was charged.")
+        closed += 1
+    return closed
 
 
 # --- the run -------------------------------------------------------------------------------------------------

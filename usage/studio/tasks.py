@@ -14,3 +14,11 @@ def chat_turn_run_task(turn_id: int) -> str | None:
 
     turn = chat_turn_run(turn_id=turn_id)
     return turn.status if turn is not None else None
+
+
+@shared_task
+def chat_turns_abandon_run() -> int:
+    """Every minute (beat): close the turns whose run was lost, once the sweeper released their hold."""
+    from usage.studio.services import chat_turns_abandon
+
+    return chat_turns_abandon()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import timedelta
 
 import pytest
 from django.db import connection, connections
@@ -20,9 +21,10 @@ from tests.concurrency import run_together
 from tests.usage.conftest import MeteredWorkspace, make_metered_workspace
 from tests.usage.studio.conftest import openai_price
 from usage.models import UsageEvent, UsageStatus
+from usage.services import holds_expire
 from usage.studio.models import ChatThread, ChatTurn, TurnStatus
 from usage.studio.pricing import chat_units
-from usage.studio.services import chat_turn_key, chat_turn_run, chat_turn_start, chat_turn_stop
+from usage.studio.services import chat_turn_key, chat_turn_run, chat_turn_start, chat_turn_stop, chat_turns_abandon
 from workspaces.models import HistoryItem
 from workspaces.services import member_remove
 
@@ -346,3 +348,24 @@ def test_studio_pages_make_the_same_queries_at_two_sizes(client, studio, django_
     assert counts[0] == counts[1], counts
     with django_assert_num_queries(counts[0]):
         client.get(url)
+
+
+@pytest.mark.django_db
+def test_a_lost_run_is_released_by_the_sweeper_and_closed_never_charged(studio, settings):
+    """A worker killed mid-stream: the turn stays `streaming`; past the hold's expiry the sweeper releases the hold
+    and the turn is closed as interrupted, with nothing charged."""
+    turn = start(studio)
+    ChatTurn.objects.filter(pk=turn.pk).update(status=TurnStatus.STREAMING, reply="half a rep")
+    later = turn.created_at + timedelta(seconds=settings.STUDIO_HOLD_TTL_SECONDS + 1)
+    assert chat_turns_abandon(at=later) == 0  # the hold is still pending: not yet
+    assert holds_expire(at=later) == 1
+    assert chat_turns_abandon(at=later) == 1
+    turn.refresh_from_db()
+    assert (turn.status, turn.credits, turn.error) == (
+        TurnStatus.FAILED,
+        0,
+        "The reply was interrupted. Nothing was charged.",
+    )
+    assert available(studio) == 10_000
+    assert chat_turn_run(turn_id=turn.pk).status == TurnStatus.FAILED  # a late redelivery does nothing
+    assert reconcile() == []
