@@ -4,12 +4,32 @@
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import threading
 import time
+import wave
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+PNG_1PX = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+)
+
+
+def _wav() -> bytes:
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(8000)
+        out.writeframes(b"\x00\x00" * 800)
+    return buffer.getvalue()
+
+
+WAV_SILENCE = _wav()
 
 
 @dataclass
@@ -69,6 +89,18 @@ class FakeOpenAI:
 
     def answer(self, handler: BaseHTTPRequestHandler, body: dict[str, Any]) -> None:
         behaviour = self.behaviour
+        if behaviour.mode == "unauthorized":
+            return self._json(handler, 401, {"error": {"message": "Incorrect API key", "type": "invalid_api_key"}})
+        if behaviour.mode == "ok" and handler.path.endswith("/images/generations"):
+            image = base64.b64encode(PNG_1PX).decode()
+            return self._json(handler, 200, {"created": 0, "data": [{"b64_json": image}] * int(body.get("n", 1))})
+        if behaviour.mode == "ok" and handler.path.endswith("/audio/speech"):
+            handler.send_response(200)
+            handler.send_header("Content-Type", "audio/wav")
+            handler.send_header("Content-Length", str(len(WAV_SILENCE)))
+            handler.end_headers()
+            handler.wfile.write(WAV_SILENCE)
+            return None
         if behaviour.mode == "fail":
             return self._json(handler, 500, {"error": {"message": "upstream exploded", "type": "server_error"}})
         if behaviour.mode == "bad_request":
