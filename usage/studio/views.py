@@ -47,8 +47,11 @@ def _can_run(request: WorkspaceRequest) -> bool:
     return request.tenant.can(SPEND_PERMISSION)
 
 
-def _refused(request: WorkspaceRequest) -> HttpResponse:
-    return render(request, "usage/studio/refused.html", {"reason": VIEWER_REASON}, status=403)
+THREAD_OWNER_REASON = "Only the thread's author or a workspace admin can rename or delete it."
+
+
+def _refused(request: WorkspaceRequest, reason: str = VIEWER_REASON) -> HttpResponse:
+    return render(request, "usage/studio/refused.html", {"reason": reason}, status=403)
 
 
 def _thread_url(request: WorkspaceRequest, thread: ChatThread) -> str:
@@ -195,11 +198,7 @@ def _may_edit(request: WorkspaceRequest, thread: ChatThread) -> bool:
 def chat_thread_rename_view(request: WorkspaceRequest, org_slug: str, ws_slug: str, thread_id: int) -> HttpResponse:
     thread = chat_thread_find(workspace=request.tenant.workspace, thread_id=thread_id)
     if not _may_edit(request, thread):
-        return (
-            _refused(request)
-            if not _can_run(request)
-            else HttpResponse("Only the thread's author or a workspace admin can rename it.", status=403)
-        )
+        return _refused(request, VIEWER_REASON if not _can_run(request) else THREAD_OWNER_REASON)
     form = ThreadRenameForm(request.POST)
     if form.is_valid():
         try:
@@ -216,11 +215,7 @@ def chat_thread_rename_view(request: WorkspaceRequest, org_slug: str, ws_slug: s
 def chat_thread_delete_view(request: WorkspaceRequest, org_slug: str, ws_slug: str, thread_id: int) -> HttpResponse:
     thread = chat_thread_find(workspace=request.tenant.workspace, thread_id=thread_id)
     if not _may_edit(request, thread):
-        return (
-            _refused(request)
-            if not _can_run(request)
-            else HttpResponse("Only the thread's author or a workspace admin can delete it.", status=403)
-        )
+        return _refused(request, VIEWER_REASON if not _can_run(request) else THREAD_OWNER_REASON)
     chat_thread_delete(thread=thread)
     messages.success(request, f"Deleted “{thread.title}”. Its turns stay in History.")
     return redirect("studio:chat", org_slug=org_slug, ws_slug=ws_slug)
