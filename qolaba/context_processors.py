@@ -11,6 +11,7 @@ from qolaba.access import remembered_organization, remembered_workspace
 # (label, icon, url name, organization permission needed, or None for workspace tabs, needs a workspace in the URL)
 NAVIGATION = [
     ("Overview", "overview", "workspaces:overview", None, True),
+    ("Studio", "studio", "studio:chat", None, True),
     ("History", "history", "workspaces:history", None, True),
     ("Members", "members", "orgs:members", "manage_members", False),
     ("Workspaces", "workspaces", "workspaces:list", "view_organization", False),

@@ -20,6 +20,7 @@ urlpatterns = [
     path("", include("workspaces.urls")),
     path("", include("billing.urls")),
     path("", include("usage.urls")),
+    path("", include("usage.studio.urls")),
     path("api/v1/", api.urls),
     re_path(r"^api/(?P<rest>.*)$", not_found),
 ]

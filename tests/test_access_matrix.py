@@ -35,6 +35,7 @@ from usage.exports import usage_export_create
 from usage.models import ClientRate, UsageExport
 from usage.reports import UsageQuery
 from usage.statements import month_of
+from usage.studio.models import ChatThread, ChatTurn, TurnStatus
 from usage.tasks import usage_export_run
 from workspaces.models import (
     ApiKey,
@@ -56,7 +57,7 @@ PERSONAS = [
     "org_admin",
     "owner",
 ]
-APP_NAMESPACES = {"orgs", "workspaces", "billing", "usage"}
+APP_NAMESPACES = {"orgs", "workspaces", "billing", "usage", "studio"}
 
 # Who may do what, by the permission the view needs. "public" is the invitation link.
 LEVELS: dict[str, set[str]] = {
@@ -70,6 +71,17 @@ LEVELS: dict[str, set[str]] = {
     # A background usage export is shown to its requester only (the fixture's is the workspace member's), Owners
     # included: everyone else gets a 404.
     "export_requester": {"workspace_member"},
+    # Running a Studio tool: everyone who may spend in the workspace. A viewer sees the Studio and gets a 403 that
+    # says why (FORBIDDEN_VISIBLE).
+    "use_workspace": {"workspace_member", "workspace_admin", "org_admin", "owner"},
+    # Renaming or deleting a chat thread: its author (the fixture's `subject`) or a workspace admin; the other
+    # people who see the thread get a 403.
+    "manage_thread": {"workspace_admin", "org_admin", "owner"},
+}
+# Who sees the object but is refused the action with a 403 and the reason (not a 404).
+FORBIDDEN_VISIBLE: dict[str, set[str]] = {
+    "use_workspace": {"workspace_viewer"},
+    "manage_thread": {"workspace_viewer", "workspace_member"},
 }
 
 
@@ -143,6 +155,15 @@ MATRIX: dict[str, Route] = {
     "billing:credit_mode_switch": Route("org_admin", BOTH),
     "billing:credits_transfer": Route("org_admin", BOTH),
     "billing:workspace_limit_set": Route("org_admin", BOTH),
+    "studio:chat": Route("view_workspace", GET),
+    "studio:chat_price": Route("view_workspace", GET),
+    "studio:chat_thread": Route("view_workspace", GET),
+    "studio:chat_turn": Route("view_workspace", GET),
+    "studio:chat_turn_start": Route("use_workspace", POST),
+    "studio:chat_thread_turn_start": Route("use_workspace", POST),
+    "studio:chat_turn_stop": Route("use_workspace", POST),
+    "studio:chat_thread_rename": Route("manage_thread", POST),
+    "studio:chat_thread_delete": Route("manage_thread", POST),
 }
 
 
@@ -193,6 +214,18 @@ def _build_org(label: str, personas: dict[str, object] | None) -> dict[str, obje
     )
     api_key, _ = api_key_create(workspace=target, actor=owner, name=f"{label} service")
     admin_key, _ = admin_key_create(organization=org, actor=owner, name=f"{label} finance")
+    thread = ChatThread.objects.create(organization=org, workspace=target, author=subject.user, title=f"{label} thread")
+    turn = ChatTurn.objects.create(
+        thread=thread,
+        author=subject.user,
+        model="gpt-4o",
+        provider="demo",
+        prompt="Hello",
+        reply="Hi",
+        status=TurnStatus.DONE,
+        estimated_credits=5,
+        credits=5,
+    )
     invitation = invitations_create(
         organization=org,
         emails=[f"invitee-{label.lower()}@example.com"],
@@ -220,6 +253,8 @@ def _build_org(label: str, personas: dict[str, object] | None) -> dict[str, obje
         "item_id": item.pk,
         "key_id": api_key.pk,
         "admin_key_id": admin_key.pk,
+        "thread_id": thread.pk,
+        "turn_id": turn.pk,
         "period": month_of(org, now()),  # the current month: a draft statement
     }
 
@@ -278,6 +313,15 @@ URL_KWARGS: dict[str, tuple[str, ...]] = {
     "billing:credit_mode_switch": ("org_slug",),
     "billing:credits_transfer": ("org_slug",),
     "billing:workspace_limit_set": ("org_slug", "ws_slug"),
+    "studio:chat": ("org_slug", "ws_slug"),
+    "studio:chat_price": ("org_slug", "ws_slug"),
+    "studio:chat_turn_start": ("org_slug", "ws_slug"),
+    "studio:chat_thread": ("org_slug", "ws_slug", "thread_id"),
+    "studio:chat_thread_turn_start": ("org_slug", "ws_slug", "thread_id"),
+    "studio:chat_thread_rename": ("org_slug", "ws_slug", "thread_id"),
+    "studio:chat_thread_delete": ("org_slug", "ws_slug", "thread_id"),
+    "studio:chat_turn": ("org_slug", "ws_slug", "thread_id", "turn_id"),
+    "studio:chat_turn_stop": ("org_slug", "ws_slug", "thread_id", "turn_id"),
 }
 
 
@@ -307,6 +351,8 @@ def _fingerprint() -> tuple:
         list(AdminKey.objects.order_by("pk").values_list("pk", "name", "revoked_at")),
         list(ClientRate.objects.order_by("pk").values_list("pk", "rate_per_1000", "currency")),
         list(UsageExport.objects.order_by("pk").values_list("pk", "status", "file")),
+        list(ChatThread.objects.order_by("pk").values_list("pk", "title", "deleted_at")),
+        list(ChatTurn.objects.order_by("pk").values_list("pk", "status", "stop_requested")),
     )
 
 
@@ -326,6 +372,8 @@ def _expected(route: Route, persona: str, method: str, foreign: bool) -> set[int
     if persona == "anonymous":
         return {302}
     allowed = persona in LEVELS[route.level] and not foreign
+    if not allowed and not foreign and persona in FORBIDDEN_VISIBLE.get(route.level, set()):
+        return {403}
     if not allowed:
         return {404}
     return {200, 302} if method == "GET" else {200, 302, 400}

@@ -17,6 +17,7 @@ from qolaba.tools import Tool
 from tests.factories import UserFactory, make_member, make_organization, make_workspace
 from usage.exports import usage_export_create
 from usage.reports import UsageQuery
+from usage.studio.models import ChatThread, ChatTurn
 from workspaces.models import WorkspaceRole
 from workspaces.services import api_key_create, history_item_create, invitations_create
 
@@ -58,6 +59,10 @@ VIEWS = [
     ("billing:subscription_cancel", ("org_slug",), "dialog-body", None),
     # A background export's progress, polled while it runs.
     ("usage:usage_export", ("org_slug", "export_id"), "export-status", None),
+    # The Studio: the thread search, the live price, a chat turn polled while it is written.
+    ("studio:chat", ("org_slug", "ws_slug"), "thread-list", None),
+    ("studio:chat_price", ("org_slug", "ws_slug"), "chat-price", None),
+    ("studio:chat_turn", ("org_slug", "ws_slug", "thread_id", "turn_id"), "chat-live", None),
 ]
 
 
@@ -81,6 +86,10 @@ def world(db) -> tuple[Client, dict[str, object]]:
     export = usage_export_create(
         organization=org, requester=owner, query=UsageQuery(start=date(2026, 3, 1), end=date(2026, 3, 31))
     )
+    thread = ChatThread.objects.create(organization=org, workspace=workspace, author=owner, title="Plans")
+    turn = ChatTurn.objects.create(
+        thread=thread, author=owner, model="gpt-4o", provider="demo", prompt="Hi", estimated_credits=5
+    )
     client = Client()
     client.force_login(owner)
     values = {
@@ -92,6 +101,8 @@ def world(db) -> tuple[Client, dict[str, object]]:
         "key_id": api_key.pk,
         "admin_key_id": admin_key.pk,
         "export_id": export.pk,
+        "thread_id": thread.pk,
+        "turn_id": turn.pk,
     }
     return client, values
 

@@ -75,6 +75,14 @@ RUN_TWICE = {
         "tests/usage/test_statements.py",
         "test_statements_close_due_runs_in_month_order_and_a_second_run_closes_nothing",
     ),
+    "usage.studio.tasks.chat_turn_run_task": (
+        "tests/usage/studio/test_chat.py",
+        "test_a_run_delivered_twice_charges_once",
+    ),
+    "usage.studio.tasks.chat_turns_abandon_run": (
+        "tests/usage/studio/test_chat.py",
+        "test_a_lost_run_is_released_by_the_sweeper_and_closed_never_charged",
+    ),
     "usage.tasks.usage_export_run": (
         "tests/usage/test_exports.py",
         "test_the_task_is_idempotent_a_redelivery_writes_no_second_file",

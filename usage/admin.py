@@ -1,4 +1,5 @@
-"""Staff tools: edit the price list; read usage events (they are written only by the metering services)."""
+"""Staff tools: edit the price list (and which provider runs each model in the Studio); read usage events (they
+are written only by the metering services)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,18 @@ from usage.models import Price, UsageEvent
 
 @admin.register(Price)
 class PriceAdmin(admin.ModelAdmin):
-    list_display = ["tool", "model", "unit", "credits_per_unit", "is_active", "updated_at"]
+    list_display = [
+        "tool",
+        "model",
+        "unit",
+        "credits_per_unit",
+        "provider",
+        "provider_model",
+        "is_active",
+        "updated_at",
+    ]
     list_editable = ["credits_per_unit", "is_active"]
-    list_filter = ["tool", "is_active"]
+    list_filter = ["tool", "is_active", "provider"]
     search_fields = ["model", "description"]
     ordering = ["tool", "model"]
 

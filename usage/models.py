@@ -24,6 +24,13 @@ MAX_CREDITS_PER_UNIT = 1_000_000
 MAX_UNITS = 1_000_000
 
 
+class Provider(models.TextChoices):
+    """Who runs a priced model in the Studio (see usage.studio.providers)."""
+
+    DEMO = "demo", "Demo (offline, deterministic)"
+    OPENAI_COMPATIBLE = "openai-compatible", "OpenAI-compatible API"
+
+
 class PriceQuerySet(models.QuerySet["Price"]):
     def active(self) -> PriceQuerySet:
         return self.filter(is_active=True)
@@ -40,6 +47,15 @@ class Price(models.Model):
     )
     description = models.CharField(max_length=200, blank=True)
     is_active = models.BooleanField(default=True, help_text="Inactive prices are refused by the metering API.")
+    provider = models.CharField(
+        max_length=30,
+        choices=Provider.choices,
+        default=Provider.DEMO,
+        help_text="Who runs this model in the Studio: the offline demo, or an OpenAI-compatible server.",
+    )
+    provider_model = models.CharField(
+        max_length=100, blank=True, help_text="The provider's own model name; blank means the same as Model."
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     objects = PriceQuerySet.as_manager()
@@ -57,6 +73,10 @@ class Price(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_tool_display()} · {self.model}: {self.credits_per_unit} per {self.unit}"
+
+    @property
+    def provider_model_name(self) -> str:
+        return self.provider_model or self.model
 
 
 class UsageStatus(models.TextChoices):
@@ -492,3 +512,7 @@ class UsageExport(models.Model):
         if not self.rows_total:
             return 0
         return min(100, self.rows_done * 100 // self.rows_total)
+
+
+# The Studio's models live in their own module and are registered with this app here.
+from usage.studio.models import ChatThread, ChatTurn  # noqa: E402, F401

@@ -231,6 +231,8 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "prune-outbox": {"task": "qolaba.outbox.tasks.outbox_prune_run", "schedule": crontab(hour=4, minute=30)},
     "purge-deleted-organizations": {"task": "orgs.tasks.organizations_purge_deleted_run", "schedule": 60 * 60},
     "release-expired-holds": {"task": "usage.tasks.holds_expire_run", "schedule": 60},
+    # Studio chat turns whose run was lost (a killed worker): closed once their hold was released.
+    "abandon-lost-chat-turns": {"task": "usage.studio.tasks.chat_turns_abandon_run", "schedule": 60},
     # Every 30 s, so the roll-up is under a minute behind (reads add the newer events, so they are exact anyway).
     # A run that could not start within 30 s is dropped: the next one does its work.
     "usage-rollup": {
@@ -296,3 +298,12 @@ INVITATION_TTL_DAYS = env.int("INVITATION_TTL_DAYS", default=7)
 MEMBERS_PAGE_SIZE = 25
 # Rows each workspace balance is striped over, so that concurrent spenders of one pool update different rows.
 CREDIT_BALANCE_STRIPES = env.int("CREDIT_BALANCE_STRIPES", default=8)
+
+# The Studio (usage/studio): the OpenAI-compatible provider's server, and how a chat turn is estimated and held.
+STUDIO_OPENAI_BASE_URL = env.str("STUDIO_OPENAI_BASE_URL", default="")
+STUDIO_OPENAI_API_KEY = env.str("STUDIO_OPENAI_API_KEY", default="")
+STUDIO_OPENAI_TIMEOUT = env.float("STUDIO_OPENAI_TIMEOUT", default=60.0)  # seconds, per request and per stream read
+STUDIO_OPENAI_MAX_RETRIES = env.int("STUDIO_OPENAI_MAX_RETRIES", default=2)  # the SDK's backoff retries
+STUDIO_CHAT_MAX_TOKENS = env.int("STUDIO_CHAT_MAX_TOKENS", default=800)  # the longest reply asked for (and held)
+STUDIO_HOLD_TTL_SECONDS = env.int("STUDIO_HOLD_TTL_SECONDS", default=900)  # the sweeper releases a stuck turn's hold
+STUDIO_DEMO_DELAY = env.float("STUDIO_DEMO_DELAY", default=0.03)  # seconds between the demo's words

@@ -42,3 +42,4 @@ ACCOUNT_EMAIL_VERIFICATION = "optional"
 # Serve static files straight from the finders (no collectstatic before tests, also for the live server).
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True
+STUDIO_DEMO_DELAY = 0.0

@@ -216,7 +216,7 @@ def test_phone_sidebar_closes_on_escape_and_outside_click(live_server, browser: 
         context.close()
 
 
-TABS = ["Overview", "History", "Members", "Workspaces", "Usage", "Billing", "Audit", "Profile"]
+TABS = ["Overview", "Studio", "History", "Members", "Workspaces", "Usage", "Billing", "Audit", "Profile"]
 
 
 def test_every_tab_is_reachable_on_a_phone_without_javascript(live_server, browser: Browser, screenshot: Screenshot):

@@ -63,9 +63,13 @@ def test_staff_edit_a_price_and_the_next_charge_uses_it(staff, charged, client):
         "credits_per_unit": "7",
         "description": price.description,
         "is_active": "on",
+        "provider": "openai-compatible",
+        "provider_model": "gpt-4o-2024-11-20",
     }
     response = staff.client.post(reverse("admin:usage_price_change", args=[price.pk]), form)
     assert response.status_code == 302
+    price.refresh_from_db()
+    assert (price.provider, price.provider_model_name) == ("openai-compatible", "gpt-4o-2024-11-20")
     body = {"member": charged.member.email, "tool": "chat", "model": "gpt-4o", "units": 2}
     answer = client.post(
         "/api/v1/charges",

@@ -376,7 +376,7 @@ def test_history_is_in_the_navigation_and_active_on_list_and_detail(world, items
     for page in (url, item_url(world["studio"], items["chat_bo"])):
         nav = {item["label"]: item for item in client.get(page).context["nav_items"]}
         labels = list(nav)
-        assert labels[labels.index("Overview") + 1] == "History"
+        assert labels[labels.index("Overview") + 1 : labels.index("Overview") + 3] == ["Studio", "History"]
         assert nav["History"]["url"] == url
         assert nav["History"]["active"] is True
         assert nav["Overview"]["active"] is False

@@ -19,6 +19,7 @@ from billing.catalog import plans_ensure_defaults
 from orgs.models import Organization, User
 from qolaba.demo.assets import admin_key_issue, api_keys_issue
 from qolaba.demo.organizations import DEMO, DEMO_PASSWORD, demo_summary, organization_seed
+from qolaba.demo.studio import studio_seed
 from qolaba.demo.usage import UsageSeeded, demo_holds_release_expired, statements_seed, usage_seed
 from qolaba.middleware import current_ip
 from usage.catalog import prices_ensure_defaults
@@ -47,6 +48,7 @@ class Command(BaseCommand):
         usage: dict[str, UsageSeeded] = {}
         organizations: list[Organization] = []
         statements: dict[str, int] = {}
+        chats: dict[str, int] = {}
         # Emails sent while seeding (console backend in development) must not mix with the JSON on stdout.
         # The demo's audit events carry an address, as the ones of real requests do (a documentation range).
         ip_token = current_ip.set(DEMO_IP)
@@ -64,6 +66,7 @@ class Command(BaseCommand):
                     demo_holds_release_expired(organization=organization)
                     usage[spec.slug] = usage_seed(organization=organization)
                     statements[spec.slug] = statements_seed(organization=organization)
+                    chats[spec.slug] = studio_seed(organization=organization)
                     organizations.append(organization)
         finally:
             current_ip.reset(ip_token)
@@ -84,6 +87,9 @@ class Command(BaseCommand):
                     f"  {slug}: {seeded.events} generations of usage and history seeded "
                     f"in {seeded.workspaces} workspaces ({seeded.files} with a picture or a tune)"
                 )
+        for slug, count in chats.items():
+            if count:
+                self.stdout.write(f"  {slug}: {count} chat turns in the Studio (demo model)")
         for slug, count in statements.items():
             if count:
                 self.stdout.write(f"  {slug}: {count} monthly statements closed")
