@@ -87,6 +87,8 @@ def _task(name: str) -> Task:
 
 
 def _relay(*, ids: Sequence[int] | None, limit: int = 200) -> tuple[int, bool]:
+    if current_app.conf.task_always_eager:
+        return _relay_eagerly(ids=ids, limit=limit), False
     sent = 0
     stamp = now()
     redeliver_before = stamp - timedelta(seconds=settings.OUTBOX_REDELIVER_AFTER_SECONDS)
@@ -126,6 +128,38 @@ def _relay(*, ids: Sequence[int] | None, limit: int = 200) -> tuple[int, bool]:
             message.save(update_fields=["attempts", "sent_at", "last_error"])
             sent += 1
     return sent, False
+
+
+def _relay_eagerly(*, ids: Sequence[int] | None, limit: int) -> int:
+    """Eager mode (the demo, tests): claim the due messages in a short transaction, then run each task in-process
+    after it, outside any transaction of the relay's, as a worker would (a long task's progress is visible to other
+    requests while it runs). A task that fails is left unsent with its error, for the next relay."""
+    with transaction.atomic():
+        redeliver_before = now() - timedelta(seconds=settings.OUTBOX_REDELIVER_AFTER_SECONDS)
+        due = (
+            OutboxMessage.objects.pending()
+            .filter(attempts__lt=settings.OUTBOX_MAX_ATTEMPTS)
+            .filter(Q(sent_at__isnull=True) | Q(sent_at__lt=redeliver_before))
+        )
+        if ids is not None:
+            due = due.filter(pk__in=ids)
+        claimed = list(due.order_by("pk").select_for_update(skip_locked=True)[:limit])
+        for message in claimed:
+            message.attempts += 1
+            message.sent_at = now()
+            message.last_error = ""
+            message.save(update_fields=["attempts", "sent_at", "last_error"])
+    ran = 0
+    for message in claimed:
+        try:
+            _task(message.task).apply_async(args=message.args, task_id=message.celery_task_id, ignore_result=True)
+        except Exception as error:
+            error_text = f"{type(error).__name__}: {error}"[:2000]
+            OutboxMessage.objects.filter(pk=message.pk).update(sent_at=None, last_error=error_text)
+            logger.exception("outbox: %s failed", message)
+            continue
+        ran += 1
+    return ran
 
 
 def _message_pk(task_id: str | None) -> int | None:
