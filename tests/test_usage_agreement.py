@@ -1,0 +1,235 @@
+"""Every view of one period gives the same figures.
+
+One organization in Asia/Kolkata (+05:30) spends through the real metering services (charges, a hold captured, a
+hold released, a hold still pending) in three workspaces, including a charge at 18:40 UTC on 28 February — 00:10 on
+1 March there — and one at 18:20 UTC, still February there. Part of it is rolled up, part is newer than the
+watermark. Then, for "this month" (March, in the organization's time zone), the Usage tab, the Members and
+Workspaces columns, each workspace's Overview, the CSV export, the draft client statements, the usage API (admin and
+workspace keys), History's filtered totals and the monthly limits' "spent this month" are compared with the captured
+events summed here, group by group (Chatbot, Image & Speech, Total).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+import time_machine
+from django.db import connection
+from django.test import Client
+from django.urls import reverse
+
+from billing.ledger import credits_grant
+from billing.selectors import spending_this_month
+from orgs.models import OrganizationRole
+from orgs.services import admin_key_create
+from qolaba.tools import TOOL_GROUP, ReportGroup
+from tests.factories import UserFactory, make_member, make_organization, make_workspace
+from usage.catalog import prices_ensure_defaults
+from usage.models import Price, UsageEvent, UsageStatus
+from usage.rollup import rollup_update
+from usage.rollup.sql import run_statements
+from usage.services import usage_charge, usage_hold_capture, usage_hold_place, usage_hold_release
+from usage.statements import statement_compute
+from workspaces.models import HistoryItem, Workspace, WorkspaceRole
+from workspaces.selectors import history_items, history_totals
+from workspaces.services import api_key_create
+
+KOLKATA = ZoneInfo("Asia/Kolkata")
+NOW = datetime(2026, 3, 20, 10, 0, tzinfo=UTC)  # 15:30 in Kolkata
+MARCH = date(2026, 3, 1)
+MARCH_STARTS = datetime(2026, 3, 1, tzinfo=KOLKATA)  # 28 February, 18:30 UTC
+
+
+def _groups(credits_by_tool: dict[str, int]) -> dict[str, int]:
+    chatbot = sum(c for tool, c in credits_by_tool.items() if TOOL_GROUP[tool] == ReportGroup.CHATBOT)
+    image_speech = sum(c for tool, c in credits_by_tool.items() if TOOL_GROUP[tool] == ReportGroup.IMAGE_SPEECH)
+    return {"chatbot": chatbot, "image_speech": image_speech, "total": chatbot + image_speech}
+
+
+def _expected(events: list[UsageEvent], **only: object) -> dict[str, int]:
+    """The captured credits of March (local) by group, summed from the raw events."""
+    by_tool: dict[str, int] = {}
+    for event in events:
+        local = event.created_at.astimezone(KOLKATA)
+        if event.status != UsageStatus.CAPTURED or (local.year, local.month) != (2026, 3):
+            continue
+        if any(getattr(event, name) != value for name, value in only.items()):
+            continue
+        by_tool[event.tool] = by_tool.get(event.tool, 0) + event.credits
+    return _groups(by_tool)
+
+
+def _bound_passed(newest: int) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute(run_statements("postgresql").bound)
+        return int(cursor.fetchone()[0]) > newest
+
+
+@pytest.fixture
+def world():
+    """Spend in three workspaces between 28 February and 20 March, in Kolkata time."""
+    prices_ensure_defaults()
+    owner = UserFactory(email="owner@agree.test")
+    org = make_organization(owner=owner, name="Agree Studio", timezone="Asia/Kolkata")
+    primary = Workspace.objects.get(organization=org, is_primary=True)
+    alpha, beta = make_workspace(org, name="Alpha"), make_workspace(org, name="Beta")
+    ana = make_member(org, user=UserFactory(email="ana@agree.test"), workspaces={alpha: WorkspaceRole.MEMBER}).user
+    ben = make_member(
+        org,
+        user=UserFactory(email="ben@agree.test"),
+        workspaces={alpha: WorkspaceRole.MEMBER, beta: WorkspaceRole.MEMBER},
+    ).user
+    make_member(org, role=OrganizationRole.ADMIN)
+    credits_grant(organization=org, amount=1_000_000, actor=None)
+    price = {(p.tool, p.model): p for p in Price.objects.active()}
+    chat, image, speech = price[("chat", "gpt-4o")], price[("image", "flux-pro")], price[("speech", "whisper")]
+    keys = iter(range(1, 1000))
+
+    def charge(at: datetime, workspace: Workspace, user, p: Price, units: int = 1) -> None:
+        with time_machine.travel(at, tick=False):
+            usage_charge(workspace=workspace, user=user, price=p, units=units, idempotency_key=f"agree-{next(keys)}")
+
+    charge(datetime(2026, 2, 28, 18, 20, tzinfo=UTC), alpha, ana, chat, 7)  # 23:50 on 28 Feb in Kolkata: February
+    charge(datetime(2026, 2, 28, 18, 40, tzinfo=UTC), alpha, ana, image, 2)  # 00:10 on 1 March in Kolkata: March
+    charge(datetime(2026, 3, 3, 9, 0, tzinfo=UTC), alpha, ben, chat, 3)
+    charge(datetime(2026, 3, 5, 12, 0, tzinfo=UTC), beta, ben, speech, 4)
+    charge(datetime(2026, 3, 8, 20, 0, tzinfo=UTC), primary, owner, image, 1)
+    with time_machine.travel(datetime(2026, 3, 10, 8, 0, tzinfo=UTC), tick=False):
+        captured = usage_hold_place(
+            workspace=beta, user=ben, price=image, units=3, ttl=timedelta(hours=1), idempotency_key="agree-hold-1"
+        ).event
+        released = usage_hold_place(
+            workspace=alpha, user=ana, price=chat, units=5, ttl=timedelta(hours=1), idempotency_key="agree-hold-2"
+        ).event
+    with time_machine.travel(datetime(2026, 3, 10, 8, 5, tzinfo=UTC), tick=False):
+        usage_hold_capture(event=captured, workspace=beta, units=2)
+        usage_hold_release(event=released)
+
+    # Roll up what there is so far (every transaction older than the events must have ended first).
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT MAX(changed_seq) FROM usage_usageevent")
+        newest = int(cursor.fetchone()[0])
+    deadline = time.monotonic() + 60
+    while not _bound_passed(newest):
+        assert time.monotonic() < deadline, "a long transaction on the server holds the roll-up back"
+        time.sleep(0.05)
+    assert rollup_update().added > 0
+
+    # Newer than the watermark: read from the raw events.
+    charge(datetime(2026, 3, 15, 6, 0, tzinfo=UTC), alpha, ana, chat, 2)
+    charge(datetime(2026, 3, 19, 23, 0, tzinfo=UTC), beta, ben, image, 1)  # 04:30 on 20 March in Kolkata
+    with time_machine.travel(datetime(2026, 3, 20, 9, 0, tzinfo=UTC), tick=False):
+        usage_hold_place(
+            workspace=alpha, user=ben, price=image, units=1, ttl=timedelta(hours=24), idempotency_key="agree-pending"
+        )
+    _, workspace_key = api_key_create(workspace=alpha, actor=owner, name="agree")
+    _, admin_key = admin_key_create(organization=org, actor=owner, name="agree")
+    return {
+        "org": org,
+        "owner": owner,
+        "workspaces": [primary, alpha, beta],
+        "members": [owner, ana, ben],
+        "alpha": alpha,
+        "workspace_key": workspace_key,
+        "admin_key": admin_key,
+        "events": list(UsageEvent.objects.filter(organization=org)),
+    }
+
+
+@pytest.mark.django_db(transaction=True)
+def test_every_view_of_this_month_gives_the_same_figures(world):
+    org, events = world["org"], world["events"]
+    expected = _expected(events)
+    assert expected["total"] > 0
+    assert expected != _groups({})
+    client = Client()
+    client.force_login(world["owner"])
+    slug = org.slug
+
+    with time_machine.travel(NOW, tick=False):
+        # The Usage tab: Chatbot / Image & Speech / Total.
+        dashboard = client.get(f"/o/{slug}/usage/?range=this_month").context["dashboard"]
+        assert {change.key: change.current for change in dashboard.totals} == expected
+
+        # The Members and Workspaces columns (this month by default): every row, and the organization's total.
+        members = client.get(reverse("orgs:members", args=[slug])).context
+        assert _credits(members["usage"].organization_total) == expected
+        assert _sum(credits for _, credits in members["member_rows"]) == expected
+        for member in world["members"]:
+            assert _credits(members["usage"].of(member.pk)) == _expected(events, user_id=member.pk)
+        workspaces = client.get(reverse("workspaces:list", args=[slug])).context
+        assert _credits(workspaces["usage"].organization_total) == expected
+        assert _sum(row[1] for row in workspaces["rows"]) == expected
+
+        for workspace in world["workspaces"]:
+            of_workspace = _expected(events, workspace_id=workspace.pk)
+            assert _credits(workspaces["usage"].of(workspace.pk)) == of_workspace
+            # The Overview of the workspace.
+            overview = client.get(reverse("workspaces:overview", args=[slug, workspace.slug])).context["usage"]
+            assert _credits(overview.workspace) == of_workspace
+            assert _credits(overview.mine) == _expected(events, workspace_id=workspace.pk, user_id=world["owner"].pk)
+            # The client statement of March, drafted now.
+            statement = statement_compute(workspace=workspace, period_start=MARCH, as_of=NOW)
+            assert sum(line.credits for line in statement.lines) == of_workspace["total"]
+            # History, filtered to March.
+            items = history_items(workspace=workspace, date_from=MARCH, date_to=date(2026, 3, 31))
+            assert history_totals(items).credits == of_workspace["total"]
+            # The monthly limits' "spent this month": the captured usage and what is still held.
+            held = sum(
+                e.credits
+                for e in UsageEvent.objects.filter(workspace=workspace, status=UsageStatus.HELD)
+                if e.created_at >= MARCH_STARTS
+            )
+            assert spending_this_month(workspace=workspace, organization=org).get(None, 0) == (
+                of_workspace["total"] + held
+            )
+
+        # The CSV export of the same filter: the captured rows add up to the same.
+        response = client.get(f"/o/{slug}/usage/export.csv?range=this_month")
+        rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+        by_tool: dict[str, int] = {}
+        for row in rows:
+            if row["status"] == UsageStatus.CAPTURED:
+                by_tool[row["tool"]] = by_tool.get(row["tool"], 0) + int(row["credits"])
+        assert _groups(by_tool) == expected
+        assert not any(row["time"].startswith("2026-02") for row in rows)  # 28 Feb 18:40 UTC is 1 March there
+        assert any(row["time"].startswith("2026-03-01T00:10:00+05:30") for row in rows)
+
+        # The usage API: the organization's (admin key) and one workspace's (workspace key).
+        query = "start=2026-03-01&end=2026-03-31&bucket=none"
+        answer = client.get(
+            f"/api/v1/organization/usage?{query}", HTTP_AUTHORIZATION=f"Bearer {world['admin_key']}"
+        ).json()
+        assert _api(answer["totals"]) == expected
+        answer = client.get(f"/api/v1/usage?{query}", HTTP_AUTHORIZATION=f"Bearer {world['workspace_key']}").json()
+        assert _api(answer["totals"]) == _expected(events, workspace_id=world["alpha"].pk)
+
+    assert HistoryItem.objects.filter(organization=org).count() == sum(e.status == UsageStatus.CAPTURED for e in events)
+
+
+def _credits(group) -> dict[str, int]:
+    return {"chatbot": group.chatbot, "image_speech": group.image_speech, "total": group.total}
+
+
+def _sum(groups) -> dict[str, int]:
+    listed = [g for g in groups if g is not None]
+    return _groups_sum(listed)
+
+
+def _groups_sum(listed) -> dict[str, int]:
+    chatbot = sum(g.chatbot for g in listed)
+    image_speech = sum(g.image_speech for g in listed)
+    return {"chatbot": chatbot, "image_speech": image_speech, "total": chatbot + image_speech}
+
+
+def _api(totals: dict[str, int]) -> dict[str, int]:
+    return {
+        "chatbot": totals["chatbot_credits"],
+        "image_speech": totals["image_speech_credits"],
+        "total": totals["credits"],
+    }
