@@ -54,6 +54,7 @@ from usage.statements import (
     statement_month_is_open,
     workspace_statements,
 )
+from workspaces.selectors import workspaces_with_usage_view
 
 # The page's panels: the whole report (filters, notices and panels: what a change of filter refreshes) and each panel.
 USAGE_PARTIALS = frozenset({"usage-report", "usage-totals", "usage-chart", "usage-breakdowns"})
@@ -65,7 +66,11 @@ def usage_page(request: TenantRequest, org_slug: str) -> HttpResponse:
     organization = request.tenant.organization
     dashboard = usage_dashboard(user=request.user, organization=organization, params=request.GET)
     page_url = reverse("usage:dashboard", kwargs={"org_slug": organization.slug})
-    context = {"dashboard": dashboard, "page_url": page_url}
+    context: dict[str, Any] = {"dashboard": dashboard, "page_url": page_url}
+    if htmx_partial(request, USAGE_PARTIALS) is None:  # the whole page: with the client statements it links to
+        context["statement_workspaces"] = list(
+            workspaces_with_usage_view(user=request.user, organization=organization).only("name", "slug")
+        )
     response = render_page(request, "usage/usage.html", context, partials=USAGE_PARTIALS)
     if htmx_partial(request, USAGE_PARTIALS) == "usage-report" and not dashboard.problems:
         # The address bar gets the view's canonical URL (what a link to it would be), not the form's raw fields.

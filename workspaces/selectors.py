@@ -61,6 +61,19 @@ def workspace_ids_with_usage_view(*, user: Any, organization: Organization) -> s
     return set(rows.values_list("pk", flat=True))
 
 
+def workspaces_with_usage_view(*, user: Any, organization: Organization) -> QuerySet[Workspace]:
+    """The live workspaces whose usage (and client statements) `user` may see, by name."""
+    return (
+        Workspace.objects.live()
+        .filter(
+            organization=organization,
+            user_permissions__user=user,
+            user_permissions__permission__codename="view_workspace_usage",
+        )
+        .order_by("name")
+    )
+
+
 def archived_workspaces(*, organization: Organization) -> QuerySet[Workspace]:
     return Workspace.objects.filter(organization=organization, archived_at__isnull=False).order_by("-archived_at")
 

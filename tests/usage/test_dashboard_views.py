@@ -411,7 +411,7 @@ def _grow(world, *, members: int, events_per_member: int) -> None:
         )  # fmt: skip
 
 
-USAGE_QUERIES = 17  # session, user, organization and permissions, navigation, the dashboard's reads
+USAGE_QUERIES = 18  # session, user, organization and permissions, navigation, the dashboard's reads, statements
 
 
 @pytest.mark.parametrize("role", ["owner", "wes", "mia"])
@@ -474,3 +474,20 @@ def test_figures_are_exact_from_the_roll_up_plus_the_newer_events():
     assert totals(response)[TOTAL] == raw_credits(world.org, start=start, end=start + timedelta(days=18)) == 130
     by_workspace = {row.label: row.credits for row in response.context["dashboard"].breakdowns[0].rows}
     assert by_workspace == {"Atlas Workspace": 38, "Borealis Workspace": 92}
+
+
+def test_the_page_links_to_the_client_statements_of_the_workspaces_one_may_see(world):
+    def links(user) -> list[str]:
+        return [workspace.name for workspace in page(user, world.org).context.get("statement_workspaces") or []]
+
+    assert links(world.owner) == ["Atlas Workspace", "Borealis Workspace", "Primary Workspace"]
+    assert links(world.admin) == ["Atlas Workspace", "Borealis Workspace", "Primary Workspace"]
+    assert links(world.wes) == ["Borealis Workspace"]  # the workspace he administers
+    assert links(world.mia) == []
+    text = html(page(world.wes, world.org))
+    statements = reverse("usage:statements", kwargs={"org_slug": world.org.slug, "ws_slug": world.borealis.slug})
+    assert f'<a href="{statements}">Borealis Workspace</a>' in text
+    assert "Client statements" not in html(page(world.mia, world.org))
+    # A panel refresh (htmx) answers the panel only.
+    partial = page(world.owner, world.org, HTTP_HX_REQUEST="true", HTTP_HX_TARGET="usage-totals")
+    assert "Client statements" not in partial.content.decode()
