@@ -34,7 +34,7 @@ from billing.services import (
 )
 from orgs.models import CreditMode, Membership, OrganizationRole
 from qolaba.access import TenantRequest, WorkspaceRequest, organization_view, workspace_view
-from qolaba.htmx import render_page
+from qolaba.htmx import dialog_done, refusal_status, render_page
 from qolaba.views import confirmed_action, form_add_service_errors, immediate_action
 from usage.forecast import limit_forecasts, pool_forecast
 from workspaces.selectors import workspace_spenders
@@ -222,7 +222,7 @@ def credits_transfer_view(request: TenantRequest, org_slug: str) -> HttpResponse
                 form_add_service_errors(form, error)
             else:
                 messages.success(request, f"Moved {amount:,} credits from {source.name} to {target.name}.")
-                return redirect("workspaces:list", org_slug=org_slug)
+                return dialog_done(request, reverse("workspaces:list", kwargs={"org_slug": org_slug}))
         else:
             preview = {
                 "source": source,
@@ -235,8 +235,9 @@ def credits_transfer_view(request: TenantRequest, org_slug: str) -> HttpResponse
         "preview": preview,
         "workspace_options": [(ws, balances.get(ws.pk, 0)) for ws in form.fields["source"].queryset],  # type: ignore[attr-defined]
         "budget_mode": organization.credit_mode == CreditMode.BUDGET,
+        "posted": request.method == "POST",
     }
-    status = 400 if form.errors and request.method == "POST" else 200
+    status = refusal_status(request) if form.errors and request.method == "POST" else 200
     partials = {"transfer-preview", "dialog-body"}
     return render_page(request, "billing/transfer.html", context, partials=partials, status=status)
 

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Set
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.utils.cache import patch_vary_headers
 
 # Every header the choice between page and partial reads. HX-Request alone is not enough for a cache: htmx's history
@@ -46,3 +46,19 @@ def render_page(
     response = render(request, f"{template_name}#{partial}" if partial else template_name, context, status=status)
     patch_vary_headers(response, VARY_ON)
     return response
+
+
+def dialog_done(request: HttpRequest, url: str) -> HttpResponse:
+    """After a form in a dialog succeeded: htmx navigates the whole page to `url` (HX-Redirect, so the flash message
+    shows there); without JavaScript, the usual redirect."""
+    if getattr(request, "htmx", None):
+        response = HttpResponse(status=204)
+        response["HX-Redirect"] = url
+        return response
+    return redirect(url)
+
+
+def refusal_status(request: HttpRequest) -> int:
+    """The status of a form answered again with its errors: 400 for a page, 200 for htmx, which swaps only
+    successful answers (the errors must appear in the dialog that sent the form, not replace the page)."""
+    return 200 if getattr(request, "htmx", None) else 400

@@ -13,7 +13,7 @@ from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 
-from qolaba.htmx import render_page
+from qolaba.htmx import dialog_done, refusal_status, render_page
 from qolaba.refusals import Refusal
 from qolaba.tools import ReportGroup
 from usage.columns import ColumnsPeriod, ColumnsPeriodChoice, ColumnsSort, columns_period, columns_sort
@@ -58,9 +58,9 @@ def confirmed_action(
             error = " ".join(refusal.messages)
         else:
             messages.success(request, success_message)
-            return redirect(success_url)
+            return dialog_done(request, success_url)
     context = {**confirmation, "action": request.path, "error": error}
-    return confirm_response(request, context, status=400 if error else 200)
+    return confirm_response(request, context, status=refusal_status(request) if error else 200)
 
 
 def immediate_action(

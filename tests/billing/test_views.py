@@ -41,7 +41,7 @@ from billing.services import (
     plan_subscribe,
     workspace_limit_set,
 )
-from orgs.models import AuditEvent, CreditMode, Membership, OrganizationRole
+from orgs.models import AuditEvent, CreditMode, Membership, MembershipStatus, OrganizationRole
 from qolaba.lifecycle import workspace_archive
 from tests.factories import UserFactory, make_member, make_organization, make_workspace
 from usage.models import Price
@@ -208,9 +208,9 @@ def test_workspaces_tab_shows_balances_and_the_mode_bar_to_owners_and_admins(w):
         html = text(logged_in(user).get(list_url))
         assert "Credit mode: <strong>Workspace budgets</strong>" in html
         assert "Manage credits" in html
-        assert re.search(r">Studio</a>.*?<td class=\"nowrap\">2,000</td>", html, re.S)
-        assert re.search(r">Primary Workspace</a>.*?<td class=\"nowrap\">8,000</td>", html, re.S)
-        assert re.search(r">Spare</a>.*?<td class=\"nowrap\">0</td>", html, re.S)
+        assert re.search(r">Studio</a>.*?<td class=\"nowrap\"[^>]*>2,000</td>", html, re.S)
+        assert re.search(r">Primary Workspace</a>.*?<td class=\"nowrap\"[^>]*>8,000</td>", html, re.S)
+        assert re.search(r">Spare</a>.*?<td class=\"nowrap\"[^>]*>0</td>", html, re.S)
         assert reverse("billing:credit_mode_switch", args=[w.org.slug]) in html
 
     member_html = text(logged_in(w.member).get(list_url))
@@ -352,8 +352,8 @@ def test_a_transfer_moves_the_credits_and_says_so(w):
     )
     html = text(response)
     assert "Moved 750 credits from Studio to Spare." in html
-    assert re.search(r">Studio</a>.*?<td class=\"nowrap\">1,250</td>", html, re.S)
-    assert re.search(r">Spare</a>.*?<td class=\"nowrap\">750</td>", html, re.S)
+    assert re.search(r">Studio</a>.*?<td class=\"nowrap\"[^>]*>1,250</td>", html, re.S)
+    assert re.search(r">Spare</a>.*?<td class=\"nowrap\"[^>]*>750</td>", html, re.S)
     assert reconcile() == []
 
 
@@ -366,6 +366,48 @@ def test_a_transfer_over_the_balance_is_refused_and_changes_nothing(w):
     assert balances(w) == before
     assert LedgerTransaction.objects.filter(organization=w.org, kind=TransactionKind.TRANSFER).count() == 1
     assert reconcile() == []
+
+
+DIALOG = {"HTTP_HX_REQUEST": "true", "HTTP_HX_TARGET": "dialog-body"}
+
+
+def test_a_refused_transfer_in_the_dialog_shows_its_error_in_the_dialog_once(w):
+    """htmx swaps only successful answers: the dialog gets its form back (200) with the error, once; without
+    JavaScript the page comes back (400), with the error once too."""
+    to_budget(w, studio=1_000)
+    before = balances(w)
+    data = {"source": w.studio.pk, "target": w.spare.pk, "amount": "1500"}
+    dialog = w.as_owner.post(transfer_url(w), data, **DIALOG)
+    assert dialog.status_code == 200
+    fragment = text(dialog)
+    assert "<html" not in fragment
+    assert '<h2 class="confirm-title">Manage credits</h2>' in fragment
+    assert fragment.count("Studio has only 1,000 credits.") == 1
+    page = w.as_owner.post(transfer_url(w), data)
+    assert page.status_code == 400
+    assert text(page).count("Studio has only 1,000 credits.") == 1
+    assert balances(w) == before
+
+
+def test_a_transfer_from_the_dialog_takes_the_whole_page_to_the_workspaces_tab(w):
+    to_budget(w)
+    data = {"source": w.primary.pk, "target": w.studio.pk, "amount": "2000"}
+    response = w.as_owner.post(transfer_url(w), data, **DIALOG)
+    assert response.status_code == 204
+    assert response["HX-Redirect"] == reverse("workspaces:list", args=[w.org.slug])
+    assert balances(w)["Studio"] == 2_000
+
+
+def test_a_confirmation_dialog_keeps_a_refusal_inside(w):
+    """Every confirmation (confirm.html) posts through htmx into the dialog: a refusal stays there."""
+    owner_membership = Membership.objects.get(organization=w.org, user=w.owner)
+    url = reverse("orgs:member_remove", args=[w.org.slug, owner_membership.pk])
+    dialog = w.as_owner.post(url, **DIALOG)
+    assert dialog.status_code == 200
+    assert "<html" not in text(dialog)
+    assert text(dialog).count('class="form-errors"') == 1
+    assert w.as_owner.post(url).status_code == 400  # without JavaScript: the confirmation page, with the error
+    assert Membership.objects.get(pk=owner_membership.pk).status == MembershipStatus.ACTIVE
 
 
 def test_a_transfer_in_shared_mode_is_refused_with_a_clear_error(w):
