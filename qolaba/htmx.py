@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Set
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -51,9 +52,15 @@ def render_page(
 def dialog_done(request: HttpRequest, url: str) -> HttpResponse:
     """After a form in a dialog succeeded: htmx navigates the whole page to `url` (HX-Redirect, so the flash message
     shows there); without JavaScript, the usual redirect."""
-    if getattr(request, "htmx", None):
+    htmx = getattr(request, "htmx", None)
+    if htmx:
         response = HttpResponse(status=204)
-        response["HX-Redirect"] = url
+        target, current = urlsplit(url), urlsplit(htmx.current_url or "")
+        if target.fragment and (target.path, target.query) == (current.path, current.query):
+            # The page the dialog is on, at an anchor: the browser would only scroll there, never reload it.
+            response["HX-Refresh"] = "true"
+        else:
+            response["HX-Redirect"] = url
         return response
     return redirect(url)
 

@@ -47,6 +47,7 @@ from tests.factories import UserFactory, make_member, make_organization, make_wo
 from usage.models import Price
 from usage.services import usage_charge
 from workspaces.models import Workspace, WorkspaceRole
+from workspaces.services import api_key_create
 
 pytestmark = pytest.mark.django_db
 
@@ -761,3 +762,14 @@ def test_billing_limits_and_transfer_pages_cost_constant_queries(catalog):
     assert max(measured["large"].values()) <= 14, measured
     assert Membership.objects.filter(organization=large.org).count() == 32
     assert reconcile() == []
+
+
+def test_a_dialog_done_on_its_own_page_at_an_anchor_reloads_that_page(w):
+    """Revoking a workspace API key from its settings page: going to the same page's #anchor would not reload it."""
+    url = reverse("workspaces:settings", args=[w.org.slug, w.studio.slug])
+    key, _ = api_key_create(workspace=w.studio, actor=w.owner, name="Image service")
+    revoke = reverse("workspaces:api_key_revoke", args=[w.org.slug, w.studio.slug, key.pk])
+    response = w.as_owner.post(revoke, HTTP_HX_CURRENT_URL=f"http://testserver{url}", **DIALOG)
+    assert response.status_code == 204
+    assert response["HX-Refresh"] == "true"
+    assert "HX-Redirect" not in response
