@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 
@@ -10,8 +11,9 @@ from allauth.mfa.utils import is_mfa_enabled
 from allauth.usersessions.models import UserSession
 from django.conf import settings
 from django.contrib import messages
+from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
-from django.urls import reverse
+from django.urls import NoReverseMatch, reverse
 
 SESSION_SEEN_AT = "qolaba_session_seen_at"
 
@@ -28,7 +30,10 @@ class SessionActivityMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         if hasattr(request, "session"):
-            self._track(request)
+            # Best effort: during a database outage the view meets the same error and answers the 503
+            # (qolaba.outage), without a traceback from here first.
+            with contextlib.suppress(DatabaseError):
+                self._track(request)
         return self.get_response(request)
 
     @staticmethod
@@ -52,12 +57,18 @@ class StaffTwoFactorMiddleware:
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
-        self.admin_prefix = reverse("admin:index")
+
+    @staticmethod
+    def _in_admin(request: HttpRequest) -> bool:
+        try:
+            return request.path.startswith(reverse("admin:index"))
+        except NoReverseMatch:  # a URLconf without the admin
+            return False
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         if (
             settings.STAFF_REQUIRE_TWO_FACTOR
-            and request.path.startswith(self.admin_prefix)
+            and self._in_admin(request)
             and request.user.is_authenticated
             and request.user.is_staff
             and not is_mfa_enabled(request.user)
