@@ -261,11 +261,12 @@ def test_the_limits_page_says_whether_a_limit_is_reached_before_it_resets(django
 
 
 # Measured (PostgreSQL): the forecast adds the roll-up watermark and the day totals to each page, and the pool's
-# balance on the Billing page (the Workspaces tab has it already): Billing 14 + 3, Workspaces tab 9 + 2 (budget
-# mode; the same in shared mode) + 2 for its usage columns, Limits page 9 + 2.
-QUERIES_BILLING = 17
+# balance on the Billing page (the Workspaces tab has it already): Billing 12 + 3 (its plan cards read the plans and
+# the subscription once), Workspaces tab 9 + 2 (budget mode; the same in shared mode) + 2 for its usage columns,
+# Limits page 11 (the whole month's spending per member and workspace) + 2.
+QUERIES_BILLING = 15
 QUERIES_WORKSPACES = 13
-QUERIES_LIMITS = 11
+QUERIES_LIMITS = 13
 
 
 # --- the runway alert -----------------------------------------------------------------------------------------------
