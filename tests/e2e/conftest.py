@@ -68,7 +68,7 @@ def screenshot(request: pytest.FixtureRequest) -> Screenshot:
     folder = ARTIFACTS_DIR / _slug(request.node.name)
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
-    counter = iter(range(1, 100))
+    counter = iter(range(1, 1000))
 
     def take(page: Page, step: str) -> Path:
         path = folder / f"{next(counter):02d}-{_slug(step)}.png"
