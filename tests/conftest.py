@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+from celery._state import _set_task_join_will_block
 from django.core.cache import cache
 
 from tests.factories import UserFactory
@@ -22,6 +23,14 @@ def _clear_cache(request):
     cache.clear()
     yield
     cache.clear()
+
+
+@pytest.fixture(autouse=True)
+def _task_joins_allowed():
+    """Celery keeps "a task is running here" in a process-wide flag that eager tasks set and reset around their run;
+    tasks run at once in a live server's thread and in the test's can leave it set, and then every later `.get()`
+    of a test raises "Never call result.get() within a task". Each test starts outside any task."""
+    _set_task_join_will_block(False)
 
 
 @pytest.fixture
