@@ -5,6 +5,27 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 say() { printf '\033[1;34m==>\033[0m %s\n' "$*" >&2; }
 die() { printf '\033[1;31mERROR:\033[0m %s\n' "$*" >&2; exit 1; }
+warn() { printf '\033[1;33mWARNING:\033[0m %s\n' "$*" >&2; }
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else die "need root to run: $*"; fi; }
+
+apt_install() {
+  say "Installing from Debian: $*"
+  if [ -z "${APT_UPDATED:-}" ]; then as_root apt-get update -qq; APT_UPDATED=1; fi
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+# The Studio demo's Speech tool runs Debian's espeak-ng (a local speech engine). Without it the rest works and
+# Speech tells the member it is not installed. `ensure_espeak` installs it; `ensure_espeak optional` only warns
+# when it cannot (a developer without root).
+ensure_espeak() {
+  command -v espeak-ng >/dev/null && return 0
+  if [ "${1:-}" = optional ]; then
+    ( apt_install espeak-ng ) || warn "espeak-ng could not be installed: the demo's Speech tool will say it is missing. Install it with: sudo apt-get install espeak-ng"
+  else
+    apt_install espeak-ng || die "espeak-ng (the demo's speech engine) could not be installed: apt-get install espeak-ng"
+  fi
+}
 
 find_python() {
   for candidate in python3.11 python3; do
