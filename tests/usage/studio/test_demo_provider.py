@@ -13,6 +13,7 @@ from pathlib import Path
 import av
 import pytest
 from PIL import Image
+from playwright.sync_api import sync_playwright
 
 from usage.studio.providers import (
     IMAGE_SIZES,
@@ -290,3 +291,55 @@ def test_music_stops_when_cancelled():
 def test_music_refuses_lengths_not_offered():
     with pytest.raises(ProviderError, match="1 to 120 seconds"):
         DemoProvider(delay=0).music(model="m", prompt="x", seconds=121, progress=lambda done: None)
+
+
+# --- in a browser ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.e2e
+def test_chromium_plays_the_demo_video_and_audio():
+    """The files as a member's browser gets them: Debian's Chromium decodes the video's frames and plays the WAVs."""
+    provider = DemoProvider(delay=0)
+    files = {
+        "video": provider.video(model="m", prompt="Waves on a beach", seconds=2, progress=lambda done: None),
+        "speech": provider.speech(model="m", text="Welcome to the spring launch.", voice="nova"),
+        "music": provider.music(model="m", prompt="A calm piano loop", seconds=3, progress=lambda done: None),
+    }
+    page_html = (
+        '<video id="video" src="http://media.test/video" muted></video>'
+        '<audio id="speech" src="http://media.test/speech"></audio><audio id="music" src="http://media.test/music"></audio>'
+    )
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path="/usr/bin/chromium",
+            args=["--no-sandbox", "--headless", "--disable-gpu", "--autoplay-policy=no-user-gesture-required"],
+        )
+        try:
+            page = browser.new_page()
+            page.route(
+                "http://media.test/*",
+                lambda route: route.fulfill(
+                    body=files[route.request.url.rsplit("/", 1)[1]].content,
+                    content_type=files[route.request.url.rsplit("/", 1)[1]].content_type,
+                ),
+            )
+            page.route("http://page.test/", lambda route: route.fulfill(body=page_html, content_type="text/html"))
+            page.goto("http://page.test/")
+            page.wait_for_function(
+                "['video', 'speech', 'music'].every(id => { const e = document.getElementById(id);"
+                " return e.readyState >= 1 || e.error; })",
+                timeout=15_000,
+            )
+            loaded = page.evaluate(
+                "['video', 'speech', 'music'].map(id => { const e = document.getElementById(id);"
+                " return [e.error && e.error.code, e.duration]; })"
+            )
+            assert [error for error, _ in loaded] == [None, None, None]
+            assert [duration for _, duration in loaded] == [2, pytest.approx(1.9, abs=0.5), 3]
+            assert page.evaluate("(e => [e.videoWidth, e.videoHeight])(document.getElementById('video'))") == [640, 360]
+            page.evaluate("document.getElementById('video').play()")
+            page.wait_for_function("document.getElementById('video').currentTime > 0.5", timeout=10_000)
+            frames = page.evaluate("document.getElementById('video').getVideoPlaybackQuality().totalVideoFrames")
+            assert frames > 10  # decoded and shown, not only parsed
+        finally:
+            browser.close()
