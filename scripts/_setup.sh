@@ -15,15 +15,19 @@ apt_install() {
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
 }
 
-# The Studio demo's Speech tool runs Debian's espeak-ng (a local speech engine). Without it the rest works and
-# Speech tells the member it is not installed. `ensure_espeak` installs it; `ensure_espeak optional` only warns
-# when it cannot (a developer without root).
-ensure_espeak() {
-  command -v espeak-ng >/dev/null && return 0
+# The Studio demo's Speech tool runs Debian's espeak-ng (a local speech engine) and its pictures write the prompt in
+# DejaVu Sans (fonts-dejavu-core). Without them the rest works: Speech tells the member it is not installed, and
+# pictures fall back to an ASCII-only font. `ensure_demo_media` installs them; `ensure_demo_media optional` only
+# warns when it cannot (a developer without root).
+ensure_demo_media() {
+  local missing=()
+  command -v espeak-ng >/dev/null || missing+=(espeak-ng)
+  [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing+=(fonts-dejavu-core)
+  [ ${#missing[@]} = 0 ] && return 0
   if [ "${1:-}" = optional ]; then
-    ( apt_install espeak-ng ) || warn "espeak-ng could not be installed: the demo's Speech tool will say it is missing. Install it with: sudo apt-get install espeak-ng"
+    ( apt_install "${missing[@]}" ) || warn "could not install ${missing[*]} for the Studio demo (Speech says it is missing). Install with: sudo apt-get install ${missing[*]}"
   else
-    apt_install espeak-ng || die "espeak-ng (the demo's speech engine) could not be installed: apt-get install espeak-ng"
+    apt_install "${missing[@]}" || die "could not install ${missing[*]} (the Studio demo's speech engine and font): apt-get install ${missing[*]}"
   fi
 }
 

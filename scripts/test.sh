@@ -42,7 +42,7 @@ ensure_chromium() {
 if [ -z "${DATABASE_URL:-}" ]; then ensure_postgres; fi
 if [ -z "${REDIS_URL:-}" ]; then ensure_redis; fi
 ensure_chromium
-ensure_espeak
+ensure_demo_media
 ensure_venv
 
 export DJANGO_SETTINGS_MODULE=qolaba.settings.test

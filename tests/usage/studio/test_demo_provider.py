@@ -95,6 +95,16 @@ def test_images_carry_the_demo_label_and_the_prompt():
     assert any(min(colour) > 200 for colour in colours)  # white text written on it
 
 
+def test_a_long_prompt_stays_inside_its_panel():
+    prompt = "WMWMWMWM" * 40 + " and many more words after it " * 10  # wide letters, one endless word
+    picture = _png(DemoProvider(delay=0).image(model="m", prompt=prompt, size="512x512", count=1)[0].content)
+    unit = 512 // 24
+    padding = picture.crop((512 - 2 * unit + 2, 512 - 5 * unit, 512 - unit - 2, 512 - unit - 2))  # right of the text
+    assert not any(min(colour) > 200 for _, colour in padding.getcolors(maxcolors=100_000) or [])
+    text = picture.crop((2 * unit, 512 - 5 * unit, 512 - 2 * unit, 512 - unit))
+    assert any(min(colour) > 200 for _, colour in text.getcolors(maxcolors=100_000) or [])
+
+
 def test_images_are_deterministic_and_each_of_a_batch_differs():
     provider = DemoProvider(delay=0)
     first = provider.image(model="m", prompt="A red fox in snow", size="512x512", count=3)
@@ -265,6 +275,17 @@ def test_music_is_a_wav_of_the_length_asked_for_with_progress_per_beat():
     assert 6 * 84 / 60 - 1 <= len(reports) <= 6 * 132 / 60 + 1  # once a beat, at 84 to 132 beats a minute
     assert reports == sorted(reports)
     assert reports[-1] == 1.0
+
+
+def test_music_is_a_melody_not_one_tone():
+    media = DemoProvider(delay=0).music(model="m", prompt="A calm piano loop", seconds=4, progress=lambda done: None)
+    samples = _wav(media.content)[1]
+    window = 2205  # a tenth of a second; its zero crossings follow the pitch heard in it
+    crossings = [
+        sum(1 for a, b in zip(samples[i : i + window], samples[i + 1 : i + window], strict=False) if (a < 0) != (b < 0))
+        for i in range(0, len(samples) - window, window)
+    ]
+    assert len({count // 5 for count in crossings}) >= 4  # several notes
 
 
 def test_music_is_deterministic_and_follows_the_prompt():

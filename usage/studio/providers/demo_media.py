@@ -18,7 +18,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import textwrap
 import wave
 from collections.abc import Callable
 from functools import cache, lru_cache
@@ -49,7 +48,7 @@ MUSIC_RATE = 22050  # samples a second, mono, 16 bit
 
 
 def _rng(*parts: object) -> random.Random:
-    digest = hashlib.sha256("\x1f".join(str(part) for part in parts).encode()).digest()
+    digest = hashlib.sha256("\x1f".join(str(part) for part in parts).encode(errors="replace")).digest()
     return random.Random(int.from_bytes(digest, "big"))  # noqa: S311 - a picture's colours, not a secret
 
 
@@ -63,10 +62,48 @@ def _gradient(size: tuple[int, int], top: tuple[int, int, int], bottom: tuple[in
     return Image.composite(Image.new("RGB", size, bottom), Image.new("RGB", size, top), mask)
 
 
+# DejaVu Sans (Debian's fonts-dejavu-core, installed by the scripts) has accents, Greek, Cyrillic and symbols;
+# Pillow's embedded font, the fallback, is ASCII only.
+FONT_PATH = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
+
+
 @cache
 def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
-    # Pillow's own embedded font: the same glyphs on every machine, no system font needed.
+    if FONT_PATH.exists():
+        return ImageFont.truetype(str(FONT_PATH), size)
     return ImageFont.load_default(size=size)
+
+
+def _wrap(text: str, font: ImageFont.FreeTypeFont | ImageFont.ImageFont, width: float, *, max_lines: int) -> list[str]:
+    """`text` in lines no wider than `width` pixels (a word too long for a line is cut), at most `max_lines`, the
+    last ending in "…" when some is left over."""
+    # No glyph is narrower than a quarter of the font size: a line never holds more characters than this.
+    most = max(1, int(width / (getattr(font, "size", 10) * 0.25)))
+    lines: list[str] = []
+    line = ""
+    for word in text.split(" "):
+        candidate = f"{line} {word}" if line else word
+        if font.getlength(candidate) <= width:
+            line = candidate
+            continue
+        if line:
+            lines.append(line)
+        while len(lines) <= max_lines and font.getlength(word) > width:  # a word wider than a line: cut it
+            cut = next((n for n in range(min(len(word), most), 1, -1) if font.getlength(word[:n]) <= width), 1)
+            lines.append(word[:cut])
+            word = word[cut:]
+        line = word
+        if len(lines) > max_lines:
+            break
+    else:
+        if line:
+            lines.append(line)
+    if len(lines) > max_lines:
+        last = lines[max_lines - 1]
+        while last and font.getlength(f"{last} …") > width:
+            last = last[:-1]
+        lines = [*lines[: max_lines - 1], f"{last.rstrip()} …"]
+    return lines
 
 
 def _caption(size: tuple[int, int], prompt: str, *, scale: int) -> Image.Image:
@@ -76,8 +113,7 @@ def _caption(size: tuple[int, int], prompt: str, *, scale: int) -> Image.Image:
     draw = ImageDraw.Draw(layer)
     margin, text_size = scale, max(12, round(scale * 0.9))
     font, badge_font = _font(text_size), _font(max(11, round(scale * 0.75)))
-    chars_per_line = max(12, int((width - 4 * margin) / (text_size * 0.52)))
-    lines = textwrap.wrap(" ".join(prompt.split()) or "(no prompt)", chars_per_line, max_lines=3, placeholder=" …")
+    lines = _wrap(" ".join(prompt.split()) or "(no prompt)", font, width - 4 * margin, max_lines=3)
     line_height = round(text_size * 1.3)
     panel_top = height - margin - 2 * margin - line_height * len(lines)
     draw.rounded_rectangle(
@@ -135,7 +171,7 @@ def speech_wav(*, text: str, voice: str) -> bytes:
         command = [binary, "-v", ESPEAK_VOICES[voice], "-s", str(ESPEAK_WORDS_PER_MINUTE), "-b", "1", "-w", str(path)]
         try:
             done = subprocess.run(  # noqa: S603 - a fixed binary and fixed options; the text is data on stdin
-                command, input=text.encode(), capture_output=True, timeout=SPEECH_TIMEOUT, check=False
+                command, input=text.encode(errors="replace"), capture_output=True, timeout=SPEECH_TIMEOUT, check=False
             )
         except subprocess.TimeoutExpired as error:
             raise ProviderTimeout("Speech took too long. Nothing was charged; please try a shorter text.") from error
