@@ -20,7 +20,7 @@ import sys
 import tempfile
 import wave
 from collections.abc import Callable
-from functools import cache, lru_cache
+from functools import lru_cache
 from pathlib import Path
 
 import av
@@ -67,8 +67,8 @@ def _gradient(size: tuple[int, int], top: tuple[int, int, int], bottom: tuple[in
 FONT_PATH = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
 
 
-@cache
 def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    # Loaded per picture (about a millisecond), not cached: a FreeType face is not safe to share between threads.
     if FONT_PATH.exists():
         return ImageFont.truetype(str(FONT_PATH), size)
     return ImageFont.load_default(size=size)
@@ -206,7 +206,9 @@ def video_mp4(*, model: str, prompt: str, seconds: int, on_frame: Callable[[int,
         # faststart moves the index before the frames, which needs a file to rewrite (a BytesIO cannot).
         container = av.open(str(path), mode="w", format="mp4", options={"movflags": "+faststart"})
         try:
-            stream = container.add_stream("libx264", rate=VIDEO_FPS, options={"crf": "26", "preset": "veryfast"})
+            # One encoder thread: x264's output depends on its thread count, which would follow the machine's cores.
+            options = {"crf": "26", "preset": "veryfast", "threads": "1"}
+            stream = container.add_stream("libx264", rate=VIDEO_FPS, options=options)
             stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
             for number in range(total):
                 frame = background.copy()
@@ -243,7 +245,7 @@ def _frequency(midi: int) -> float:
 
 @lru_cache(maxsize=256)  # a tune repeats its beats; bounded, as every prompt has its own tempo
 def _beat(melody: int | None, bass: int, samples: int) -> bytes:
-    """One beat: a plucked melody note (or a rest) over a soft bass note, 16-bit little-endian samples."""
+    """One beat: a plucked melody note (or a rest) over a soft bass note, 16-bit samples in the machine's order."""
     out = array.array("h")
     melody_hz, bass_hz = (_frequency(melody) if melody is not None else 0.0), _frequency(bass)
     attack = MUSIC_RATE // 200
