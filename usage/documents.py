@@ -36,6 +36,7 @@ from qolaba.pdf import (
     pdf_text,
     pdf_utc_offset,
 )
+from qolaba.spreadsheets import spreadsheet_safe
 from usage.statements import StatementFigures
 
 DRAFT_LABEL = "DRAFT — not closed"
@@ -77,8 +78,8 @@ def statement_csv(figures: StatementFigures) -> str:
         [
             figures.number,
             "draft" if figures.is_draft else "closed",
-            figures.organization_name,
-            figures.workspace_name,
+            spreadsheet_safe(figures.organization_name),
+            spreadsheet_safe(figures.workspace_name),
             f"{figures.period_start:%Y-%m}",
             _iso(figures.local_starts_at),
             _iso(figures.local_ends_at),
@@ -95,7 +96,7 @@ def statement_csv(figures: StatementFigures) -> str:
         writer.writerow(
             [
                 line.tool,
-                line.model,
+                spreadsheet_safe(line.model),
                 line.unit,
                 line.generations,
                 line.units,
