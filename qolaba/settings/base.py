@@ -4,6 +4,7 @@ from pathlib import Path
 
 import environ
 from celery.schedules import crontab
+from csp.constants import NONCE, NONE, SELF
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -42,6 +43,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so that every answer (the outage 503 page too) carries the Content-Security-Policy and Permissions-Policy.
+    "csp.middleware.CSPMiddleware",
+    "qolaba.security.permissions_policy",
     "qolaba.health.HealthMiddleware",  # /healthz and /readyz, before the host check and the HTTPS redirect
     "qolaba.outage.OutageMiddleware",  # a 503 with Retry-After while the database or Redis is unreachable
     "django.middleware.security.SecurityMiddleware",
@@ -75,6 +79,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "qolaba.context_processors.tenant",
+                "qolaba.context_processors.csp_nonce",
             ],
         },
     },
@@ -109,6 +114,34 @@ REDIS_URL = env.str("REDIS_URL", default="")
 # sign-in keeps working (and keeps being throttled) while Redis is down; shared by every process. The table is
 # created by the migration outbox/0002 (and by Django's test runner).
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "qolaba_cache"}}
+
+# Response headers (docs/security.md). Every script is a static file from this origin; an inline <script> must carry
+# the request's nonce (`{{ csp_nonce }}`, made only when a page uses it). No 'unsafe-inline', no 'unsafe-eval':
+# htmx runs with allowEval off and without its injected indicator <style> (base.html's htmx-config).
+# data: images are the authenticator QR code of the two-factor setup page.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF, NONCE],
+        "style-src": [SELF, NONCE],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    },
+}
+# Browser features no page uses are switched off for the page and anything it could embed.
+PERMISSIONS_POLICY = (
+    "accelerometer=(), camera=(), display-capture=(), geolocation=(), gyroscope=(), magnetometer=(), "
+    "microphone=(), midi=(), payment=(), publickey-credentials-get=(), serial=(), usb=(), xr-spatial-tracking=()"
+)
+SECURE_REFERRER_POLICY = "strict-origin-when-cross-origin"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
 
 AUTH_USER_MODEL = "orgs.User"
 AUTHENTICATION_BACKENDS = [
