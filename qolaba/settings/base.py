@@ -172,7 +172,8 @@ ACCOUNT_SESSION_REMEMBER = None
 ACCOUNT_RATE_LIMITS = {
     "login_failed": env.str("LOGIN_FAILED_RATE_LIMIT", default="10/m/ip,5/5m/key"),
     "signup": "20/m/ip",
-    "reset_password": "20/m/ip,5/m/key",
+    # Password reset emails: per IP, and per address (known or not, so the limit tells nothing about accounts).
+    "reset_password": env.str("PASSWORD_RESET_RATE_LIMIT", default="20/m/ip,5/h/key"),
     "confirm_email": "1/3m/key",
 }
 ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Qolaba] "
@@ -299,6 +300,13 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
 # is idempotent); after this many publications it is left for an operator (its last error is kept).
 OUTBOX_REDELIVER_AFTER_SECONDS = env.int("OUTBOX_REDELIVER_AFTER_SECONDS", default=15 * 60)
 OUTBOX_MAX_ATTEMPTS = env.int("OUTBOX_MAX_ATTEMPTS", default=50)
+# The metering API's limit per key (docs/api.md): requests per window, "1200/m" (also "50/10s", "10000/h"); empty
+# or 0 turns it off. Counted in Redis (qolaba.ratelimit); while Redis is unreachable the limit is not applied (and a
+# warning is logged) rather than refusing the API.
+API_RATE_LIMIT = env.str("API_RATE_LIMIT", default="1200/m")
+RATE_LIMIT_REDIS_URL = env.str("RATE_LIMIT_REDIS_URL", default=REDIS_URL)
+RATE_LIMIT_REDIS_TIMEOUT = env.float("RATE_LIMIT_REDIS_TIMEOUT", default=0.25)  # seconds, connect and each command
+RATE_LIMIT_RETRY_SECONDS = env.float("RATE_LIMIT_RETRY_SECONDS", default=5.0)  # Redis is skipped after a failure
 # Seconds a client is told to wait (Retry-After) when the database or the broker is unreachable.
 OUTAGE_RETRY_AFTER_SECONDS = env.int("OUTAGE_RETRY_AFTER_SECONDS", default=5)
 
@@ -330,6 +338,8 @@ ALLAUTH_TRUSTED_PROXY_COUNT = TRUSTED_PROXY_COUNT  # the IPs allauth records (ra
 # The public address of the app, for links in emails sent outside a request (Celery tasks).
 SITE_URL = env.str("SITE_URL", default="http://localhost:8000").rstrip("/")
 INVITATION_TTL_DAYS = env.int("INVITATION_TTL_DAYS", default=7)
+# Invitation emails (new and resent) an organization may send in any hour (0: no limit); counted in the database.
+INVITATIONS_PER_HOUR = env.int("INVITATIONS_PER_HOUR", default=50)
 MEMBERS_PAGE_SIZE = 25
 # Rows each workspace balance is striped over, so that concurrent spenders of one pool update different rows.
 CREDIT_BALANCE_STRIPES = env.int("CREDIT_BALANCE_STRIPES", default=8)
