@@ -25,8 +25,12 @@ turn was captured, the credits charged equal the turns' credits, no hold is left
 load average and the CPU used by gunicorn, the worker and PostgreSQL are printed: the machine's 2 cores are shared.
 The last line is one JSON object with every figure.
 
+With `--studio-web-workers N` the Studio's requests (send and polls) go to a second gunicorn of N workers, as a
+path rule at the load balancer would send `/o/*/w/*/studio/` to a pool of its own; the Overview page stays on the
+first one.
+
     .venv/bin/python bench/studio.py [--generations 50] [--provider-seconds 5] [--rounds 3] [--idle-seconds 8]
-        [--pool threads --concurrency 50] [--no-poll] [--web-workers 4] [--keep-db]
+        [--pool threads --concurrency 50] [--no-poll] [--web-workers 4] [--studio-web-workers 0] [--keep-db]
 
 Exit status 0 when every generation was captured and charged exactly and no request failed; the latency target is
 reported, not enforced.
@@ -418,7 +422,9 @@ async def all_finished(generations: list[Generation], timeout: float = 300.0) ->
         await asyncio.sleep(0.1)
 
 
-async def run_rounds(args: argparse.Namespace, port: int, seeded: Seeded, members: list[Member], reader: Member):
+async def run_rounds(
+    args: argparse.Namespace, port: int, studio_port: int, seeded: Seeded, members: list[Member], reader: Member
+):
     overview = f"/o/{seeded.org_slug}/w/{seeded.ws_slug}/"
     studio = f"/o/{seeded.org_slug}/w/{seeded.ws_slug}/studio/"
     idle, loaded, polls = Samples(), Samples(), Samples()
@@ -434,7 +440,7 @@ async def run_rounds(args: argparse.Namespace, port: int, seeded: Seeded, member
         stop = asyncio.Event()
         task = asyncio.create_task(overview_reader(port, overview, reader, loaded, stop, args.pause))
         await asyncio.gather(
-            *(generate(port, studio, m, g, args.poll, polls) for m, g in zip(members, batch, strict=True))
+            *(generate(studio_port, studio, m, g, args.poll, polls) for m, g in zip(members, batch, strict=True))
         )
         await all_finished(batch)
         stop.set()
@@ -474,6 +480,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--pool", choices=("threads", "prefork", "solo", "gevent"), default="threads")
     parser.add_argument("--concurrency", type=int, default=50, help="the studio worker's slots")
     parser.add_argument("--web-workers", type=int, default=4, help="gunicorn sync workers")
+    parser.add_argument(
+        "--studio-web-workers",
+        type=int,
+        default=0,
+        help="serve the Studio's pages (send, polls) from a second gunicorn of this many workers (0: the same one)",
+    )
     parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432", help="server, user (trust auth)")
     parser.add_argument("--db-name", default="qolaba_bench_studio")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/12")
@@ -493,6 +505,7 @@ def main() -> None:
     pg_admin(args.pg).close()
     db_url = database_url(args.pg, args.db_name)
     server: Server | None = None
+    studio_server: Server | None = None
     worker: Worker | None = None
     fake: FakeProvider | None = None
     created_db, logdir, exit_code = False, "", 1
@@ -541,13 +554,23 @@ def main() -> None:
         )
         worker = Worker(args, env, queue, logdir)
         server.wait_ready()
+        if args.studio_web_workers:  # the Studio's paths on a pool of their own (a path rule at the load balancer)
+            studio_logdir = Path(logdir) / "studio-web"
+            studio_logdir.mkdir()
+            studio_server = Server(
+                argparse.Namespace(worker_class="sync", workers=args.studio_web_workers, threads=1, access_log=True),
+                env,
+                str(studio_logdir),
+            )
+            studio_server.wait_ready()
         port = server.port
         studio = f"/o/{seeded.org_slug}/w/{seeded.ws_slug}/studio/"
-        asyncio.run(prepare(port, studio, [*chatters, reader]))
+        studio_port = studio_server.port if studio_server else port
+        asyncio.run(prepare(studio_port, studio, [*chatters, reader]))
 
         # Warm-up: one generation end to end (the worker is up and consuming once it is captured).
         warm = Generation(reader.email, "warm-up")
-        asyncio.run(generate(port, studio, reader, warm, False, Samples()))
+        asyncio.run(generate(studio_port, studio, reader, warm, False, Samples()))
         if warm.status != 302:
             raise RuntimeError(f"the warm-up POST answered {warm.status}:\n{server.log_tail()}")
 
@@ -561,7 +584,9 @@ def main() -> None:
         connections.close_all()
 
         print(
-            f"gunicorn {server.config['workers']} sync workers; celery worker {worker.config}; "
+            f"gunicorn {server.config['workers']} sync workers"
+            f"{f' + {args.studio_web_workers} for the Studio paths' if args.studio_web_workers else ''}; "
+            f"celery worker {worker.config}; "
             f"{args.generations} generations x {args.rounds} rounds; polling {'on' if args.poll else 'off'}",
             flush=True,
         )
@@ -569,7 +594,7 @@ def main() -> None:
         cpu_before = cpu_sample(server.proc.pid)
         worker_cpu_before = _group_cpu(worker.proc.pid)
         wall_before = time.monotonic()
-        idle, loaded, polls, generations = asyncio.run(run_rounds(args, port, seeded, chatters, reader))
+        idle, loaded, polls, generations = asyncio.run(run_rounds(args, port, studio_port, seeded, chatters, reader))
         wall = time.monotonic() - wall_before
         cpu_after = cpu_sample(server.proc.pid)
         worker_cpu = _group_cpu(worker.proc.pid) - worker_cpu_before
@@ -634,7 +659,8 @@ def main() -> None:
         )
         print(
             f"CPU over the measured rounds ({cpu['wall_s']} s): gunicorn {cpu['gunicorn_s']} s, worker "
-            f"{cpu['worker_s']} s, PostgreSQL {cpu['postgresql_s']} s; machine busy {cpu['machine_busy_pct']} %"
+            f"{cpu['worker_s']} s, PostgreSQL {cpu['postgresql_s']} s (every database of the server; backends that "
+            f"ended meanwhile drop out, so it can come out low or negative); machine busy {cpu['machine_busy_pct']} %"
         )
         report = {
             "config": {
@@ -644,6 +670,7 @@ def main() -> None:
                 "idle_seconds": args.idle_seconds,
                 "poll": args.poll,
                 "web": f"gunicorn sync x{args.web_workers}",
+                "studio_web": f"gunicorn sync x{args.studio_web_workers}" if args.studio_web_workers else "the same",
                 "worker": worker.config,
                 "cpus": os.cpu_count(),
                 "loadavg_before": [round(x, 2) for x in load_before],
@@ -669,7 +696,7 @@ def main() -> None:
         print("interrupted", file=sys.stderr)
         exit_code = 130
     finally:
-        for process in (server, worker, fake):
+        for process in (server, studio_server, worker, fake):
             if process is not None:
                 process.stop()
         if logdir and exit_code == 0:
