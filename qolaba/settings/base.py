@@ -241,6 +241,14 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="qolaba")
 # Task modules besides each app's `tasks` (which Celery finds by itself): the Studio's, inside the usage app.
 CELERY_IMPORTS = ["usage.studio.tasks"]
+# Studio generations wait seconds to minutes on a provider's network answer: they go to a queue of their own, served
+# by a thread-pool worker (`--pool=threads --concurrency 50`, docs/operations.md), so that 50 chats at once neither
+# need 50 prefork processes nor keep the short jobs (outbox relay, roll-up, sweepers) waiting behind them. Empty:
+# no routing, every task goes to the default queue (the test suite, whose worker tests use queues of their own).
+CELERY_STUDIO_QUEUE = env.str("CELERY_STUDIO_QUEUE", default="studio")
+CELERY_TASK_ROUTES: dict[str, dict[str, str]] = (
+    {"usage.studio.tasks.*": {"queue": CELERY_STUDIO_QUEUE}} if CELERY_STUDIO_QUEUE else {}
+)
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]

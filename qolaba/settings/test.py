@@ -27,6 +27,10 @@ RATE_LIMIT_REDIS_URL = env.str("RATE_LIMIT_REDIS_URL", default=REDIS_URL)
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)
 CELERY_RESULT_BACKEND = CELERY_BROKER_URL
 CELERY_TASK_ALWAYS_EAGER = True
+# Every task on the default queue: a worker test gives it a queue of its own (a shared `studio` queue would let two
+# test runs take each other's chat turns).
+CELERY_STUDIO_QUEUE = env.str("CELERY_STUDIO_QUEUE", default="")
+CELERY_TASK_ROUTES = {"usage.studio.tasks.*": {"queue": CELERY_STUDIO_QUEUE}} if CELERY_STUDIO_QUEUE else {}
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"

@@ -36,7 +36,7 @@ def chat_thread_find(*, workspace: Workspace, thread_id: int) -> ChatThread:
 
 
 def chat_turn_find(*, thread: ChatThread, turn_id: int) -> ChatTurn:
-    turn = thread.turns.filter(pk=turn_id).first() if turn_id < 2**63 else None
+    turn = thread.turns.select_related("author").filter(pk=turn_id).first() if turn_id < 2**63 else None
     if turn is None:
         raise Http404
     return turn

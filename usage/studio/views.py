@@ -7,6 +7,7 @@ the reason, and an attempt to run answers 403 with that reason. Another workspac
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django.contrib import messages
@@ -71,6 +72,8 @@ def _estimate_context(form: ChatMessageForm, thread: ChatThread | None) -> dict[
         form.is_valid()
         price = form.cleaned_data.get("price")
         prompt = form.cleaned_data.get("prompt") or ""
+    else:  # the model the thread last used (see `_chat_page`)
+        price = next((p for p in prices if p.model == form.initial.get("price")), None)
     price = price or (prices[0] if prices else None)
     if price is None:
         return {"estimate": None}
@@ -91,10 +94,12 @@ def _chat_page(
     search = ThreadSearchForm(request.GET or None)
     query = search.cleaned_data["q"] if search.is_valid() else ""
     threads = list(chat_threads(workspace=tenant.workspace, search=query)[:THREADS_SHOWN])
-    form = form or ChatMessageForm(initial={"prompt": ""})
+    turns = list(chat_turns(thread=thread)) if thread else []
+    # A follow-up goes to the model the conversation was using, not back to the first of the list.
+    form = form or ChatMessageForm(initial={"prompt": "", "price": turns[-1].model if turns else None})
     context: dict[str, Any] = {
         "thread": thread,
-        "turns": list(chat_turns(thread=thread)) if thread else [],
+        "turns": turns,
         "threads": threads,
         "search": search,
         "query": query,
@@ -167,11 +172,22 @@ def chat_turn_start_view(
 @workspace_view("view_workspace")
 def chat_turn(request: WorkspaceRequest, org_slug: str, ws_slug: str, thread_id: int, turn_id: int) -> HttpResponse:
     """One turn as it is written: htmx polls its `chat-live` partial until it is finished."""
-    thread = chat_thread_find(workspace=request.tenant.workspace, thread_id=thread_id)
+    tenant = request.tenant
+    thread = chat_thread_find(workspace=tenant.workspace, thread_id=thread_id)
     turn = chat_turn_find(thread=thread, turn_id=turn_id)
-    context = {"thread": thread, "turn": turn, "can_run": _can_run(request)}
+    context: dict[str, Any] = {"thread": thread, "turn": turn, "can_run": _can_run(request)}
+    if turn.is_finished and getattr(request, "htmx", False):
+        # The poll that sees the turn settled also updates the page's balance (out of band): the member sees it drop
+        # by what the turn shows as charged, without a reload.
+        context["balance"] = credits_overview(
+            workspace=tenant.workspace, organization=tenant.organization, user=request.user
+        )
     response = render_page(request, "usage/studio/turn.html", context, partials={"chat-live"})
     response["Cache-Control"] = "no-store"
+    if "balance" in context:
+        # The composer re-prices the next message (the thread's context now includes this turn): a `change` of the
+        # model picker is what makes it ask for the price.
+        response["HX-Trigger"] = json.dumps({"change": {"target": "#id_price"}})
     return response
 
 

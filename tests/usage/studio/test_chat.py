@@ -4,6 +4,7 @@ stop before anything was written, and never overspent by concurrent turns."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from datetime import timedelta
@@ -235,6 +236,52 @@ def test_an_unfinished_turn_polls_until_done(client, studio):
     assert 'id="chat-live"' in body
     assert 'hx-trigger="every 500ms"' in body
     assert "Stop</button>" in body
+
+
+@pytest.mark.django_db
+def test_the_poll_that_sees_the_turn_settled_updates_the_balance_and_reprices(client, studio, fake_openai, settings):
+    settings.STUDIO_CHAT_MAX_TOKENS = 5000  # held: 30 credits
+    turn = start(studio)
+    client.force_login(studio.member)
+    url = _studio_url(studio, "studio:chat_turn", thread_id=turn.thread_id, turn_id=turn.pk)
+    htmx = {"HTTP_HX_REQUEST": "true", "HTTP_HX_TARGET": "chat-live"}
+    live = client.get(url, **htmx)
+    assert 'id="studio-balance"' not in live.content.decode()  # still held: nothing settled to show
+    assert "HX-Trigger" not in live
+
+    chat_turn_run(turn_id=turn.pk)
+    turn.refresh_from_db()
+    settled = client.get(url, **htmx)
+    body = settled.content.decode()
+    assert turn.credits == 15  # 2,200 tokens of gpt-4o, below the 30 held
+    assert f'data-credits="{turn.credits}"' in body
+    assert f'<strong id="studio-balance" hx-swap-oob="true">{10_000 - turn.credits:,}</strong>' in body
+    assert json.loads(settled["HX-Trigger"]) == {"change": {"target": "#id_price"}}  # the composer re-prices
+    # Without htmx (JavaScript off) the page is whole and carries no out-of-band fragment.
+    assert "hx-swap-oob" not in client.get(url).content.decode()
+
+
+@pytest.mark.django_db
+def test_a_follow_up_is_priced_and_sent_with_the_threads_model(client, studio, fake_openai):
+    turn = start(studio)  # gpt-4o, which is not the first chat model of the list
+    chat_turn_run(turn_id=turn.pk)
+    client.force_login(studio.member)
+    body = client.get(_studio_url(studio, "studio:chat_thread", thread_id=turn.thread_id)).content.decode()
+    assert '<option value="gpt-4o" selected>' in body
+    assert "(gpt-4o, 5 per 1,000 tokens" in body
+
+
+def test_studio_tasks_go_to_their_own_queue_in_production():
+    """base.py routes the Studio's tasks to `studio` (a thread-pool worker); everything else stays on the default."""
+    from celery import Celery
+
+    from qolaba.settings import base
+
+    app = Celery("routes", set_as_current=False)
+    app.conf.update(task_routes=base.CELERY_TASK_ROUTES, task_default_queue=base.CELERY_TASK_DEFAULT_QUEUE)
+    route = app.amqp.router.route
+    assert route({}, "usage.studio.tasks.chat_turn_run_task")["queue"].name == "studio"
+    assert route({}, "usage.tasks.holds_expire_run")["queue"].name == "qolaba"
 
 
 @pytest.mark.django_db
