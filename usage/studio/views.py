@@ -291,13 +291,14 @@ def _media_page(
     tenant = request.tenant
     prices = media_prices(tool=tool)
     form = form or MediaJobForm(tool=tool, prices=prices)
+    jobs = list(studio_jobs(workspace=tenant.workspace, tool=tool)[:JOBS_SHOWN])
     estimate_form = MediaEstimateForm(request.POST, tool=tool, prices=prices) if request.method == "POST" else form
     context: dict[str, Any] = {
         "tool": tool,
         "tool_label": tool.title(),
         "tool_intro": TOOL_INTROS[tool],
         "studio_tool_links": STUDIO_TOOL_LINKS,
-        "jobs": list(studio_jobs(workspace=tenant.workspace, tool=tool)[:JOBS_SHOWN]),
+        "jobs": jobs,
         "form": form,
         "has_prices": bool(prices),
         "can_run": _can_run(request),

@@ -26,14 +26,14 @@ from billing.reconcile import reconcile
 from orgs.models import Organization
 from tests.concurrency import run_together
 from tests.usage.conftest import MeteredWorkspace, make_metered_workspace
+from tests.usage.studio.media_provider import PNG, MediaProvider
 from usage.models import Price, Provider, UsageEvent, UsageStatus
 from usage.refusals import UnknownPrice
 from usage.services import holds_expire
 from usage.studio import providers
 from usage.studio.models import JobStatus, StudioJob
 from usage.studio.pricing import media_units
-from usage.studio.providers import Media, ProviderError, ProviderTimeout
-from usage.studio.providers.base import Progress
+from usage.studio.providers import ProviderError, ProviderTimeout
 from usage.studio.services import (
     studio_job_cancel,
     studio_job_key,
@@ -44,62 +44,6 @@ from usage.studio.services import (
 from usage.studio.tasks import studio_job_run_task
 from workspaces.models import HistoryItem, history_storage
 from workspaces.services import history_item_delete, member_remove
-
-PNG = b"\x89PNG\r\n\x1a\n"
-
-
-class MediaProvider:
-    """A provider for the tests: counts its calls, makes distinct small files, can fail, and reports progress in
-    `steps` steps (calling `during(step)` at each, e.g. to press Cancel from "another request")."""
-
-    name = "test"
-    is_demo = False
-
-    def __init__(
-        self,
-        *,
-        error: Exception | None = None,
-        images: int | None = None,
-        steps: int = 4,
-        delay: float = 0.0,
-        during: Callable[[int], None] | None = None,
-    ) -> None:
-        self.error, self.images, self.steps, self.delay, self.during = error, images, steps, delay, during
-        self.calls: list[tuple[str, dict[str, Any]]] = []
-
-    def _called(self, tool: str, **kwargs: Any) -> None:
-        self.calls.append((tool, kwargs))
-        if self.error is not None:
-            raise self.error
-
-    def chat(self, **kwargs: Any):  # pragma: no cover - not a media tool
-        raise NotImplementedError
-
-    def image(self, *, model: str, prompt: str, size: str, count: int) -> list[Media]:
-        self._called("image", model=model, prompt=prompt, size=size, count=count)
-        made = count if self.images is None else self.images
-        return [Media(PNG + f"{prompt}:{size}:{index}".encode(), "image/png") for index in range(made)]
-
-    def speech(self, *, model: str, text: str, voice: str) -> Media:
-        self._called("speech", model=model, text=text, voice=voice)
-        return Media(b"RIFF\x00\x00\x00\x00WAVE" + text.encode(), "audio/wav")
-
-    def _long(self, tool: str, content_type: str, progress: Progress, **kwargs: Any) -> Media:
-        self._called(tool, **kwargs)
-        for step in range(self.steps):
-            if self.during is not None:
-                self.during(step)
-            progress(step / self.steps)
-            if self.delay:
-                time.sleep(self.delay)
-        progress(1.0)
-        return Media(f"{tool}:{kwargs['prompt']}".encode(), content_type)
-
-    def video(self, *, model: str, prompt: str, seconds: int, progress: Progress) -> Media:
-        return self._long("video", "video/mp4", progress, model=model, prompt=prompt, seconds=seconds)
-
-    def music(self, *, model: str, prompt: str, seconds: int, progress: Progress) -> Media:
-        return self._long("music", "audio/wav", progress, model=model, prompt=prompt, seconds=seconds)
 
 
 @pytest.fixture
