@@ -43,6 +43,7 @@ from usage.columns import (
 from usage.forecast import budget_forecasts, pool_forecast
 from usage.selectors import price_list
 from usage.statements import client_rate_of, client_rate_set
+from usage.studio.models import MEDIA_TOOLS
 from workspaces.forms import ApiKeyForm, ClientRateForm, HistoryFilterForm, WorkspaceForm, WorkspaceMemberForm
 from workspaces.models import ApiKey, HistoryItem, Workspace, history_storage
 from workspaces.selectors import (
@@ -447,6 +448,16 @@ def history_list(request: WorkspaceRequest, org_slug: str, ws_slug: str) -> Http
     return render_page(request, "workspaces/history.html", context, partials={"history-results"})
 
 
+def _studio_job_id(item: HistoryItem) -> int | None:
+    """The Studio job that made this item (its metadata says so), for a link back; metadata written by a metering
+    API client is free-form, so only a well-formed id counts."""
+    metadata = item.metadata if isinstance(item.metadata, dict) else {}
+    job_id = metadata.get("job_id")
+    if metadata.get("studio") in MEDIA_TOOLS and isinstance(job_id, int) and 0 < job_id < 2**63:
+        return job_id
+    return None
+
+
 @require_GET
 @workspace_view()
 def history_item_detail(request: WorkspaceRequest, org_slug: str, ws_slug: str, item_id: int) -> HttpResponse:
@@ -454,6 +465,7 @@ def history_item_detail(request: WorkspaceRequest, org_slug: str, ws_slug: str, 
     context = {
         "item": item,
         "metadata_rows": metadata_rows(item.metadata) if isinstance(item.metadata, dict) else [],
+        "studio_job_id": _studio_job_id(item),
         "shows_image": item.has_image and item.media_content_type in INLINE_IMAGE_TYPES,
         "plays_audio": bool(item.media) and item.media_content_type in PLAYABLE_AUDIO_TYPES,
         "plays_video": bool(item.media) and item.media_content_type in PLAYABLE_VIDEO_TYPES,

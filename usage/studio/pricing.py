@@ -57,9 +57,9 @@ def chat_estimate(*, price: Price, messages: Sequence[ChatMessage]) -> Estimate:
 
 IMAGE_SIZES: dict[str, int] = {"1024x1024": 1, "1792x1024": 2, "1024x1792": 2}  # size -> units per image
 IMAGE_SIZE_LABELS: dict[str, str] = {
-    "1024x1024": "Square · 1024 x 1024",
-    "1792x1024": "Wide · 1792 x 1024 (counts as 2)",
-    "1024x1792": "Tall · 1024 x 1792 (counts as 2)",
+    "1024x1024": "Square",
+    "1792x1024": "Wide (counts 2)",
+    "1024x1792": "Tall (counts 2)",
 }
 IMAGE_COUNTS = (1, 2, 3, 4)
 VIDEO_SECONDS = (2, 4, 6, 8, 10)

@@ -250,6 +250,7 @@ def chat_thread_delete_view(request: WorkspaceRequest, org_slug: str, ws_slug: s
 # --- media tools: Image, Video, Speech, Music ------------------------------------------------------------------
 
 JOBS_SHOWN = 12
+TOOL_PLURALS = {"image": "images", "video": "videos", "speech": "speech", "music": "music"}
 TOOL_INTROS = {
     "image": "Describe a picture; pick its size and how many. Images appear below in a grid and in History.",
     "video": "Describe a short clip and its length. It runs in the background with a progress bar; cancel it any "
@@ -296,6 +297,7 @@ def _media_page(
     context: dict[str, Any] = {
         "tool": tool,
         "tool_label": tool.title(),
+        "tool_plural": TOOL_PLURALS[tool],
         "tool_intro": TOOL_INTROS[tool],
         "studio_tool_links": STUDIO_TOOL_LINKS,
         "jobs": jobs,

@@ -414,6 +414,9 @@ def test_a_member_generates_images_and_sees_them_in_place_and_in_history(
         kwargs={"org_slug": studio.organization.slug, "ws_slug": studio.workspace.slug, "item_id": job.history_item_id},
     )
     assert b"".join(client.get(history).streaming_content) == PNG + b"Two foxes:1024x1024:0"
+    detail = client.get(history.removesuffix("media/")).content.decode()
+    assert f'href="{url(studio, "job", job_id=job.pk)}">Open the generation in the Studio</a>' in detail
+    assert "(all 2 images)" in detail
     # Deleted from History: gone from the Studio too.
     history_item_delete(item=HistoryItem.objects.get(pk=job.history_item_id), actor=studio.owner)
     assert client.get(second).status_code == 404
