@@ -61,8 +61,7 @@ class ThreadSearchForm(forms.Form):
 class MediaPriceChoiceField(forms.ModelChoiceField):
     def label_from_instance(self, obj: Any) -> str:
         demo = " (demo)" if obj.provider == "demo" else ""
-        plural = "" if obj.credits_per_unit == 1 else "s"
-        return f"{obj.model}{demo} · {obj.credits_per_unit} credit{plural} per {obj.unit}"
+        return f"{obj.model}{demo} · {obj.credits_per_unit}/{obj.unit}"
 
 
 PROMPT_LABELS = {
