@@ -468,7 +468,25 @@ class AuditEvent(models.Model):
             return self.action
 
     @property
-    def changes(self) -> list[tuple[str, Any, Any]]:
-        """The change as rows of (field, before, after); a side that did not have the field is None."""
+    def changes(self) -> list[tuple[str, str | None, str | None]]:
+        """The change as rows of (field, before, after), each value written for a reader; a side that did not have
+        the field is None."""
+
+        def shown(side: dict[str, Any], key: str) -> str | None:
+            return audit_value_text(side[key]) if key in side else None
+
         keys = list(self.before) + [key for key in self.after if key not in self.before]
-        return [(key.replace("_", " "), self.before.get(key), self.after.get(key)) for key in keys]
+        return [(key.replace("_", " "), shown(self.before, key), shown(self.after, key)) for key in keys]
+
+
+def audit_value_text(value: Any) -> str:
+    """A recorded value as a person reads it: lists joined, mappings as "key: value", no Python reprs."""
+    if value is None or value == "":
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list | tuple):
+        return ", ".join(audit_value_text(item) for item in value) or "—"
+    if isinstance(value, dict):
+        return "; ".join(f"{key.replace('_', ' ')}: {audit_value_text(item)}" for key, item in value.items()) or "—"
+    return str(value)

@@ -3,6 +3,7 @@
 set -euo pipefail
 source "$(dirname "$0")/_setup.sh"
 
+ensure_demo_media optional
 ensure_venv
 export DJANGO_SETTINGS_MODULE=qolaba.settings.development
 PORT="${PORT:-8000}"

@@ -6,14 +6,6 @@ source "$(dirname "$0")/_setup.sh"
 
 PG_HOST=127.0.0.1 PG_PORT=5432 REDIS_PORT=6379
 
-as_root() { if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else die "need root to run: $*"; fi; }
-
-apt_install() {
-  say "Installing from Debian: $*"
-  if [ -z "${APT_UPDATED:-}" ]; then as_root apt-get update -qq; APT_UPDATED=1; fi
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
-}
-
 wait_for() {  # wait_for <what> <command...>
   local what=$1; shift
   for _ in $(seq 1 30); do "$@" >/dev/null 2>&1 && return 0; sleep 1; done
@@ -50,6 +42,7 @@ ensure_chromium() {
 if [ -z "${DATABASE_URL:-}" ]; then ensure_postgres; fi
 if [ -z "${REDIS_URL:-}" ]; then ensure_redis; fi
 ensure_chromium
+ensure_demo_media
 ensure_venv
 
 export DJANGO_SETTINGS_MODULE=qolaba.settings.test

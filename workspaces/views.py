@@ -392,10 +392,16 @@ PLAYABLE_VIDEO_TYPES = frozenset({"video/mp4", "video/webm", "video/ogg"})
 INLINE_MEDIA_TYPES = INLINE_IMAGE_TYPES | PLAYABLE_AUDIO_TYPES | PLAYABLE_VIDEO_TYPES
 
 
+# The Studio's own references (which thread, turn or job made the item): the page links to them instead.
+STUDIO_REFERENCE_KEYS = frozenset({"studio", "thread_id", "turn_id", "job_id"})
+
+
 def metadata_rows(metadata: dict[str, Any]) -> list[tuple[str, str]]:
     """A generation's settings as label/value pairs a person reads: `aspect_ratio` → "Aspect ratio"."""
     rows = []
     for key in sorted(metadata):
+        if key in STUDIO_REFERENCE_KEYS and "studio" in metadata:
+            continue
         value = metadata[key]
         name, unit = str(key), ""
         for suffix, said in (("_s", "seconds"), ("_ms", "milliseconds"), ("_px", "pixels")):

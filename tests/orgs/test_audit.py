@@ -297,6 +297,29 @@ def test_event_records_before_and_after(s):
     assert event.target_type == "workspaces.workspace"
 
 
+def test_audit_tab_writes_recorded_values_for_a_reader_not_as_python(s, client):
+    """Lists, mappings, empty values and flags were shown as Python reprs (['A'], {'end': ...}, None)."""
+    AuditEvent.objects.create(
+        organization=s["org"],
+        actor=s["owner"],
+        actor_email=s["owner"].email,
+        action="invitation.created",
+        target_type="orgs.invitation",
+        target_id="1",
+        target_repr="ana@example.com",
+        before={"amount": None},
+        after={"workspaces": ["Spring", "Autumn"], "params": {"start": "2026-03-01", "day_by_day": True}, "amount": 5},
+    )
+    client.force_login(s["owner"])
+    page = client.get(audit_url(s)).content.decode()
+    assert "Spring, Autumn" in page
+    assert "start: 2026-03-01; day by day: yes" in page
+    assert "—</span> → 5" in page
+    assert "[&#x27;" not in page
+    assert "{&#x27;" not in page
+    assert "None" not in page
+
+
 # --- IP address -----------------------------------------------------------------------------------------------
 
 

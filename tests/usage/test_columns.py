@@ -513,6 +513,11 @@ def test_overview_shows_a_member_only_their_own_usage(world, persona):
     assert "My daily credits in this workspace" in html
     for figure in ("10,448", "1,933", "3,137"):
         assert figure not in html, figure
+    if persona == "viewer":  # nothing spent: said in words, not an empty chart
+        assert "You spent nothing in this workspace in the last 30 days." in html
+        assert 'class="trend-chart"' not in html
+    else:
+        assert 'class="trend-chart"' in html
 
 
 def test_overview_trend_is_an_svg_of_the_last_30_local_days(world):

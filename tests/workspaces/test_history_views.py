@@ -21,6 +21,7 @@ from qolaba.lifecycle import workspace_archive
 from qolaba.tools import Tool
 from tests.factories import UserFactory, make_member, make_organization, make_workspace
 from tests.workspaces.test_views import hx_gets_without_fallback
+from usage.studio.models import ChatThread
 from workspaces.models import HistoryItem, Workspace, WorkspaceRole
 from workspaces.selectors import history_items
 from workspaces.services import history_item_create, member_remove, workspace_member_remove
@@ -409,6 +410,23 @@ def test_detail_shows_the_item(world, items):
     assert "1,234" in html
     assert "ada@northwind.test" in html
     assert "gpt-4o" in html
+
+
+def test_detail_of_a_studio_item_links_its_thread_instead_of_listing_internal_ids(world):
+    thread = ChatThread.objects.create(
+        organization=world["org"], workspace=world["studio"], author=world["author"], title="Brief"
+    )
+    item = make_item(
+        world["studio"],
+        world["author"],
+        metadata={"studio": "chat", "thread_id": thread.pk, "turn_id": 7, "prompt_tokens": 12},
+    )
+    html = logged_in(world["author"]).get(item_url(world["studio"], item)).content.decode()
+    assert "Open the chat thread in the Studio" in html
+    assert "<dt>Prompt tokens</dt><dd>12</dd>" in html
+    assert "Thread id" not in html
+    assert "Turn id" not in html
+    assert "<dt>Studio</dt>" not in html
 
 
 def test_detail_shows_an_image_inline(world, items):

@@ -14,10 +14,10 @@ from usage.studio.pricing import (
     IMAGE_COUNTS,
     IMAGE_SIZE_LABELS,
     MUSIC_SECONDS,
-    SPEECH_MAX_CHARS,
     VIDEO_SECONDS,
-    VOICES,
+    VOICE_LABELS,
 )
+from usage.studio.providers.base import SPEECH_MAX_CHARS
 from usage.studio.selectors import chat_prices
 from usage.studio.services import MAX_PROMPT_CHARS, MEDIA_PROMPT_CHARS
 
@@ -105,7 +105,7 @@ class MediaJobForm(forms.Form):
             )
         else:
             self.fields["voice"] = forms.ChoiceField(
-                label="Voice", choices=[(voice, voice.title()) for voice in VOICES], initial=defaults["voice"]
+                label="Voice", choices=list(VOICE_LABELS.items()), initial=defaults["voice"]
             )
 
     @property

@@ -1,14 +1,10 @@
 """What a Studio generation is estimated (and held) at before it runs, and what it is captured at after.
 
-Media (Image, Video, Speech, Music): the price's `unit` says what is counted. "image": each image, times the size's
-factor (a wide or tall image counts twice); "second" or "N seconds": the seconds asked for, per started block;
-"1k characters" (or "N characters"): the text to speak, per started block; anything else (e.g. "song"): one unit a
-generation. The estimate is what is held; the capture charges it in full for what was produced (fewer images than
-asked: only those), never more.
-
-Chat: a chat price's unit is counted per started block of `CHAT_TOKENS_PER_UNIT` tokens of the turn (the thread's
-context and the message sent, plus the reply). The estimate holds the prompt's estimated tokens plus the longest
-reply asked for (`STUDIO_CHAT_MAX_TOKENS`); the capture counts the provider's actual tokens, never above the hold.
+Media (Image, Video, Speech, Music): the price's `unit` says what is counted. "image": each image, times its
+started megapixels (1024 x 1024 counts once, 1536 x 1024 or 1792 x 1024 twice); "second" or "N seconds": the
+seconds asked for, per started block; "1k characters" (or "N characters"): the text to speak, per started block;
+anything else (e.g. "song"): one unit a generation. The estimate is what is held; the capture charges it in full for
+what was produced (fewer images than asked: only those), never more.
 """
 
 from __future__ import annotations
@@ -21,7 +17,16 @@ from typing import Any
 from django.conf import settings
 
 from usage.models import Price
-from usage.studio.providers.base import ChatMessage, estimate_tokens
+from usage.studio.providers.base import (
+    IMAGE_MAX_COUNT,
+    MUSIC_MAX_SECONDS,
+    VIDEO_MAX_SECONDS,
+    ChatMessage,
+    estimate_tokens,
+    image_size,
+)
+from usage.studio.providers.base import IMAGE_SIZES as PROVIDER_IMAGE_SIZES
+from usage.studio.providers.base import VOICES as PROVIDER_VOICES
 
 CHAT_TOKENS_PER_UNIT = 1000
 
@@ -55,17 +60,19 @@ def chat_estimate(*, price: Price, messages: Sequence[ChatMessage]) -> Estimate:
 
 # --- media ---------------------------------------------------------------------------------------------------
 
-IMAGE_SIZES: dict[str, int] = {"1024x1024": 1, "1792x1024": 2, "1024x1792": 2}  # size -> units per image
-IMAGE_SIZE_LABELS: dict[str, str] = {
-    "1024x1024": "Square",
-    "1792x1024": "Wide (counts 2)",
-    "1024x1792": "Tall (counts 2)",
+# What the pickers offer, within what every provider takes (`providers.base`).
+IMAGE_SIZES: dict[str, int] = {  # size -> units per image: each started megapixel
+    size: -(-image_size(size)[0] * image_size(size)[1] // (1024 * 1024)) for size in PROVIDER_IMAGE_SIZES
 }
-IMAGE_COUNTS = (1, 2, 3, 4)
-VIDEO_SECONDS = (2, 4, 6, 8, 10)
-MUSIC_SECONDS = (10, 20, 30, 60)
-VOICES = ("alloy", "echo", "fable", "nova", "onyx", "shimmer")  # the OpenAI voice names; the demo maps them
-SPEECH_MAX_CHARS = 4000  # what an OpenAI-compatible speech endpoint takes in one request
+IMAGE_SIZE_LABELS: dict[str, str] = {
+    size: f"{size.replace('x', ' x ')}" + (f" (counts {units})" if units > 1 else "")
+    for size, units in sorted(IMAGE_SIZES.items(), key=lambda item: (item[0] != "1024x1024", item[1], item[0]))
+}
+IMAGE_COUNTS = tuple(range(1, IMAGE_MAX_COUNT + 1))
+VIDEO_SECONDS = tuple(seconds for seconds in (2, 4, 6, 8, 10, 15, 20) if seconds <= VIDEO_MAX_SECONDS)
+MUSIC_SECONDS = tuple(seconds for seconds in (10, 20, 30, 60, 120) if seconds <= MUSIC_MAX_SECONDS)
+VOICES = tuple(PROVIDER_VOICES)
+VOICE_LABELS = PROVIDER_VOICES
 DEFAULT_OPTIONS: dict[str, dict[str, Any]] = {
     "image": {"size": "1024x1024", "count": 1},
     "video": {"seconds": 4},

@@ -34,7 +34,6 @@ from usage.studio.pricing import (
     IMAGE_COUNTS,
     IMAGE_SIZES,
     MUSIC_SECONDS,
-    SPEECH_MAX_CHARS,
     VIDEO_SECONDS,
     VOICES,
     chat_estimate,
@@ -52,6 +51,7 @@ from usage.studio.providers import (
     StudioProvider,
     provider_for,
 )
+from usage.studio.providers.base import SPEECH_MAX_CHARS
 from usage.studio.selectors import chat_messages
 from workspaces.models import HistoryItem, Workspace, history_storage
 

@@ -1,5 +1,11 @@
 """A real OpenAI-compatible HTTP server on loopback, for the Studio's tests: it streams chat completions as SSE
-(`data: {...}` chunks, a last chunk with `usage`, then `data: [DONE]`), and can be told to fail, time out or stall.
+(`data: {...}` chunks, a last chunk with `usage`, then `data: [DONE]`), answers `/v1/images/generations` (base64
+images) and `/v1/audio/speech` (audio bytes), and can be told to fail, time out or stall on any of them.
+
+Modes (`Behaviour.mode`): ok, unauthorized (401), fail (500), bad_request (400), timeout (no answer for
+`stall_seconds`), stall (chat: some chunks then silence; images and speech: the headers and half the body, then
+silence), urls (images come back as links, not bytes), gpt_image (images refuse `response_format`, as OpenAI's GPT
+image models do). `fail_first` makes the first N requests fail with a 500 whatever the mode (the SDK's retries).
 """
 
 from __future__ import annotations
@@ -41,6 +47,10 @@ class Behaviour:
     token_delay: float = 0.0  # seconds between chunks
     stall_after: int = 3  # stall: chunks sent before going silent
     stall_seconds: float = 3.0
+    fail_first: int = 0
+    image: bytes = PNG_1PX  # what each generated image is
+    speech: bytes = WAV_SILENCE  # what the speech endpoint answers
+    speech_type: str = "audio/wav"
     requests: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -89,18 +99,11 @@ class FakeOpenAI:
 
     def answer(self, handler: BaseHTTPRequestHandler, body: dict[str, Any]) -> None:
         behaviour = self.behaviour
+        if behaviour.fail_first > 0:
+            behaviour.fail_first -= 1
+            return self._json(handler, 500, {"error": {"message": "upstream hiccup", "type": "server_error"}})
         if behaviour.mode == "unauthorized":
             return self._json(handler, 401, {"error": {"message": "Incorrect API key", "type": "invalid_api_key"}})
-        if behaviour.mode == "ok" and handler.path.endswith("/images/generations"):
-            image = base64.b64encode(PNG_1PX).decode()
-            return self._json(handler, 200, {"created": 0, "data": [{"b64_json": image}] * int(body.get("n", 1))})
-        if behaviour.mode == "ok" and handler.path.endswith("/audio/speech"):
-            handler.send_response(200)
-            handler.send_header("Content-Type", "audio/wav")
-            handler.send_header("Content-Length", str(len(WAV_SILENCE)))
-            handler.end_headers()
-            handler.wfile.write(WAV_SILENCE)
-            return None
         if behaviour.mode == "fail":
             return self._json(handler, 500, {"error": {"message": "upstream exploded", "type": "server_error"}})
         if behaviour.mode == "bad_request":
@@ -108,6 +111,40 @@ class FakeOpenAI:
         if behaviour.mode == "timeout":
             self.release.wait(behaviour.stall_seconds)
             return self._json(handler, 500, {"error": {"message": "too late"}})
+        if handler.path.endswith("/images/generations"):
+            return self._images(handler, body)
+        if handler.path.endswith("/audio/speech"):
+            return self._bytes(handler, behaviour.speech, behaviour.speech_type)
+        return self._chat(handler, body)
+
+    def _images(self, handler: BaseHTTPRequestHandler, body: dict[str, Any]) -> None:
+        behaviour, count = self.behaviour, int(body.get("n", 1))
+        if behaviour.mode == "gpt_image" and "response_format" in body:
+            message = "Unknown parameter: 'response_format'."
+            return self._json(handler, 400, {"error": {"message": message, "type": "invalid_request_error"}})
+        if behaviour.mode == "urls":
+            return self._json(handler, 200, {"created": 0, "data": [{"url": "http://127.0.0.1:9/image.png"}] * count})
+        image = base64.b64encode(behaviour.image).decode()
+        payload = json.dumps({"created": 0, "data": [{"b64_json": image}] * count}).encode()
+        return self._bytes(handler, payload, "application/json")
+
+    def _bytes(self, handler: BaseHTTPRequestHandler, data: bytes, content_type: str) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Type", content_type)
+        handler.send_header("Content-Length", str(len(data)))
+        handler.end_headers()
+        try:
+            if self.behaviour.mode == "stall":  # half the body, then silence: the client's read times out
+                handler.wfile.write(data[: len(data) // 2])
+                handler.wfile.flush()
+                self.release.wait(self.behaviour.stall_seconds)
+                return
+            handler.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            return  # the client gave up
+
+    def _chat(self, handler: BaseHTTPRequestHandler, body: dict[str, Any]) -> None:
+        behaviour = self.behaviour
         handler.send_response(200)
         handler.send_header("Content-Type", "text/event-stream")
         handler.end_headers()

@@ -6,6 +6,12 @@ from collections.abc import Callable
 
 from usage.models import Price, Provider
 from usage.studio.providers.base import (
+    IMAGE_MAX_COUNT,
+    IMAGE_SIZES,
+    MUSIC_MAX_SECONDS,
+    SPEECH_MAX_CHARS,
+    VIDEO_MAX_SECONDS,
+    VOICES,
     ChatChunk,
     ChatMessage,
     ChatUsage,
@@ -20,6 +26,12 @@ from usage.studio.providers.demo import DemoProvider
 from usage.studio.providers.openai_compatible import OpenAICompatibleProvider
 
 __all__ = [
+    "IMAGE_MAX_COUNT",
+    "IMAGE_SIZES",
+    "MUSIC_MAX_SECONDS",
+    "SPEECH_MAX_CHARS",
+    "VIDEO_MAX_SECONDS",
+    "VOICES",
     "ChatChunk",
     "ChatMessage",
     "ChatUsage",

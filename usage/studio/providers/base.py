@@ -54,6 +54,41 @@ class GenerationCancelled(Exception):
     """Raised by a progress callback (or a chat consumer) to stop a generation."""
 
 
+# What every provider takes, for the pages' pickers and the services' checks. The sizes are those OpenAI's image
+# models take (dall-e-2: the squares; gpt-image-1: 1024x1536 / 1536x1024; dall-e-3: 1792x1024 / 1024x1792); the
+# demo draws any of them. The voices are OpenAI's names, which most OpenAI-compatible speech servers accept too; the
+# demo maps each to an espeak-ng voice.
+IMAGE_SIZES: tuple[str, ...] = (
+    "256x256",
+    "512x512",
+    "1024x1024",
+    "1024x1536",
+    "1536x1024",
+    "1792x1024",
+    "1024x1792",
+)
+IMAGE_MAX_COUNT = 4
+VOICES: dict[str, str] = {
+    "alloy": "Alloy · neutral",
+    "echo": "Echo · calm, British",
+    "fable": "Fable · storyteller, British",
+    "onyx": "Onyx · deep",
+    "nova": "Nova · bright",
+    "shimmer": "Shimmer · soft",
+}
+SPEECH_MAX_CHARS = 4000  # what OpenAI's speech endpoint takes in one request
+VIDEO_MAX_SECONDS = 20
+MUSIC_MAX_SECONDS = 120
+
+
+def image_size(size: str) -> tuple[int, int]:
+    """`"1024x1536"` as (width, height); a size outside `IMAGE_SIZES` is a `ProviderError`."""
+    if size not in IMAGE_SIZES:
+        raise ProviderError(f"Images of size {size[:20]} are not offered. Nothing was charged.")
+    width, height = size.split("x")
+    return int(width), int(height)
+
+
 class StudioProvider(Protocol):
     name: str
     is_demo: bool

@@ -3,11 +3,18 @@
 The base URL and key come from the settings (`STUDIO_OPENAI_BASE_URL`, `STUDIO_OPENAI_API_KEY`); the SDK retries
 connection errors, 408/409/429 and 5xx with exponential backoff (`STUDIO_OPENAI_MAX_RETRIES`) before a stream
 starts. Its errors become `ProviderError`s with messages a member can act on.
+
+Images ask for base64 (`response_format="b64_json"`: many compatible servers answer links by default); OpenAI's
+GPT image models refuse that legacy parameter and always answer base64, so a refusal naming it is retried once
+without it. What comes back is checked by its first bytes (PNG, JPEG, WebP or GIF; WAV, MP3, Ogg, FLAC or AAC), as
+servers may ignore the format asked for. Video and music are refused: the SDK's only video API (Sora) is deprecated
+and shut down, and it has no music API.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -15,6 +22,8 @@ import openai
 from django.conf import settings
 
 from usage.studio.providers.base import (
+    IMAGE_MAX_COUNT,
+    SPEECH_MAX_CHARS,
     ChatChunk,
     ChatMessage,
     ChatUsage,
@@ -23,6 +32,30 @@ from usage.studio.providers.base import (
     ProviderError,
     ProviderTimeout,
 )
+
+IMAGE_SIGNATURES = {b"\x89PNG\r\n\x1a\n": "image/png", b"\xff\xd8\xff": "image/jpeg", b"GIF8": "image/gif"}
+AUDIO_SIGNATURES = {
+    b"ID3": "audio/mpeg",
+    b"\xff\xfb": "audio/mpeg",
+    b"\xff\xf3": "audio/mpeg",
+    b"\xff\xf2": "audio/mpeg",
+    b"OggS": "audio/ogg",
+    b"fLaC": "audio/flac",
+    b"\xff\xf1": "audio/aac",
+    b"\xff\xf9": "audio/aac",
+}
+
+
+def image_type(content: bytes) -> str | None:
+    if content[:4] == b"RIFF" and content[8:12] == b"WEBP":
+        return "image/webp"
+    return next((kind for magic, kind in IMAGE_SIGNATURES.items() if content.startswith(magic)), None)
+
+
+def audio_type(content: bytes) -> str | None:
+    if content[:4] == b"RIFF" and content[8:12] == b"WAVE":
+        return "audio/wav"
+    return next((kind for magic, kind in AUDIO_SIGNATURES.items() if content.startswith(magic)), None)
 
 
 def provider_error(error: openai.OpenAIError) -> ProviderError:
@@ -91,26 +124,58 @@ class OpenAICompatibleProvider:
             raise provider_error(error) from error
 
     def image(self, *, model: str, prompt: str, size: str, count: int) -> list[Media]:
+        if not 1 <= count <= IMAGE_MAX_COUNT:
+            raise ProviderError(f"Ask for 1 to {IMAGE_MAX_COUNT} images. Nothing was charged.")
         try:
-            answer = self.client.images.generate(
-                model=model, prompt=prompt, size=size, n=count, response_format="b64_json"
-            )
+            try:
+                answer = self.client.images.generate(
+                    model=model, prompt=prompt, size=size, n=count, response_format="b64_json"
+                )
+            except openai.BadRequestError as error:
+                if "response_format" not in _detail(error):
+                    raise
+                # A GPT image model: it always answers base64 and refuses the parameter that asks for it.
+                answer = self.client.images.generate(model=model, prompt=prompt, size=size, n=count)
         except openai.OpenAIError as error:
             raise provider_error(error) from error
-        images = [item.b64_json for item in answer.data or [] if item.b64_json]
+        items = answer.data or []
+        if not any(item.b64_json for item in items) and any(item.url for item in items):
+            raise ProviderError(
+                "The model answered with links instead of images; staff have to fix it. Nothing was charged."
+            )
+        images = []
+        for item in items:
+            if not item.b64_json:
+                continue
+            try:
+                content = base64.b64decode(item.b64_json, validate=True)
+            except (binascii.Error, ValueError):
+                content = b""
+            kind = image_type(content)
+            if kind is None:
+                raise ProviderError("The model returned something that is not an image. Nothing was charged.")
+            images.append(Media(content, kind))
         if not images:
             raise ProviderError("The model returned no image. Nothing was charged.")
-        return [Media(base64.b64decode(data), "image/png") for data in images]
+        return images[:count]
 
     def speech(self, *, model: str, text: str, voice: str) -> Media:
+        if not text.strip():
+            raise ProviderError("There is no text to speak. Nothing was charged.")
+        if len(text) > SPEECH_MAX_CHARS:
+            raise ProviderError(f"Speech takes up to {SPEECH_MAX_CHARS:,} characters at a time. Nothing was charged.")
         try:
             answer = self.client.audio.speech.create(model=model, input=text, voice=voice, response_format="wav")
+            content = answer.content
         except openai.OpenAIError as error:
             raise provider_error(error) from error
-        return Media(answer.content, "audio/wav")
+        kind = audio_type(content)
+        if kind is None:
+            raise ProviderError("The model returned no playable audio. Nothing was charged.")
+        return Media(content, kind)
 
     def video(self, *, model: str, prompt: str, seconds: int, progress: Progress) -> Media:
-        raise ProviderError("This provider has no video models configured.")
+        raise ProviderError("This provider has no video model: choose another model. Nothing was charged.")
 
     def music(self, *, model: str, prompt: str, seconds: int, progress: Progress) -> Media:
-        raise ProviderError("This provider has no music models configured.")
+        raise ProviderError("This provider has no music model: choose another model. Nothing was charged.")
