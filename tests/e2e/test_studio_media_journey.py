@@ -3,9 +3,9 @@ by it after) and finds them in History; starts a video, watches its progress, ca
 a viewer sees the Studio read-only with the reason. Without JavaScript the same forms run and a running job has a
 Refresh link. Screenshots at 1366 px and 390 px, as Owner, Member and Viewer.
 
-The price list's `demo` provider is replaced by the tests' provider (real PNGs; a video that takes ~10 s in 100
-steps), and long jobs run in a thread of the live server as they do in the demo without a broker
-(`STUDIO_EAGER_LONG_JOBS_IN_THREAD`)."""
+The price list's own `demo` provider runs everything (offline: Pillow pictures, espeak-ng speech, a PyAV video),
+paced by `STUDIO_DEMO_DELAY` so that a 4-second video takes about 10 s; long jobs run in a thread of the live server
+as they do in the demo without a broker (`STUDIO_EAGER_LONG_JOBS_IN_THREAD`)."""
 
 from __future__ import annotations
 
@@ -17,10 +17,7 @@ from playwright.sync_api import Browser, Page, expect
 from billing.ledger import credits_grant
 from tests.e2e.conftest import Screenshot, log_in
 from tests.factories import PASSWORD, UserFactory, make_member, make_organization, make_workspace
-from tests.usage.studio.media_provider import MediaProvider
 from usage.catalog import prices_ensure_defaults
-from usage.models import Provider
-from usage.studio import providers
 from workspaces.models import WorkspaceRole
 
 DESKTOP = {"width": 1366, "height": 900}
@@ -40,11 +37,9 @@ def _no_horizontal_scroll(page: Page) -> None:
 
 
 @pytest.fixture
-def slow_demo(monkeypatch, settings) -> MediaProvider:
+def slow_demo(settings) -> None:
     settings.STUDIO_EAGER_LONG_JOBS_IN_THREAD = True
-    provider = MediaProvider(pictures=True, steps=100, delay=0.1)
-    monkeypatch.setitem(providers.FACTORIES, Provider.DEMO, lambda: provider)
-    return provider
+    settings.STUDIO_DEMO_DELAY = 0.1  # 25 steps a second of video or music: 2.5 s each
 
 
 def test_member_generates_cancels_and_viewer_reads(live_server, browser: Browser, screenshot: Screenshot, slow_demo):
@@ -77,7 +72,7 @@ def test_member_generates_cancels_and_viewer_reads(live_server, browser: Browser
     expect(price).to_contain_text("4 credits")
     page.select_option("#id_count", "2")
     expect(price).to_contain_text("8 credits")
-    page.select_option("#id_size", "1792x1024")
+    page.select_option("#id_size", "1536x1024")
     expect(price).to_contain_text("16 credits")
     page.select_option("#id_size", "1024x1024")
     expect(price).to_contain_text("8 credits")
@@ -137,6 +132,7 @@ def test_member_generates_cancels_and_viewer_reads(live_server, browser: Browser
     expect(page.locator("#media-price")).to_contain_text("8 credits")
     page.get_by_role("button", name="Generate").click()
     expect(page.locator(".studio-job audio").first).to_be_attached()
+    expect(page.locator(".studio-demo").first).to_have_text("Demo output")
     _no_horizontal_scroll(page)
     screenshot(page, "member-phone-nojs-speech")
     page.goto(f"{studio_url}music/")

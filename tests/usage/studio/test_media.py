@@ -117,6 +117,31 @@ def test_an_image_job_holds_the_estimate_captures_it_exactly_and_lands_in_histor
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("tool", "model", "options", "content_type", "magic"),
+    [
+        ("image", "sdxl", {"size": "512x512", "count": 2}, "image/png", b"\x89PNG"),
+        ("speech", "elevenlabs-v2", {"voice": "fable"}, "audio/wav", b"RIFF"),
+        ("video", "kling-1.6", {"seconds": 2}, "video/mp4", b"ftyp"),
+        ("music", "stable-audio", {"seconds": 10}, "audio/wav", b"RIFF"),
+    ],
+)
+def test_the_demo_provider_runs_every_tool_into_history(studio, tool, model, options, content_type, magic):
+    """The price list's own provider (`demo`, offline), chosen by the price as the worker does."""
+    job = start(studio, tool, model, prompt="A short bright jingle", **options)
+    studio_job_run(job_id=job.pk)
+    job.refresh_from_db()
+    assert (job.status, job.error, job.progress) == (JobStatus.DONE, "", 100)
+    assert job.credits == job.estimated_credits > 0
+    assert {output["content_type"] for output in job.outputs} == {content_type}
+    assert len(job.outputs) == options.get("count", 1)
+    item = HistoryItem.objects.get(pk=job.history_item_id)
+    assert item.media_content_type == content_type
+    assert magic in item.media.read()[:16]
+    assert available(studio) == 10_000 - job.credits
+
+
+@pytest.mark.django_db
 def test_fewer_images_than_asked_charge_only_those(studio):
     job = start(studio, count=3)
     studio_job_run(job_id=job.pk, provider=MediaProvider(images=1))
