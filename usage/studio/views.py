@@ -252,10 +252,10 @@ def chat_thread_delete_view(request: WorkspaceRequest, org_slug: str, ws_slug: s
 JOBS_SHOWN = 12
 TOOL_PLURALS = {"image": "images", "video": "videos", "speech": "speech", "music": "music"}
 TOOL_INTROS = {
-    "image": "Describe a picture; pick its size and how many. Images appear below in a grid and in History.",
+    "image": "Describe a picture; pick its size and how many. The images appear below in a grid.",
     "video": "Describe a short clip and its length. It runs in the background with a progress bar; cancel it any "
     "time before it finishes and nothing is charged.",
-    "speech": "Type the text to read aloud and pick a voice. The recording plays below and stays in History.",
+    "speech": "Type the text to read aloud and pick a voice. The recording plays below.",
     "music": "Describe the music and its length. It runs in the background with a progress bar; cancel it any time "
     "before it finishes and nothing is charged.",
 }
