@@ -17,21 +17,22 @@ from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, Tabl
 from billing.gateways import GATEWAYS
 from billing.models import Invoice, InvoicePurpose, InvoiceStatus
 from orgs.models import Organization
-from usage.documents import (
-    _BASE,
-    _H2,
-    _RIGHT,
-    _RIGHT_TITLE,
-    _SMALL,
-    _TITLE,
+from qolaba.pdf import (
     ACCENT,
+    BASE,
     DRAFT_RED,
+    H2,
     MUTED,
     PAGE_WIDTH,
-    _offset,
-    _safe,
-    _table,
-    _text,
+    RIGHT,
+    RIGHT_TITLE,
+    SMALL,
+    TITLE,
+    pdf_details,
+    pdf_safe,
+    pdf_table,
+    pdf_text,
+    pdf_utc_offset,
 )
 
 STATUS_LABELS = {InvoiceStatus.PAID: "PAID", InvoiceStatus.OPEN: "OPEN — awaiting payment", InvoiceStatus.VOID: "VOID"}
@@ -41,7 +42,7 @@ def _local(moment: datetime | None, timezone_name: str) -> str:
     if moment is None:
         return ""
     local = moment.astimezone(ZoneInfo(timezone_name))
-    return f"{local:%-d %b %Y %H:%M} ({_offset(local)})"
+    return f"{local:%-d %b %Y %H:%M} ({pdf_utc_offset(local)})"
 
 
 def _what(invoice: Invoice) -> str:
@@ -71,10 +72,10 @@ def invoice_document(invoice: Invoice, organization: Organization) -> bytes:
     story: list[object] = []
     heading = Table(
         [
-            [Paragraph("Invoice", _TITLE), Paragraph(f"No. {_text(invoice.number)}", _RIGHT_TITLE)],
+            [Paragraph("Invoice", TITLE), Paragraph(f"No. {pdf_text(invoice.number)}", RIGHT_TITLE)],
             [
-                Paragraph(_text(organization.name), _BASE),
-                Paragraph(_text(_local(invoice.created_at, zone)), _RIGHT),
+                Paragraph(pdf_text(organization.name), BASE),
+                Paragraph(pdf_text(_local(invoice.created_at, zone)), RIGHT),
             ],
         ],
         colWidths=[PAGE_WIDTH * 0.6, PAGE_WIDTH * 0.4],
@@ -105,36 +106,23 @@ def invoice_document(invoice: Invoice, organization: Organization) -> bytes:
     if invoice.paid_at is not None:
         details.append(("Paid", _local(invoice.paid_at, zone)))
     details.append(("Time zone", zone))
-    info = Table(
-        [[Paragraph(_text(label), _SMALL), Paragraph(_text(value), _BASE)] for label, value in details],
-        colWidths=[34 * mm, PAGE_WIDTH - 34 * mm],
-    )
-    info.setStyle(
-        TableStyle(
-            [
-                ("LEFTPADDING", (0, 0), (-1, -1), 0),
-                ("TOPPADDING", (0, 0), (-1, -1), 1.5),
-                ("BOTTOMPADDING", (0, 0), (-1, -1), 1.5),
-                ("VALIGN", (0, 0), (-1, -1), "TOP"),
-            ]
-        )
-    )
-    story += [info, Spacer(1, 4 * mm), Paragraph("Items", _H2), Spacer(1, 1.5 * mm)]
+    info = pdf_details(details)
+    story += [info, Spacer(1, 4 * mm), Paragraph("Items", H2), Spacer(1, 1.5 * mm)]
 
     amount = f"{invoice.amount_cents / 100:,.2f}"
     rows: list[list[object]] = [
         ["Description", "Credits", f"Amount ({invoice.currency})"],
-        [_safe(_what(invoice)), f"{invoice.credits:,}", amount],
+        [pdf_safe(_what(invoice)), f"{invoice.credits:,}", amount],
         ["Total", f"{invoice.credits:,}", amount],
     ]
-    story.append(_table(rows, [PAGE_WIDTH - 70 * mm, 30 * mm, 40 * mm], numeric_from=1, total_rows=1))
+    story.append(pdf_table(rows, [PAGE_WIDTH - 70 * mm, 30 * mm, 40 * mm], numeric_from=1, total_rows=1))
 
     status_colour = {InvoiceStatus.PAID: ACCENT, InvoiceStatus.OPEN: colors.HexColor("#A3620A")}.get(
         InvoiceStatus(invoice.status), DRAFT_RED
     )
-    stamp_style = ParagraphStyle("stamp", parent=_BASE, fontSize=11, textColor=status_colour, alignment=TA_CENTER)
+    stamp_style = ParagraphStyle("stamp", parent=BASE, fontSize=11, textColor=status_colour, alignment=TA_CENTER)
     stamp = Table(
-        [[Paragraph(f"<b>{_text(STATUS_LABELS[InvoiceStatus(invoice.status)])}</b>", stamp_style)]],
+        [[Paragraph(f"<b>{pdf_text(STATUS_LABELS[InvoiceStatus(invoice.status)])}</b>", stamp_style)]],
         colWidths=[60 * mm],
     )
     stamp.setStyle(
@@ -159,13 +147,13 @@ def invoice_document(invoice: Invoice, organization: Organization) -> bytes:
         notes.append("Pack credits last the months stated; what is left then moves to the Credit Bank.")
     if invoice.status == InvoiceStatus.VOID:
         notes.append("This invoice was voided: nothing is owed for it.")
-    story += [Spacer(1, 6 * mm)] + [Paragraph(_text(text), _SMALL) for text in notes]
+    story += [Spacer(1, 6 * mm)] + [Paragraph(pdf_text(text), SMALL) for text in notes]
 
     def decorate(canvas: Any, doc: Any) -> None:
         canvas.saveState()
         canvas.setFont("Helvetica", 7.5)
         canvas.setFillColor(MUTED)
-        canvas.drawString(18 * mm, 10 * mm, _safe(f"{organization.name} · Invoice {invoice.number}"))
+        canvas.drawString(18 * mm, 10 * mm, pdf_safe(f"{organization.name} · Invoice {invoice.number}"))
         canvas.drawRightString(A4[0] - 18 * mm, 10 * mm, f"Page {doc.page}")
         canvas.restoreState()
 

@@ -8,7 +8,7 @@ from datetime import datetime
 
 from django.db.models import Count, F, Q, QuerySet, Sum, Value
 
-from billing.ledger import PayingAccount, paying_account, period_bounds, period_spending, spent_in_period
+from billing.ledger import PayingAccount, paying_account, period_bounds, period_spending
 from billing.models import (
     AccountKind,
     AccountStripe,
@@ -28,7 +28,6 @@ from workspaces.models import Workspace
 class CreditsOverview:
     available: int
     paying: PayingAccount
-    my_usage: int
     period_start: datetime
     resets_at: datetime
     my_limit: int | None
@@ -61,7 +60,6 @@ def credits_overview(*, workspace: Workspace, organization: Organization, user: 
     return CreditsOverview(
         available=paying.balance,
         paying=paying,
-        my_usage=spent_in_period(organization=organization, workspace=workspace, user_id=user.pk),
         period_start=starts_at,
         resets_at=resets_at,
         my_limit=limits.get(user.pk),

@@ -14,6 +14,8 @@ from django.db.models.functions import Lower
 from django.utils.timezone import now
 from guardian.models import UserObjectPermissionBase
 
+from qolaba.keys import SecretKey
+
 if TYPE_CHECKING:
     from django.db.models.query import QuerySet
 
@@ -327,7 +329,7 @@ class AdminKeyQuerySet(models.QuerySet["AdminKey"]):
         return self.filter(revoked_at__isnull=True)
 
 
-class AdminKey(models.Model):
+class AdminKey(SecretKey):
     """An organization admin key: reads the usage of every workspace of its organization through the usage API
     (`GET /api/v1/organization/usage`) and nothing else — never a charge or a hold. Owners and Admins create and
     revoke them on the Profile tab. Only the SHA-256 of the key is kept; it is shown once.
@@ -335,39 +337,14 @@ class AdminKey(models.Model):
     Here, not in `usage`, because it belongs to the organization alone (like its invitations and audit log): its
     writes and their audit events need nothing above `orgs`, and the usage API (web layer) reads it from above."""
 
+    scheme = ADMIN_KEY_SCHEME
+
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="admin_keys")
-    name = models.CharField(max_length=80)
-    prefix = models.CharField(max_length=16, unique=True, help_text="Public part of the key, shown in lists.")
-    secret_hash = models.CharField(max_length=64)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
-    )
-    created_at = models.DateTimeField(default=now)
-    last_used_at = models.DateTimeField(null=True, blank=True)
-    revoked_at = models.DateTimeField(null=True, blank=True)
-    revoked_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
-    )
 
     objects = AdminKeyQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-id"]
-
-    def __str__(self) -> str:
-        return f"{self.name} ({self.display_prefix})"
-
-    @property
-    def is_revoked(self) -> bool:
-        return self.revoked_at is not None
-
-    @property
-    def scheme(self) -> str:
-        return ADMIN_KEY_SCHEME
-
-    @property
-    def display_prefix(self) -> str:
-        return f"{ADMIN_KEY_SCHEME}_{self.prefix}_…"
 
 
 class AuditAction(models.TextChoices):

@@ -30,6 +30,7 @@ from orgs.models import (
     ADMIN_KEY_SCHEME,
     AdminKey,
     AuditAction,
+    AuditEvent,
     Invitation,
     InvitationStatus,
     Membership,
@@ -128,11 +129,47 @@ def _pending_for_update(invitation: Invitation) -> Invitation:
     return invitation
 
 
+INVITATION_SENDS = (AuditAction.INVITATION_CREATED, AuditAction.INVITATION_RESENT)
+
+
+def invitation_quota_require(*, organization: Organization, count: int) -> None:
+    """Refuse (a form error, before anything is written) when sending `count` more invitation emails would pass
+    the organization's INVITATIONS_PER_HOUR. The count is the audit log's invitations created and resent in the last
+    hour: exact, in the database (so it holds with Redis down), and the organization's row is locked first so that
+    two requests at once cannot both pass. Call inside the service's transaction."""
+    limit: int = settings.INVITATIONS_PER_HOUR
+    if not limit:
+        return
+    Organization.objects.select_for_update().filter(pk=organization.pk).values_list("pk", flat=True).first()
+    since = dj_now() - timedelta(hours=1)
+    sends = AuditEvent.objects.filter(organization=organization, action__in=INVITATION_SENDS, created_at__gte=since)
+    sent = sends.count()
+    if sent + count <= limit:
+        return
+    left = max(limit - sent, 0)
+    if count > limit:
+        message = f"{organization.name} can send {limit} invitations an hour: invite at most {limit} addresses at once."
+    else:
+        # The moment enough of the hour's sends age out for this many to fit.
+        aging_out = sends.order_by("created_at").values_list("created_at", flat=True)[sent + count - limit - 1]
+        minutes = max(1, -(-int((aging_out + timedelta(hours=1) - dj_now()).total_seconds()) // 60))
+        message = (
+            f"{organization.name} can send {limit} invitations an hour and has {left} left now: try again in "
+            f"{minutes} minute{'s' if minutes != 1 else ''}"
+            + (f", or invite at most {left} address{'es' if left != 1 else ''}." if left else ".")
+        )
+    raise ValidationError(
+        {"emails": message},
+        code="rate_limited",
+    )
+
+
 @transaction.atomic
 def invitation_resend(*, invitation: Invitation, actor: User) -> Invitation:
     """A fresh link (the old one stops working) and a fresh expiry."""
     invitation = _pending_for_update(invitation)
     membership_require_admin(organization=invitation.organization, actor=actor)
+    invitation_quota_require(organization=invitation.organization, count=1)
     _, invitation.token_hash = invitation_token_new()  # the old link stops working now; the email brings a new one
     invitation.sent_at = dj_now()
     invitation.expires_at = invitation.sent_at + timedelta(days=settings.INVITATION_TTL_DAYS)

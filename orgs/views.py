@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import csv
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -64,6 +63,7 @@ from qolaba.access import (
 from qolaba.htmx import htmx_partial, render_page
 from qolaba.lifecycle import organization_create, organization_delete
 from qolaba.routers import reading_from_replica, replica_alias
+from qolaba.spreadsheets import csv_line_writer, spreadsheet_safe
 from qolaba.views import (
     confirmed_action,
     form_add_service_errors,
@@ -603,25 +603,13 @@ def audit_log_export(request: TenantRequest, org_slug: str) -> StreamingHttpResp
                 event.ip_address or "",
             ]
 
-    writer = csv.writer(_Echo())
+    writer = csv_line_writer()
     response = StreamingHttpResponse(
-        (writer.writerow([_spreadsheet_safe(cell) for cell in row]) for row in rows()), content_type="text/csv"
+        (writer.writerow([spreadsheet_safe(cell) for cell in row]) for row in rows()), content_type="text/csv"
     )
     filename = f"{request.tenant.organization.slug}-audit-{dj_now():%Y%m%d}.csv"
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
-
-
-def _spreadsheet_safe(cell: str) -> str:
-    """Cells a spreadsheet would run as a formula (names are user input) are exported as text."""
-    return "'" + cell if cell[:1] in ("=", "+", "-", "@", "\t", "\r") else cell
-
-
-class _Echo:
-    """csv.writer writes into this and gets the line back, so rows stream without a buffer."""
-
-    def write(self, value: str) -> str:
-        return value
 
 
 # --- notifications -------------------------------------------------------------------------------------------

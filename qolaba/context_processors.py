@@ -56,3 +56,9 @@ def tenant(request: HttpRequest) -> dict[str, Any]:
         Notification.objects.unread().filter(user=current.membership.user_id, organization=current.organization).count()
     )
     return {"tenant": current, "nav_items": items, "current_workspace": workspace, "unread_notifications": unread}
+
+
+def csp_nonce(request: HttpRequest) -> dict[str, Any]:
+    """`{{ csp_nonce }}` for an inline <script> or <style> (django-csp makes it, and adds it to the
+    Content-Security-Policy header, only when a template uses it; django-htmx's script tag reads the same name)."""
+    return {"csp_nonce": getattr(request, "csp_nonce", None)}

@@ -8,6 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from typing import ClassVar
+
+from django.conf import settings
+from django.db import models
+from django.utils.timezone import now
 
 KEY_PREFIX_LENGTH = 8
 
@@ -30,3 +35,37 @@ def key_parse(raw: str, *, scheme: str) -> tuple[str, str] | None:
     if not all(part.isascii() and part.replace("-", "").replace("_", "").isalnum() for part in parts[1:]):
         return None
     return parts[1], key_secret_hash(raw)
+
+
+class SecretKey(models.Model):
+    """What every kind of key row holds: a name, the public prefix, the hash of the whole key, who created and
+    revoked it and when, and when it was last used. A concrete key says its `scheme` and what it belongs to."""
+
+    scheme: ClassVar[str]
+
+    name = models.CharField(max_length=80)
+    prefix = models.CharField(max_length=16, unique=True, help_text="Public part of the key, shown in lists.")
+    secret_hash = models.CharField(max_length=64)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        abstract = True
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.display_prefix})"
+
+    @property
+    def is_revoked(self) -> bool:
+        return self.revoked_at is not None
+
+    @property
+    def display_prefix(self) -> str:
+        return f"{self.scheme}_{self.prefix}_…"

@@ -1,4 +1,5 @@
-"""Account security on every request: the sessions list's "last seen", and two-factor sign-in for staff."""
+"""Account security on every request: the sessions list's "last seen", two-factor sign-in for staff, and the
+Permissions-Policy header (the other security headers are Django's SecurityMiddleware's and django-csp's)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,19 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import NoReverseMatch, reverse
 
 SESSION_SEEN_AT = "qolaba_session_seen_at"
+
+
+def permissions_policy(get_response: Callable[[HttpRequest], HttpResponse]) -> Callable[[HttpRequest], HttpResponse]:
+    """Adds `Permissions-Policy` (settings.PERMISSIONS_POLICY) to every answer that has none."""
+    policy: str = settings.PERMISSIONS_POLICY
+
+    def middleware(request: HttpRequest) -> HttpResponse:
+        response = get_response(request)
+        if policy:
+            response.headers.setdefault("Permissions-Policy", policy)
+        return response
+
+    return middleware
 
 
 class SessionActivityMiddleware:

@@ -18,7 +18,6 @@ released hold gave every credit back). So the captured rows add up to the Usage 
 
 from __future__ import annotations
 
-import csv
 import logging
 import secrets
 import tempfile
@@ -40,6 +39,7 @@ from orgs.audit import audit_record
 from orgs.models import AuditAction, Membership, Organization, User
 from qolaba.outbox.services import outbox_enqueue
 from qolaba.routers import replica_alias
+from qolaba.spreadsheets import csv_line_writer, spreadsheet_safe
 from usage.models import UsageEvent, UsageExport, UsageExportStatus, usage_export_storage
 from usage.reports import UsageQuery, UsageScope, usage_filters, usage_query_parse, usage_scope_for
 from workspaces.models import Workspace
@@ -50,7 +50,6 @@ EXPORT_HEADER = ("time", "workspace", "member", "tool", "model", "units", "credi
 CHUNK_ROWS = 2000  # rows fetched per round trip from the server-side cursor
 MAX_EXPORTS_IN_PROGRESS = 3  # per requester and organization
 STALE_AFTER = timedelta(hours=6)  # a job neither finished nor failed by then was lost: it is marked failed
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 _COLUMNS = ("created_at", "workspace_id", "user_id", "tool", "model", "units", "credits", "status", "idempotency_key")
 
 
@@ -85,19 +84,6 @@ def usage_export_count(events: QuerySet[UsageEvent], *, limit: int) -> int:
     return events.order_by()[: limit + 1].count()
 
 
-def spreadsheet_safe(cell: str) -> str:
-    """A cell a spreadsheet would read as a formula (names and keys are user input) is prefixed with a quote, as
-    OWASP's CSV injection advice says; the csv module quotes separators and quotes."""
-    return "'" + cell if cell.startswith(_FORMULA_STARTS) else cell
-
-
-class _Echo:
-    """csv.writer writes into this and gets the line back, so rows stream without a buffer."""
-
-    def write(self, value: str) -> str:
-        return value
-
-
 def _names(organization: Organization) -> tuple[dict[int, str], dict[int, str]]:
     """Workspace names and member emails of the organization (archived workspaces and former members included):
     two queries, whatever the number of events."""
@@ -112,7 +98,7 @@ def usage_export_lines(events: QuerySet[UsageEvent], *, organization: Organizati
     """The CSV lines (CRLF-terminated, header first) of `events`, read through a server-side cursor."""
     zone = ZoneInfo(organization.timezone)
     workspaces, members = _names(organization)
-    writer = csv.writer(_Echo())
+    writer = csv_line_writer()
     yield writer.writerow(EXPORT_HEADER)
     rows = events.values_list(*_COLUMNS).iterator(chunk_size=CHUNK_ROWS)
     for created_at, workspace_id, user_id, tool, model, units, credits, status, key in rows:

@@ -14,7 +14,7 @@ from django.utils.timezone import now
 from guardian.models import UserObjectPermissionBase
 
 from orgs.models import Organization
-from qolaba.keys import key_parse, key_secret_hash
+from qolaba.keys import SecretKey, key_parse, key_secret_hash
 from qolaba.tools import Tool
 
 
@@ -220,35 +220,14 @@ class ApiKeyQuerySet(models.QuerySet["ApiKey"]):
         return self.filter(revoked_at__isnull=True)
 
 
-class ApiKey(models.Model):
+class ApiKey(SecretKey):
     """A workspace's key for the metering API. Only a SHA-256 of the secret is kept; it is shown once."""
 
+    scheme = API_KEY_PREFIX
+
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="api_keys")
-    name = models.CharField(max_length=80)
-    prefix = models.CharField(max_length=16, unique=True, help_text="Public part of the key, shown in lists.")
-    secret_hash = models.CharField(max_length=64)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
-    )
-    created_at = models.DateTimeField(default=now)
-    last_used_at = models.DateTimeField(null=True, blank=True)
-    revoked_at = models.DateTimeField(null=True, blank=True)
-    revoked_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
-    )
 
     objects = ApiKeyQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at"]
-
-    def __str__(self) -> str:
-        return f"{self.name} ({API_KEY_PREFIX}_{self.prefix}_…)"
-
-    @property
-    def is_revoked(self) -> bool:
-        return self.revoked_at is not None
-
-    @property
-    def display_prefix(self) -> str:
-        return f"{API_KEY_PREFIX}_{self.prefix}_…"

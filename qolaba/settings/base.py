@@ -4,6 +4,7 @@ from pathlib import Path
 
 import environ
 from celery.schedules import crontab
+from csp.constants import NONCE, NONE, SELF
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -42,6 +43,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so that every answer (the outage 503 page too) carries the Content-Security-Policy and Permissions-Policy.
+    "csp.middleware.CSPMiddleware",
+    "qolaba.security.permissions_policy",
     "qolaba.health.HealthMiddleware",  # /healthz and /readyz, before the host check and the HTTPS redirect
     "qolaba.outage.OutageMiddleware",  # a 503 with Retry-After while the database or Redis is unreachable
     "django.middleware.security.SecurityMiddleware",
@@ -75,6 +79,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "qolaba.context_processors.tenant",
+                "qolaba.context_processors.csp_nonce",
             ],
         },
     },
@@ -110,6 +115,34 @@ REDIS_URL = env.str("REDIS_URL", default="")
 # created by the migration outbox/0002 (and by Django's test runner).
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "qolaba_cache"}}
 
+# Response headers (docs/security.md). Every script is a static file from this origin; an inline <script> must carry
+# the request's nonce (`{{ csp_nonce }}`, made only when a page uses it). No 'unsafe-inline', no 'unsafe-eval':
+# htmx runs with allowEval off and without its injected indicator <style> (base.html's htmx-config).
+# data: images are the authenticator QR code of the two-factor setup page.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF, NONCE],
+        "style-src": [SELF, NONCE],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    },
+}
+# Browser features no page uses are switched off for the page and anything it could embed.
+PERMISSIONS_POLICY = (
+    "accelerometer=(), camera=(), display-capture=(), geolocation=(), gyroscope=(), magnetometer=(), "
+    "microphone=(), midi=(), payment=(), publickey-credentials-get=(), serial=(), usb=(), xr-spatial-tracking=()"
+)
+SECURE_REFERRER_POLICY = "strict-origin-when-cross-origin"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+
 AUTH_USER_MODEL = "orgs.User"
 AUTHENTICATION_BACKENDS = [
     "django.contrib.auth.backends.ModelBackend",
@@ -139,7 +172,8 @@ ACCOUNT_SESSION_REMEMBER = None
 ACCOUNT_RATE_LIMITS = {
     "login_failed": env.str("LOGIN_FAILED_RATE_LIMIT", default="10/m/ip,5/5m/key"),
     "signup": "20/m/ip",
-    "reset_password": "20/m/ip,5/m/key",
+    # Password reset emails: per IP, and per address (known or not, so the limit tells nothing about accounts).
+    "reset_password": env.str("PASSWORD_RESET_RATE_LIMIT", default="20/m/ip,5/h/key"),
     "confirm_email": "1/3m/key",
 }
 ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Qolaba] "
@@ -268,6 +302,13 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
 # is idempotent); after this many publications it is left for an operator (its last error is kept).
 OUTBOX_REDELIVER_AFTER_SECONDS = env.int("OUTBOX_REDELIVER_AFTER_SECONDS", default=15 * 60)
 OUTBOX_MAX_ATTEMPTS = env.int("OUTBOX_MAX_ATTEMPTS", default=50)
+# The metering API's limit per key (docs/api.md): requests per window, "1200/m" (also "50/10s", "10000/h"); empty
+# or 0 turns it off. Counted in Redis (qolaba.ratelimit); while Redis is unreachable the limit is not applied (and a
+# warning is logged) rather than refusing the API.
+API_RATE_LIMIT = env.str("API_RATE_LIMIT", default="1200/m")
+RATE_LIMIT_REDIS_URL = env.str("RATE_LIMIT_REDIS_URL", default=REDIS_URL)
+RATE_LIMIT_REDIS_TIMEOUT = env.float("RATE_LIMIT_REDIS_TIMEOUT", default=0.25)  # seconds, connect and each command
+RATE_LIMIT_RETRY_SECONDS = env.float("RATE_LIMIT_RETRY_SECONDS", default=5.0)  # Redis is skipped after a failure
 # Seconds a client is told to wait (Retry-After) when the database or the broker is unreachable.
 OUTAGE_RETRY_AFTER_SECONDS = env.int("OUTAGE_RETRY_AFTER_SECONDS", default=5)
 
@@ -299,6 +340,8 @@ ALLAUTH_TRUSTED_PROXY_COUNT = TRUSTED_PROXY_COUNT  # the IPs allauth records (ra
 # The public address of the app, for links in emails sent outside a request (Celery tasks).
 SITE_URL = env.str("SITE_URL", default="http://localhost:8000").rstrip("/")
 INVITATION_TTL_DAYS = env.int("INVITATION_TTL_DAYS", default=7)
+# Invitation emails (new and resent) an organization may send in any hour (0: no limit); counted in the database.
+INVITATIONS_PER_HOUR = env.int("INVITATIONS_PER_HOUR", default=50)
 MEMBERS_PAGE_SIZE = 25
 # Rows each workspace balance is striped over, so that concurrent spenders of one pool update different rows.
 CREDIT_BALANCE_STRIPES = env.int("CREDIT_BALANCE_STRIPES", default=8)

@@ -21,6 +21,7 @@ DATABASES["replica"] = {
 READS_FROM_REPLICA = False
 
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/13")
+RATE_LIMIT_REDIS_URL = env.str("RATE_LIMIT_REDIS_URL", default=REDIS_URL)
 
 # Most tests run tasks in-process; the worker test starts a real worker against Redis.
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)

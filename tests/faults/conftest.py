@@ -8,12 +8,14 @@ import subprocess
 import sys
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.conf import settings as django_settings
 
 from qolaba.celery import app as celery_app
 from qolaba.outbox import services as outbox_services
+from qolaba.ratelimit import counters as rate_counters
 from tests.faults.services import ThrowawayRedis
 from tests.test_celery_worker import Worker, _database_url, _reset_connections
 
@@ -36,6 +38,8 @@ def broker(transactional_db, settings, tmp_path):
     settings.CELERY_BROKER_URL = settings.CELERY_RESULT_BACKEND = server.url
     settings.CELERY_TASK_DEFAULT_QUEUE = queue
     settings.REDIS_URL = server.url
+    settings.RATE_LIMIT_REDIS_URL = server.url  # the API's rate limit counters: on this Redis too
+    rate_counters.reset()
     settings.CACHES = {
         alias: {**conf, "LOCATION": server.url} if "redis" in conf["BACKEND"].lower() else conf
         for alias, conf in settings.CACHES.items()
@@ -50,13 +54,21 @@ def broker(transactional_db, settings, tmp_path):
         celery_app.conf.update(previous)
         _reset_connections(celery_app)
         server.stop()
+        rate_counters.reset()
 
 
-def start_worker(server: ThrowawayRedis, tmp_path: Path) -> Worker:
+def start_worker(
+    server: ThrowawayRedis,
+    tmp_path: Path,
+    *,
+    extra_env: dict[str, str] | None = None,
+    concurrency: int = 1,
+    name: str = "worker",
+) -> Worker:
     """A real prefork worker on the throwaway broker and the test database, writing emails to files."""
     mail_dir = tmp_path / "emails"
     mail_dir.mkdir(exist_ok=True)
-    log_path = tmp_path / "worker.log"
+    log_path = tmp_path / f"{name}.log"
     queue = server.queue  # type: ignore[attr-defined]
     env = {
         **os.environ,
@@ -70,11 +82,12 @@ def start_worker(server: ThrowawayRedis, tmp_path: Path) -> Worker:
         "EMAIL_FILE_PATH": str(mail_dir),
         "DEBUG": "false",
         "PYTHONUNBUFFERED": "1",
+        **(extra_env or {}),
     }
     env.pop("REDIS_URL", None)
     command = [
         str(Path(sys.executable).with_name("celery")),
-        *("-A", "qolaba", "worker", "--pool=prefork", "-c", "1", "-Q", queue, "-n", f"{queue}@%h"),
+        *("-A", "qolaba", "worker", "--pool=prefork", "-c", str(concurrency), "-Q", queue, "-n", f"{name}-{queue}@%h"),
         *("--loglevel=INFO", "--without-gossip", "--without-mingle", "--without-heartbeat"),
     ]
     with log_path.open("wb") as log_file:
@@ -96,8 +109,8 @@ def worker_on(tmp_path):
     """Start a worker on a broker when the test is ready for it; stopped before the database is flushed."""
     started: list[Worker] = []
 
-    def start(server: ThrowawayRedis) -> Worker:
-        worker = start_worker(server, tmp_path)
+    def start(server: ThrowawayRedis, **options: Any) -> Worker:
+        worker = start_worker(server, tmp_path, **options)
         started.append(worker)
         return worker
 

@@ -15,13 +15,13 @@ import time_machine
 from django.urls import reverse
 from django.utils.timezone import now
 
-from orgs.models import AuditAction, AuditEvent, OrganizationRole
+from orgs.models import AuditAction, AuditEvent, Organization, OrganizationRole
 from qolaba.lifecycle import workspace_archive
 from tests.factories import UserFactory, make_member, make_organization, make_workspace
 from tests.usage.test_statements import charge, local, make_world
 from usage.models import ClientRate, Statement
 from usage.statements import client_rate_set, month_of, statement_close, statements_close_due
-from workspaces.models import WorkspaceRole
+from workspaces.models import Workspace, WorkspaceRole
 
 pytestmark = pytest.mark.django_db
 
@@ -166,6 +166,18 @@ def test_a_draft_csv_is_labelled_and_named_as_a_draft(client, world):
     head = dict(zip(*_csv_blocks(response.content)[0], strict=True))
     assert head["status"] == "draft"
     assert head["statement"] == ""
+
+
+def test_the_csv_writes_names_a_spreadsheet_would_run_as_text(client, world):
+    """Organization and workspace names are user input: "=HYPERLINK(…)" must not become a formula in Excel."""
+    Workspace.objects.filter(pk=world.client.pk).update(name='=HYPERLINK("http://evil.test","Open")')
+    Organization.objects.filter(pk=world.org.pk).update(name="@SUM(A1)")
+    client.force_login(world.owner)
+    head = dict(
+        zip(*_csv_blocks(client.get(url(world, "statement_csv", month_of(world.org, now()))).content)[0], strict=True)
+    )
+    assert head["workspace"] == '\'=HYPERLINK("http://evil.test","Open")'
+    assert head["organization"] == "'@SUM(A1)"
 
 
 def test_the_pdf_is_a_pdf_with_the_totals(client, world):

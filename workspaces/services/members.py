@@ -29,6 +29,7 @@ from orgs.models import (
 from orgs.selectors import invitation_for_token
 from orgs.services import (
     invitation_email_enqueue,
+    invitation_quota_require,
     invitation_token_new,
     membership_require_admin,
     parse_email_list,
@@ -216,6 +217,7 @@ def invitations_create(
             problems.append(f"{email} already has a pending invitation (resend it from the Members tab).")
     if problems:
         raise ValidationError({"emails": problems})
+    invitation_quota_require(organization=organization, count=len(lowered))
     # Expired pending invitations of the same addresses make way for the new ones.
     Invitation.objects.filter(organization=organization, status=InvitationStatus.PENDING, email__in=lowered).update(
         status=InvitationStatus.REVOKED
