@@ -35,7 +35,7 @@ from usage.exports import usage_export_create
 from usage.models import ClientRate, UsageExport
 from usage.reports import UsageQuery
 from usage.statements import month_of
-from usage.studio.models import ChatThread, ChatTurn, TurnStatus
+from usage.studio.models import MEDIA_TOOLS, ChatThread, ChatTurn, JobStatus, StudioJob, TurnStatus
 from usage.tasks import usage_export_run
 from workspaces.models import (
     ApiKey,
@@ -44,6 +44,7 @@ from workspaces.models import (
     WorkspaceMembership,
     WorkspaceRole,
     WorkspaceUserObjectPermission,
+    history_storage,
 )
 from workspaces.services import api_key_create, api_key_revoke, history_item_create, invitations_create
 
@@ -164,6 +165,12 @@ MATRIX: dict[str, Route] = {
     "studio:chat_turn_stop": Route("use_workspace", POST),
     "studio:chat_thread_rename": Route("manage_thread", POST),
     "studio:chat_thread_delete": Route("manage_thread", POST),
+    "studio:job": Route("view_workspace", GET),
+    "studio:job_media": Route("view_workspace", GET),
+    "studio:job_cancel": Route("use_workspace", POST),
+    **{f"studio:{tool}": Route("view_workspace", GET) for tool in MEDIA_TOOLS},
+    **{f"studio:{tool}_price": Route("view_workspace", GET) for tool in MEDIA_TOOLS},
+    **{f"studio:{tool}_run": Route("use_workspace", POST) for tool in MEDIA_TOOLS},
 }
 
 
@@ -226,6 +233,21 @@ def _build_org(label: str, personas: dict[str, object] | None) -> dict[str, obje
         estimated_credits=5,
         credits=5,
     )
+    # A running video (so Cancel has something to do) with one stored output (so its media can be served).
+    stored = history_storage().save(f"history/{target.pk}/job.png", ContentFile(b"\x89PNG\r\n\x1a\n"))
+    job = StudioJob.objects.create(
+        organization=org,
+        workspace=target,
+        author=subject.user,
+        tool=Tool.VIDEO,
+        model="kling-1.6",
+        provider="demo",
+        prompt="Waves",
+        options={"seconds": 2},
+        status=JobStatus.RUNNING,
+        estimated_credits=40,
+        outputs=[{"name": stored, "content_type": "image/png"}],
+    )
     invitation = invitations_create(
         organization=org,
         emails=[f"invitee-{label.lower()}@example.com"],
@@ -255,6 +277,8 @@ def _build_org(label: str, personas: dict[str, object] | None) -> dict[str, obje
         "admin_key_id": admin_key.pk,
         "thread_id": thread.pk,
         "turn_id": turn.pk,
+        "job_id": job.pk,
+        "index": 0,
         "period": month_of(org, now()),  # the current month: a draft statement
     }
 
@@ -322,6 +346,10 @@ URL_KWARGS: dict[str, tuple[str, ...]] = {
     "studio:chat_thread_delete": ("org_slug", "ws_slug", "thread_id"),
     "studio:chat_turn": ("org_slug", "ws_slug", "thread_id", "turn_id"),
     "studio:chat_turn_stop": ("org_slug", "ws_slug", "thread_id", "turn_id"),
+    "studio:job": ("org_slug", "ws_slug", "job_id"),
+    "studio:job_media": ("org_slug", "ws_slug", "job_id", "index"),
+    "studio:job_cancel": ("org_slug", "ws_slug", "job_id"),
+    **{f"studio:{tool}{suffix}": ("org_slug", "ws_slug") for tool in MEDIA_TOOLS for suffix in ("", "_price", "_run")},
 }
 
 
@@ -353,6 +381,7 @@ def _fingerprint() -> tuple:
         list(UsageExport.objects.order_by("pk").values_list("pk", "status", "file")),
         list(ChatThread.objects.order_by("pk").values_list("pk", "title", "deleted_at")),
         list(ChatTurn.objects.order_by("pk").values_list("pk", "status", "stop_requested")),
+        list(StudioJob.objects.order_by("pk").values_list("pk", "status", "cancel_requested")),
     )
 
 

@@ -83,6 +83,14 @@ RUN_TWICE = {
         "tests/usage/studio/test_chat.py",
         "test_a_lost_run_is_released_by_the_sweeper_and_closed_never_charged",
     ),
+    "usage.studio.tasks.studio_job_run_task": (
+        "tests/usage/studio/test_media.py",
+        "test_a_run_delivered_twice_runs_once",
+    ),
+    "usage.studio.tasks.studio_jobs_abandon_run": (
+        "tests/usage/studio/test_media.py",
+        "test_a_lost_job_is_released_by_the_sweeper_and_closed_never_charged",
+    ),
     "usage.tasks.usage_export_run": (
         "tests/usage/test_exports.py",
         "test_the_task_is_idempotent_a_redelivery_writes_no_second_file",

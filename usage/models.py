@@ -515,4 +515,4 @@ class UsageExport(models.Model):
 
 
 # The Studio's models live in their own module and are registered with this app here.
-from usage.studio.models import ChatThread, ChatTurn  # noqa: E402, F401
+from usage.studio.models import ChatThread, ChatTurn, StudioJob  # noqa: E402, F401

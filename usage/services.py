@@ -29,9 +29,15 @@ class HistoryContent:
     prompt: str = ""
     output_text: str = ""
     metadata: dict[str, Any] = field(default_factory=dict)
+    # A file already stored in the history storage (the Studio's media): the item points at it, nothing is copied.
+    media_name: str = ""
+    media_content_type: str = ""
 
     def as_dict(self) -> dict[str, Any]:
-        return {"prompt": self.prompt, "output_text": self.output_text, "metadata": self.metadata}
+        draft: dict[str, Any] = {"prompt": self.prompt, "output_text": self.output_text, "metadata": self.metadata}
+        if self.media_name:
+            draft.update(media_name=self.media_name, media_content_type=self.media_content_type)
+        return draft
 
     def merged_with(self, later: HistoryContent | None) -> HistoryContent:
         """A hold's content completed by its capture's: what the capture says wins, the rest is kept."""
@@ -41,6 +47,8 @@ class HistoryContent:
             prompt=later.prompt or self.prompt,
             output_text=later.output_text or self.output_text,
             metadata={**self.metadata, **later.metadata},
+            media_name=later.media_name or self.media_name,
+            media_content_type=later.media_content_type if later.media_name else self.media_content_type,
         )
 
 
@@ -62,6 +70,8 @@ def _record(
         prompt=content.prompt,
         output_text=content.output_text,
         metadata=content.metadata,
+        media_name=content.media_name,
+        media_content_type=content.media_content_type,
         usage_event_id=event.pk,
         created_at=at,
     )

@@ -11,7 +11,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.http import FileResponse, Http404, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.cache import add_never_cache_headers, patch_cache_control
@@ -43,8 +43,9 @@ from usage.columns import (
 from usage.forecast import budget_forecasts, pool_forecast
 from usage.selectors import price_list
 from usage.statements import client_rate_of, client_rate_set
+from usage.studio.models import MEDIA_TOOLS
 from workspaces.forms import ApiKeyForm, ClientRateForm, HistoryFilterForm, WorkspaceForm, WorkspaceMemberForm
-from workspaces.models import ApiKey, HistoryItem, Workspace
+from workspaces.models import ApiKey, HistoryItem, Workspace, history_storage
 from workspaces.selectors import (
     archived_workspaces,
     history_authors,
@@ -453,6 +454,16 @@ def history_list(request: WorkspaceRequest, org_slug: str, ws_slug: str) -> Http
     return render_page(request, "workspaces/history.html", context, partials={"history-results"})
 
 
+def _studio_job_id(item: HistoryItem) -> int | None:
+    """The Studio job that made this item (its metadata says so), for a link back; metadata written by a metering
+    API client is free-form, so only a well-formed id counts."""
+    metadata = item.metadata if isinstance(item.metadata, dict) else {}
+    job_id = metadata.get("job_id")
+    if metadata.get("studio") in MEDIA_TOOLS and isinstance(job_id, int) and 0 < job_id < 2**63:
+        return job_id
+    return None
+
+
 @require_GET
 @workspace_view()
 def history_item_detail(request: WorkspaceRequest, org_slug: str, ws_slug: str, item_id: int) -> HttpResponse:
@@ -460,6 +471,7 @@ def history_item_detail(request: WorkspaceRequest, org_slug: str, ws_slug: str, 
     context = {
         "item": item,
         "metadata_rows": metadata_rows(item.metadata) if isinstance(item.metadata, dict) else [],
+        "studio_job_id": _studio_job_id(item),
         "shows_image": item.has_image and item.media_content_type in INLINE_IMAGE_TYPES,
         "plays_audio": bool(item.media) and item.media_content_type in PLAYABLE_AUDIO_TYPES,
         "plays_video": bool(item.media) and item.media_content_type in PLAYABLE_VIDEO_TYPES,
@@ -507,18 +519,23 @@ def history_item_media(request: WorkspaceRequest, org_slug: str, ws_slug: str, i
     item = _history_item_or_404(request, item_id)
     if not item.media:
         raise Http404
+    return private_media_response(
+        request, name=item.media.name, content_type=item.media_content_type, filename=f"{item.tool}-{item.pk}"
+    )
+
+
+def private_media_response(request: HttpRequest, *, name: str, content_type: str, filename: str) -> FileResponse:
+    """A file of the history storage, for a view that has checked the permission: inline when a page shows it
+    (pictures, audio, video), else (and with `?download=1`) as a download. Also serves the Studio's job media."""
     try:
-        handle = item.media.open("rb")
+        handle = history_storage().open(name, "rb")
     except FileNotFoundError as missing:
         raise Http404 from missing
-    content_type = item.media_content_type or "application/octet-stream"
+    content_type = content_type or "application/octet-stream"
     inline = content_type in INLINE_MEDIA_TYPES and request.GET.get("download") != "1"
-    extension = PurePosixPath(item.media.name).suffix
+    extension = PurePosixPath(name).suffix
     response = FileResponse(
-        handle,
-        content_type=content_type,
-        as_attachment=not inline,
-        filename=f"{item.tool}-{item.pk}{extension}",
+        handle, content_type=content_type, as_attachment=not inline, filename=f"{filename}{extension}"
     )
     response["X-Content-Type-Options"] = "nosniff"
     # Even if a browser were made to render it as a document, it could run nothing and reach nothing.

@@ -277,6 +277,8 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "release-expired-holds": {"task": "usage.tasks.holds_expire_run", "schedule": 60},
     # Studio chat turns whose run was lost (a killed worker): closed once their hold was released.
     "abandon-lost-chat-turns": {"task": "usage.studio.tasks.chat_turns_abandon_run", "schedule": 60},
+    # The same for the Studio's media jobs (Image, Video, Speech, Music).
+    "abandon-lost-studio-jobs": {"task": "usage.studio.tasks.studio_jobs_abandon_run", "schedule": 60},
     # Every 30 s, so the roll-up is under a minute behind (reads add the newer events, so they are exact anyway).
     # A run that could not start within 30 s is dropped: the next one does its work.
     "usage-rollup": {
@@ -360,3 +362,6 @@ STUDIO_OPENAI_MAX_RETRIES = env.int("STUDIO_OPENAI_MAX_RETRIES", default=2)  # t
 STUDIO_CHAT_MAX_TOKENS = env.int("STUDIO_CHAT_MAX_TOKENS", default=800)  # the longest reply asked for (and held)
 STUDIO_HOLD_TTL_SECONDS = env.int("STUDIO_HOLD_TTL_SECONDS", default=900)  # the sweeper releases a stuck turn's hold
 STUDIO_DEMO_DELAY = env.float("STUDIO_DEMO_DELAY", default=0.03)  # seconds between the demo's words
+# Without a broker (eager tasks, the demo), run a long Studio job (video, music) in a thread of the web process so the
+# page can show its progress and cancel it; with a broker it always runs in the Celery worker.
+STUDIO_EAGER_LONG_JOBS_IN_THREAD = env.bool("STUDIO_EAGER_LONG_JOBS_IN_THREAD", default=True)

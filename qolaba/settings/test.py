@@ -48,3 +48,4 @@ ACCOUNT_EMAIL_VERIFICATION = "optional"
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True
 STUDIO_DEMO_DELAY = 0.0
+STUDIO_EAGER_LONG_JOBS_IN_THREAD = False  # tests run jobs where they can see them; the media e2e turns it on

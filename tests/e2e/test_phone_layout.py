@@ -26,7 +26,7 @@ from tests.test_access_matrix import LEVELS, MATRIX, URL_KWARGS
 from usage.exports import usage_export_create
 from usage.reports import UsageQuery
 from usage.statements import month_of
-from usage.studio.models import ChatThread
+from usage.studio.models import ChatThread, JobStatus, StudioJob
 from usage.tasks import usage_export_run
 from workspaces.models import ApiKey, HistoryItem, Workspace, WorkspaceRole
 from workspaces.services import invitations_create
@@ -42,6 +42,7 @@ DOWNLOADS = {
     "usage:usage_export_csv",
     "usage:usage_export_download",
     "workspaces:history_media",
+    "studio:job_media",
 }
 
 # The demo's people, as the access matrix's personas, each with the workspace they are looked at in.
@@ -165,6 +166,20 @@ def _pages(persona: str, javascript: bool, user: User, organization: Organizatio
     other = Membership.objects.filter(organization=organization, user__email="member@northwind.test").get()
     thread = ChatThread.objects.filter(workspace=workspace).order_by("pk").first()
     assert thread is not None, "the demo seeds chat threads in every workspace"
+    # A Studio video still running (its card with the progress bar and Cancel is the widest thing on its page).
+    job = StudioJob.objects.create(
+        organization=organization,
+        workspace=workspace,
+        author=owner,
+        tool="video",
+        model="kling-1.6",
+        provider="demo",
+        prompt="Waves rolling onto a beach at dusk, in slow motion, with the sun low over the water",
+        options={"seconds": 4},
+        status=JobStatus.RUNNING,
+        progress=40,
+        estimated_credits=80,
+    )
     values: dict[str, object] = {
         "org_slug": organization.slug,
         "ws_slug": workspace.slug,
@@ -178,6 +193,8 @@ def _pages(persona: str, javascript: bool, user: User, organization: Organizatio
         "number": Invoice.objects.filter(organization=organization).values_list("number", flat=True).first(),
         "thread_id": thread.pk,
         "turn_id": thread.turns.order_by("pk").values_list("pk", flat=True).first(),
+        "job_id": job.pk,
+        "index": 0,
     }
     allowed = {**LEVELS, "export_requester": set(LEVELS["authenticated"])}  # the export is this user's own
     pages = []

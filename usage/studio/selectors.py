@@ -1,16 +1,17 @@
-"""Studio reads: a workspace's chat threads, a thread's turns and context, the chat prices."""
+"""Studio reads: a workspace's chat threads, a thread's turns and context, the chat prices; media jobs and prices."""
 
 from __future__ import annotations
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.http import Http404
 
 from qolaba.tools import Tool
 from usage.models import Price
 from usage.selectors import price_list
-from usage.studio.models import ChatThread, ChatTurn, TurnStatus
+from usage.studio.models import ChatThread, ChatTurn, StudioJob, TurnStatus
+from usage.studio.pricing import price_fits_tool
 from usage.studio.providers.base import ChatMessage
-from workspaces.models import Workspace
+from workspaces.models import HistoryItem, Workspace
 
 CONTEXT_TURNS = 20  # the previous turns sent with a new message
 SYSTEM_PROMPT = "You are a helpful assistant inside Qolaba's Studio. Answer clearly and concisely."
@@ -58,3 +59,39 @@ def chat_messages(*, thread: ChatThread, prompt: str, before: ChatTurn | None = 
         messages.append({"role": "assistant", "content": reply})
     messages.append({"role": "user", "content": prompt})
     return messages
+
+
+def media_prices(*, tool: str) -> list[Price]:
+    """The active prices of a media tool the Studio can estimate before running (cheapest first)."""
+    prices = price_list().filter(tool=tool).order_by("credits_per_unit", "model")
+    return [price for price in prices if price_fits_tool(price)]
+
+
+def studio_jobs(*, workspace: Workspace, tool: str) -> QuerySet[StudioJob]:
+    """A workspace's jobs of one tool, newest first; `history_deleted`: its History item was deleted since (its
+    media are then no longer shown, as in History)."""
+    deleted = HistoryItem.objects.filter(pk=OuterRef("history_item_id"), deleted_at__isnull=False)
+    return (
+        StudioJob.objects.of_workspace(workspace)
+        .filter(tool=tool)
+        .select_related("author")
+        .annotate(history_deleted=Exists(deleted))
+        .order_by("-created_at", "-id")
+    )
+
+
+def studio_job_find(*, workspace: Workspace, job_id: int) -> StudioJob:
+    """A job of this workspace; another workspace's is not found."""
+    job = None
+    if job_id < 2**63:
+        deleted = HistoryItem.objects.filter(pk=OuterRef("history_item_id"), deleted_at__isnull=False)
+        job = (
+            StudioJob.objects.of_workspace(workspace)
+            .select_related("author")
+            .annotate(history_deleted=Exists(deleted))
+            .filter(pk=job_id)
+            .first()
+        )
+    if job is None:
+        raise Http404
+    return job

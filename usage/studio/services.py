@@ -8,12 +8,17 @@ atomically), so a redelivered task never charges twice.
 from __future__ import annotations
 
 import logging
+import mimetypes
+import secrets
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.files.base import ContentFile
 from django.db import transaction
 from django.utils.timezone import now
 
@@ -24,11 +29,31 @@ from qolaba.tools import Tool
 from usage.models import Price, UsageEvent, UsageStatus
 from usage.refusals import UnknownPrice
 from usage.services import HistoryContent, usage_hold_capture, usage_hold_place, usage_hold_release
-from usage.studio.models import ChatThread, ChatTurn, TurnStatus
-from usage.studio.pricing import chat_estimate, chat_units, messages_tokens
-from usage.studio.providers import ChatUsage, ProviderError, StudioProvider, provider_for
+from usage.studio.models import LONG_TOOLS, MEDIA_TOOLS, ChatThread, ChatTurn, JobStatus, StudioJob, TurnStatus
+from usage.studio.pricing import (
+    IMAGE_COUNTS,
+    IMAGE_SIZES,
+    MUSIC_SECONDS,
+    VIDEO_SECONDS,
+    VOICES,
+    chat_estimate,
+    chat_units,
+    media_estimate,
+    media_units,
+    messages_tokens,
+    price_fits_tool,
+)
+from usage.studio.providers import (
+    ChatUsage,
+    GenerationCancelled,
+    Media,
+    ProviderError,
+    StudioProvider,
+    provider_for,
+)
+from usage.studio.providers.base import SPEECH_MAX_CHARS
 from usage.studio.selectors import chat_messages
-from workspaces.models import Workspace
+from workspaces.models import HistoryItem, Workspace, history_storage
 
 logger = logging.getLogger(__name__)
 
@@ -280,3 +305,278 @@ def chat_turn_run(*, turn_id: int, provider: StudioProvider | None = None) -> Ch
     if stream.stopped and not stream.text:
         return _release(turn, status=TurnStatus.STOPPED)
     return _capture(turn, stream, messages_tokens(messages))
+
+
+# --- media jobs (Image, Video, Speech, Music) -------------------------------------------------------------------
+
+MEDIA_PROMPT_CHARS = 2000
+JOB_CANCELLED_MESSAGE = "Cancelled. Nothing was charged: the held credits are back."
+JOB_INTERRUPTED_MESSAGE = "The generation was interrupted. Nothing was charged."
+JOB_FAILED_MESSAGE = "The model failed. Nothing was charged; please try again."
+
+
+def studio_job_key(job_id: int) -> str:
+    """The usage event's idempotency key of a media job."""
+    return f"studio:job:{job_id}"
+
+
+def _choice(options: Mapping[str, Any], name: str, allowed: tuple[Any, ...], label: str) -> Any:
+    value = options.get(name)
+    if isinstance(allowed[0], int):
+        try:
+            value = int(str(value))
+        except ValueError:
+            value = None
+    if value not in allowed:
+        shown = ", ".join(str(choice) for choice in allowed)
+        raise ValidationError({name: f"Pick a {label}: {shown}."}, code="invalid_choice")
+    return value
+
+
+def studio_options_clean(*, tool: str, prompt: str, options: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The prompt and the tool's options as they are stored and sent; a `ValidationError` (by field) otherwise."""
+    prompt = prompt.strip()
+    limit = SPEECH_MAX_CHARS if tool == "speech" else MEDIA_PROMPT_CHARS
+    if not prompt:
+        raise ValidationError({"prompt": "Write what to generate first."}, code="required")
+    if len(prompt) > limit:
+        raise ValidationError({"prompt": f"At most {limit:,} characters."}, code="max_length")
+    if tool == "image":
+        return prompt, {
+            "size": _choice(options, "size", tuple(IMAGE_SIZES), "size"),
+            "count": _choice(options, "count", IMAGE_COUNTS, "number of images"),
+        }
+    if tool in ("video", "music"):
+        return prompt, {
+            "seconds": _choice(options, "seconds", VIDEO_SECONDS if tool == "video" else MUSIC_SECONDS, "length")
+        }
+    if tool == "speech":
+        return prompt, {"voice": _choice(options, "voice", VOICES, "voice")}
+    raise ValidationError({"prompt": "This Studio tool does not exist."}, code="invalid")
+
+
+@transaction.atomic
+def studio_job_start(
+    *, workspace: Workspace, user: User, tool: str, price: Price, prompt: str, options: Mapping[str, Any]
+) -> StudioJob:
+    """Run a media tool: validate the options, hold the estimate and queue the run. A refusal (a limit, the
+    balance) raises the ledger's `CreditLimitReached` and nothing is written."""
+    if tool not in MEDIA_TOOLS or price.tool != tool or not price.is_active or not price_fits_tool(price):
+        raise UnknownPrice("This model is not available for this tool.")
+    prompt, cleaned = studio_options_clean(tool=tool, prompt=prompt, options=options)
+    estimate = media_estimate(price=price, prompt=prompt, options=cleaned)
+    job = StudioJob.objects.create(
+        organization_id=workspace.organization_id,
+        workspace=workspace,
+        author=user,
+        tool=tool,
+        model=price.model,
+        provider=price.provider,
+        prompt=prompt,
+        options=cleaned,
+        estimated_credits=estimate.credits,
+    )
+    metered = usage_hold_place(
+        workspace=workspace,
+        user=user,
+        price=price,
+        units=estimate.units,
+        ttl=timedelta(seconds=settings.STUDIO_HOLD_TTL_SECONDS),
+        idempotency_key=studio_job_key(job.pk),
+        history=HistoryContent(
+            prompt=prompt,
+            metadata={"studio": tool, "job_id": job.pk, "provider": price.provider, **cleaned},
+        ),
+    )
+    job.usage_event_id = metered.event.pk
+    job.save(update_fields=["usage_event_id"])
+    outbox_enqueue(task="usage.studio.tasks.studio_job_run_task", args=[job.pk])
+    return job
+
+
+def studio_job_cancel(*, job: StudioJob) -> bool:
+    """Cancel a job. One still waiting is closed and released at once; a running one is asked to stop (its run
+    checks at each progress report and releases). Returns whether there was anything to cancel."""
+    with transaction.atomic():
+        if StudioJob.objects.filter(pk=job.pk, status=JobStatus.QUEUED).update(
+            status=JobStatus.CANCELLED, cancel_requested=True
+        ):
+            # Claimed from the queue: the run, if it is delivered later, finds it finished and does nothing.
+            locked = StudioJob.objects.get(pk=job.pk)
+            _job_release(locked, status=JobStatus.CANCELLED, error=JOB_CANCELLED_MESSAGE)
+            return True
+    # Only the long tools can be stopped mid-run (they report progress); an image or a speech is seconds long.
+    return job.tool in LONG_TOOLS and bool(
+        StudioJob.objects.filter(pk=job.pk, status=JobStatus.RUNNING, cancel_requested=False).update(
+            cancel_requested=True
+        )
+    )
+
+
+def studio_jobs_abandon(*, at: datetime | None = None) -> int:
+    """Close the jobs whose run was lost (a worker killed mid-job): unfinished past the hold's expiry. The sweeper
+    (`usage.services.holds_expire`) releases their hold first, so nothing is charged; this says so on the job, so
+    its page stops polling. Returns how many."""
+    cutoff = (at or now()) - timedelta(seconds=settings.STUDIO_HOLD_TTL_SECONDS)
+    closed = 0
+    for job in StudioJob.objects.filter(status__in=[JobStatus.QUEUED, JobStatus.RUNNING], created_at__lt=cutoff):
+        with transaction.atomic():
+            locked = StudioJob.objects.select_for_update().get(pk=job.pk)
+            if locked.is_finished:
+                continue
+            if locked.usage_event_id is not None:
+                event = _job_event(locked)
+                if event.status == UsageStatus.HELD:
+                    continue  # the sweeper has not released it yet: next time
+                locked.credits = event.credits if event.status == UsageStatus.CAPTURED else 0
+            _job_finish(locked, status=JobStatus.FAILED, error=JOB_INTERRUPTED_MESSAGE)
+            closed += 1
+    return closed
+
+
+def _job_event(job: StudioJob) -> UsageEvent:
+    assert job.usage_event_id is not None  # noqa: S101 (a started job always has its hold)
+    return UsageEvent.objects.select_related("hold").get(pk=job.usage_event_id)
+
+
+def _job_finish(job: StudioJob, *, status: str, error: str = "") -> None:
+    job.status, job.error, job.finished_at = status, error, now()
+    job.save(update_fields=["status", "error", "finished_at", "credits", "progress", "outputs", "history_item_id"])
+
+
+def _job_release(job: StudioJob, *, status: str, error: str) -> StudioJob:
+    with transaction.atomic():
+        event = _job_event(job)
+        if event.status == UsageStatus.HELD:
+            usage_hold_release(event=event)
+        job.credits = 0
+        # Keep the progress the run wrote (how far it got when it failed or was cancelled).
+        job.progress = StudioJob.objects.values_list("progress", flat=True).get(pk=job.pk)
+        _job_finish(job, status=status, error=error)
+    return job
+
+
+class _Progress:
+    """The run's progress callback: writes the percentage when it moves, and stops the run when Cancel was
+    pressed (checked at every report, at most every `interval` seconds)."""
+
+    def __init__(self, job: StudioJob, interval: float = 0.25) -> None:
+        self.job, self.interval = job, interval
+        self.written, self.checked_at = 0, 0.0
+
+    def __call__(self, fraction: float) -> None:
+        percent = max(0, min(99, int(fraction * 100)))  # 100 is written with the result
+        moment = time.monotonic()
+        if percent == self.written and moment - self.checked_at < self.interval:
+            return
+        self.checked_at = moment
+        if percent != self.written:
+            StudioJob.objects.filter(pk=self.job.pk).update(progress=percent)
+            self.written = percent
+        if StudioJob.objects.filter(pk=self.job.pk, cancel_requested=True).exists():
+            raise GenerationCancelled
+
+
+def _generate(job: StudioJob, price: Price, provider: StudioProvider) -> list[Media]:
+    model = price.provider_model_name
+    options = job.options
+    if job.tool == "image":
+        return provider.image(model=model, prompt=job.prompt, size=options["size"], count=options["count"])
+    if job.tool == "speech":
+        return [provider.speech(model=model, text=job.prompt, voice=options["voice"])]
+    progress = _Progress(job)
+    if job.tool == "video":
+        return [provider.video(model=model, prompt=job.prompt, seconds=options["seconds"], progress=progress)]
+    return [provider.music(model=model, prompt=job.prompt, seconds=options["seconds"], progress=progress)]
+
+
+def _store(job: StudioJob, media: list[Media]) -> list[dict[str, str]]:
+    """Write the files to the history storage (before the capture's transaction: storage is not transactional; a
+    capture that fails deletes them). Unguessable names under the workspace, like every history media."""
+    storage = history_storage()
+    stored = []
+    for item in media:
+        content_type = item.content_type.split(";")[0].strip().lower() or "application/octet-stream"
+        extension = (mimetypes.guess_extension(content_type) or ".bin").lstrip(".")
+        name = f"history/{job.workspace_id}/{now():%Y/%m}/{secrets.token_urlsafe(16)}.{extension[:8]}"
+        stored.append({"name": storage.save(name, ContentFile(item.content)), "content_type": content_type})
+    return stored
+
+
+def _unstore(outputs: list[dict[str, str]]) -> None:
+    storage = history_storage()
+    for output in outputs:
+        storage.delete(output["name"])
+
+
+def _job_capture(job: StudioJob, price: Price, media: list[Media]) -> StudioJob:
+    outputs = _store(job, media)
+    produced = len(media) if job.tool == "image" else None
+    try:
+        with transaction.atomic():
+            event = _job_event(job)
+            units = min(
+                media_units(price=price, prompt=job.prompt, options=job.options, produced=produced), event.units
+            )
+            metered = usage_hold_capture(
+                event=event,
+                workspace=job.workspace,
+                units=units,
+                history=HistoryContent(
+                    metadata={"outputs": len(outputs)},
+                    media_name=outputs[0]["name"],
+                    media_content_type=outputs[0]["content_type"],
+                ),
+            )
+            job.credits, job.outputs, job.progress = metered.event.credits, outputs, 100
+            job.history_item_id = (
+                HistoryItem.objects.filter(usage_event_id=metered.event.pk).values_list("pk", flat=True).first()
+            )
+            _job_finish(job, status=JobStatus.DONE)
+    except ledger.HoldNotPending:
+        # The hold expired (the run outlived STUDIO_HOLD_TTL_SECONDS) and the sweeper released it: nothing charged.
+        _unstore(outputs)
+        job.credits, job.outputs = 0, []
+        _job_finish(job, status=JobStatus.FAILED, error="The generation took too long and was not charged.")
+    return job
+
+
+def studio_job_run(*, job_id: int, provider: StudioProvider | None = None) -> StudioJob | None:
+    """Run a queued job: call the provider, then capture with the media or release the hold. Runs in a Celery
+    worker. A job runs once: `queued` → `running` is claimed in one UPDATE, so a redelivered task does nothing.
+    `provider` replaces the price's (tests, the demo seeding). Returns None for an unknown job."""
+    claimed = StudioJob.objects.filter(pk=job_id, status=JobStatus.QUEUED).update(
+        status=JobStatus.RUNNING, started_at=now()
+    )
+    job = StudioJob.objects.select_related("workspace__organization").filter(pk=job_id).first()
+    if job is None or not claimed:
+        return job  # a duplicate delivery: this job already ran (or is running, or was cancelled)
+    if job.cancel_requested:
+        return _job_release(job, status=JobStatus.CANCELLED, error=JOB_CANCELLED_MESSAGE)
+    price = Price.objects.filter(tool=job.tool, model=job.model).first()
+    if price is None:
+        return _job_release(
+            job, status=JobStatus.FAILED, error="This model is no longer available. Nothing was charged."
+        )
+    try:
+        media = _generate(job, price, provider or provider_for(price))
+        if not media or not all(item.content for item in media):
+            raise ProviderError("The model returned nothing. Nothing was charged.")
+    except GenerationCancelled:
+        return _job_release(job, status=JobStatus.CANCELLED, error=JOB_CANCELLED_MESSAGE)
+    except ProviderError as error:
+        return _job_release(job, status=JobStatus.FAILED, error=error.message[:300])
+    except Exception:
+        logger.exception("Studio job %s failed", job_id)
+        return _job_release(job, status=JobStatus.FAILED, error=JOB_FAILED_MESSAGE)
+    if StudioJob.objects.filter(pk=job.pk, cancel_requested=True).exists():
+        # Cancelled as the result came in: the member was told nothing is charged, so nothing is.
+        return _job_release(job, status=JobStatus.CANCELLED, error=JOB_CANCELLED_MESSAGE)
+    if job.tool == "image":
+        media = media[: int(job.options["count"])]  # never more than was held for
+    return _job_capture(job, price, media)
+
+
+def studio_job_is_long(job_id: int) -> bool:
+    """Whether the job is a long one (video, music): it reports progress and can be cancelled while it runs."""
+    return StudioJob.objects.filter(pk=job_id, tool__in=LONG_TOOLS).exists()

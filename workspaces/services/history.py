@@ -29,10 +29,12 @@ def history_item_create(
     metadata: dict[str, Any] | None = None,
     media: File[Any] | None = None,
     media_content_type: str = "",
+    media_name: str = "",
     usage_event_id: int | None = None,
     created_at: datetime | None = None,
 ) -> HistoryItem:
-    """Record a generation's content in its workspace (called inside the charge's transaction)."""
+    """Record a generation's content in its workspace (called inside the charge's transaction). The media is either
+    a `File` to store, or `media_name`: a file already in the history storage (written before the transaction)."""
     item = HistoryItem(
         organization_id=workspace.organization_id,
         workspace=workspace,
@@ -43,12 +45,14 @@ def history_item_create(
         prompt=prompt[:HISTORY_PROMPT_MAX],
         output_text=output_text[:HISTORY_OUTPUT_MAX],
         metadata=metadata or {},
-        media_content_type=media_content_type if media is not None else "",
+        media_content_type=media_content_type if media is not None or media_name else "",
         usage_event_id=usage_event_id,
         created_at=created_at or now(),
     )
     if media is not None:
         item.media.save(media.name or "media.bin", media, save=False)
+    elif media_name:
+        item.media.name = media_name
     item.save(force_insert=True)
     return item
 
