@@ -27,6 +27,7 @@ from orgs.models import Organization
 from tests.concurrency import run_together
 from tests.usage.conftest import MeteredWorkspace, make_metered_workspace
 from tests.usage.studio.media_provider import PNG, MediaProvider
+from usage.catalog import prices_ensure_defaults
 from usage.models import Price, Provider, UsageEvent, UsageStatus
 from usage.refusals import UnknownPrice
 from usage.services import holds_expire
@@ -337,6 +338,7 @@ def test_a_price_of_another_tool_or_that_cannot_be_estimated_is_refused(studio):
 
 @pytest.mark.django_db
 def test_units_follow_the_price_lists_unit():
+    prices_ensure_defaults()  # a transactional test before this one may have emptied the table
     image, song, clip = price("image", "sdxl"), price("music", "suno-v4"), price("video", "kling-1.6")
     assert media_units(price=image, prompt="", options={"size": "1024x1792", "count": 3}) == 6
     assert media_units(price=song, prompt="", options={"seconds": 60}) == 1  # a song is one unit
