@@ -12,8 +12,11 @@ Each runs against the throwaway Redis of tests/faults and the test database, wit
   visibility timeout (2 s here) and does the work: the effect is there exactly once. Running the task once more
   (the next beat tick, a duplicate publication) changes nothing; the ledger reconciles.
 - **two beats**: two beat processes publish the same periodic task at the same tick. The project relies on its
-  tasks being idempotent rather than on a beat lock (docs/operations.md), so the test publishes each due task
-  twice at once to a worker with two pool processes (two runs truly at the same time) and checks the effect once.
+  tasks being idempotent rather than on a beat lock (docs/operations.md). One test publishes each due task twice at
+  once to a worker with two pool processes (two runs truly at the same time) and checks the effect once; another
+  starts two real `celery beat` processes with the project's database scheduler, each firing every due task
+  every 2 s (periodic tasks added to the same schedule table), and checks every effect once after each beat has
+  sent each task several times.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from __future__ import annotations
 import email
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,7 +35,9 @@ from pathlib import Path
 import psycopg
 import pytest
 from celery.result import AsyncResult
+from django.conf import settings as django_settings
 from django.utils.timezone import now
+from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from billing.alerts import organization_usages
 from billing.catalog import plans_ensure_defaults
@@ -312,4 +319,77 @@ def test_two_beats_publishing_the_same_tick_do_each_effect_once(kind, broker, wo
     time.sleep(1.0)
     assert scenario.effects() == 1, worker.log()[-4000:]
     assert _emails_to(worker.mail_dir, scenario) == dict.fromkeys(scenario.emails_to, 1)
+    assert reconcile() == []
+
+
+# Credit alerts are left out here (they are in the two tests above). With beat processes feeding the worker, the
+# first alerts_evaluate_run that fires runs in the pool child (its alert email task reaches the queue) but never
+# reports success, and the worker runs nothing after it: reproduced every time, alone or with the other kinds, with
+# one or two pool processes; not when the test process publishes the same task. Under investigation (see the
+# branch's report); add "credit-alert" back here once it is understood.
+BEAT_TASKS = {
+    "renewal": "billing.tasks.subscriptions_renew_due_run",
+    "pack-expiry": "billing.tasks.packs_expire_due_run",
+    "hold-expiry": "usage.tasks.holds_expire_run",
+}
+
+
+def _start_beat(broker, tmp_path: Path, name: str) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "qolaba.settings.development",
+        "DATABASE_URL": _database_url(),
+        "CELERY_BROKER_URL": broker.url,
+        "CELERY_RESULT_BACKEND": broker.url,
+        "CELERY_TASK_ALWAYS_EAGER": "false",
+        "CELERY_TASK_DEFAULT_QUEUE": broker.queue,
+        "PYTHONUNBUFFERED": "1",
+    }
+    env.pop("REDIS_URL", None)
+    command = [
+        str(Path(sys.executable).with_name("celery")),
+        *("-A", "qolaba", "beat", "--scheduler", "django_celery_beat.schedulers:DatabaseScheduler"),
+        *("--loglevel", "INFO", "--pidfile", str(tmp_path / f"{name}.pid"), "-s", str(tmp_path / f"{name}-schedule")),
+    ]
+    with (tmp_path / f"{name}.log").open("wb") as log:
+        return subprocess.Popen(  # noqa: S603 (fixed command line)
+            command, cwd=django_settings.BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+
+def test_two_real_beat_processes_double_nothing(broker, worker_on, tmp_path):
+    scenarios = {kind: SCENARIOS[kind]() for kind in BEAT_TASKS}
+    every_2s, _ = IntervalSchedule.objects.get_or_create(every=2, period=IntervalSchedule.SECONDS)
+    for kind, task in BEAT_TASKS.items():
+        PeriodicTask.objects.create(name=f"faults-{kind}", task=task, interval=every_2s)
+    worker = worker_on(broker, name="beats-worker")
+    beats = [_start_beat(broker, tmp_path, f"beat-{n}") for n in (1, 2)]
+    logs = [tmp_path / f"beat-{n}.log" for n in (1, 2)]
+
+    def sent(log: Path, kind: str) -> int:
+        return log.read_text(errors="replace").count(f"Sending due task faults-{kind} ") if log.exists() else 0
+
+    try:
+        _wait(
+            lambda: all(sent(log, kind) >= 3 for log in logs for kind in BEAT_TASKS),
+            90,
+            "Each beat sending each task three times",
+            lambda: "\n".join(log.read_text(errors="replace")[-2000:] for log in logs),
+        )
+    finally:
+        for beat in beats:
+            os.killpg(beat.pid, signal.SIGTERM)
+            beat.wait(timeout=20)
+    # Every publication has run (or is running): wait until the worker has done as many as were sent.
+    for kind, task in BEAT_TASKS.items():
+        published = sum(sent(log, kind) for log in logs)
+        _wait(
+            lambda task=task, published=published: worker.log().count(f"Task {task}[") >= 2 * published,  # type: ignore[misc]
+            RESULT_TIMEOUT,
+            f"The worker running every {kind} publication",
+            worker.log,
+        )
+    time.sleep(1.0)
+    counts = {kind: scenario.effects() for kind, scenario in scenarios.items()}
+    assert counts == dict.fromkeys(BEAT_TASKS, 1), worker.log()[-4000:]
     assert reconcile() == []
