@@ -95,6 +95,31 @@ def seed(label: str) -> Tenant:
     )
 
 
+def load(label: str) -> Tenant:
+    """The tenant `seed(label)` made in a kept database (`--reuse-db`), with new keys (keys are stored hashed)."""
+    from orgs.models import Organization, User
+    from orgs.services import admin_key_create
+    from workspaces.models import Workspace
+    from workspaces.services import api_key_create
+
+    organization = Organization.objects.get(name=f"Bench {label}")
+    owner = User.objects.get(email=f"owner-{label}@bench.example.com")
+    workspaces = list(Workspace.objects.filter(organization=organization).order_by("pk"))[:WORKSPACES]
+    members = [User.objects.get(email=f"member{n}-{label}@bench.example.com") for n in range(MEMBERS - 1)]
+    _, workspace_key = api_key_create(workspace=workspaces[0], actor=owner, name="bench")
+    _, admin_key = admin_key_create(organization=organization, actor=owner, name="bench")
+    return Tenant(
+        label=label,
+        organization_id=organization.pk,
+        slug=organization.slug,
+        owner_id=owner.pk,
+        workspace_ids=[ws.pk for ws in workspaces],
+        user_ids=[owner.pk, *(user.pk for user in members)],
+        workspace_key=workspace_key,
+        admin_key=admin_key,
+    )
+
+
 def generate(cursor: Any, tenant: Tenant, first: int, count: int, *, start: str, days: float, captured: bool) -> None:
     """`count` events of `tenant`, numbered from `first`, at random over `days` from `start`, in one statement."""
     from usage.models import Price, UsageEvent, UsageStatus
@@ -158,10 +183,18 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=30)
     parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432")
     parser.add_argument("--keep-db", action="store_true", help="Leave the benchmark database behind.")
+    parser.add_argument(
+        "--reuse-db",
+        action="store_true",
+        help="Measure on the database a --keep-db run left: migrate, skip seeding and generating (implies --keep-db).",
+    )
+    parser.add_argument("--generate-only", action="store_true", help="Stop after generating (with --keep-db).")
     args = parser.parse_args()
+    args.keep_db = args.keep_db or args.reuse_db or args.generate_only
 
     os.environ.setdefault("LOG_LEVEL", "WARNING")
-    database_recreate(args.pg, DATABASE)
+    if not args.reuse_db:
+        database_recreate(args.pg, DATABASE)
     django_setup(database_url(args.pg, DATABASE), os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/13"))
     from django.conf import settings
     from django.core.management import call_command
@@ -177,23 +210,40 @@ def main() -> None:
 
     settings.ALLOWED_HOSTS = ["*"]
     call_command("migrate", verbosity=0)
-    small, large = seed("small"), seed("large")
-    start = (now() - timedelta(days=DAYS)).isoformat()
-    print(f"load average {os.getloadavg()[0]:.2f}; generating {args.small:,} + {args.events:,} events ...", flush=True)
-    started = time.perf_counter()
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT setseed(0.42)")
-        # One captured event a month first, so that every month of the range gets its own partition before the bulk.
-        with transaction.atomic():
-            generate(cursor, small, 1, 40, start=start, days=DAYS, captured=True)
-        partitions_ensure()
-        number = 41
-        for tenant, count in ((small, args.small - 40), (large, args.events)):
-            for first in range(0, count, BATCH):
-                with transaction.atomic():
-                    generate(cursor, tenant, number, min(BATCH, count - first), start=start, days=DAYS, captured=False)
-                number += min(BATCH, count - first)
-    generated_s = time.perf_counter() - started
+    generated_s = 0.0
+    if args.reuse_db:
+        small, large = load("small"), load("large")
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT COALESCE(MAX(SUBSTRING(idempotency_key FROM '[0-9]+$')::bigint), 0) + 1 FROM usage_usageevent"
+            )
+            (number,) = cursor.fetchone()
+        started = time.perf_counter()
+    else:
+        small, large = seed("small"), seed("large")
+        start = (now() - timedelta(days=DAYS)).isoformat()
+        print(
+            f"load average {os.getloadavg()[0]:.2f}; generating {args.small:,} + {args.events:,} events ...", flush=True
+        )
+        started = time.perf_counter()
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT setseed(0.42)")
+            # One captured event a month first, so that every month of the range gets its own partition before the bulk.
+            with transaction.atomic():
+                generate(cursor, small, 1, 40, start=start, days=DAYS, captured=True)
+            partitions_ensure()
+            number = 41
+            for tenant, count in ((small, args.small - 40), (large, args.events)):
+                for first in range(0, count, BATCH):
+                    with transaction.atomic():
+                        generate(
+                            cursor, tenant, number, min(BATCH, count - first), start=start, days=DAYS, captured=False
+                        )
+                    number += min(BATCH, count - first)
+        generated_s = time.perf_counter() - started
+    if args.generate_only:
+        print(f"generated in {generated_s:.0f} s; kept {DATABASE}", flush=True)
+        return
     print(f"generated in {generated_s:.0f} s; rolling up ...", flush=True)
     wait_for_bound()
     started = time.perf_counter()

@@ -32,10 +32,19 @@ from hypothesis import HealthCheck, example, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
+from orgs.models import Organization
 from tests.concurrency import run_together
 from tests.factories import make_organization
 from tests.usage.conftest import make_metered_workspace
-from usage.models import Price, UsageEvent, UsageRollup, UsageRollupState, UsageStatus
+from usage.models import (
+    Price,
+    UsageDailyRollup,
+    UsageDailyZone,
+    UsageEvent,
+    UsageRollup,
+    UsageRollupState,
+    UsageStatus,
+)
 from usage.rollup import GROUPS, periods_fold, rollup_rebuild, rollup_state, rollup_update, usage_totals
 from usage.rollup import run as run_module
 from usage.rollup.sql import EVENT_FIELDS_READ, ROLLUP, run_statements
@@ -212,9 +221,34 @@ def rollup_caught_up():
     return rollup_update()
 
 
+def daily_table() -> dict[tuple[Any, ...], tuple[int, ...]]:
+    return {
+        (row["organization_id"], row["workspace_id"], row["user_id"], row["tool"], row["model"], row["day_start"]): (
+            tuple(row[name] for name in MEASURES)
+        )
+        for row in UsageDailyRollup.objects.values()
+    }
+
+
+def expected_daily_table() -> dict[tuple[Any, ...], tuple[int, ...]]:
+    """The 15-minute rows summed per local day of the zone each organization's days are recorded in, which is the
+    organization's zone once a run has seen it."""
+    zones = dict(UsageDailyZone.objects.values_list("organization_id", "timezone"))
+    table: dict[tuple[Any, ...], list[int]] = {}
+    for key, sums in rollup_table().items():
+        day = local_period_start(key[-1], "day", ZoneInfo(zones[key[0]]))
+        row = table.setdefault((*key[:-1], day), [0] * len(MEASURES))
+        for index, value in enumerate(sums):
+            row[index] += value
+    return {key: tuple(row) for key, row in table.items()}
+
+
 def assert_table_exact() -> None:
     rollup_caught_up()
     assert rollup_table() == expected_table()
+    zones = dict(UsageDailyZone.objects.values_list("organization_id", "timezone"))
+    assert zones == dict(Organization.objects.values_list("pk", "timezone"))
+    assert daily_table() == expected_daily_table()
 
 
 # --- writing events as the services do, fast -----------------------------------------------------------------------
@@ -271,6 +305,8 @@ def settle(event_id: int, *, capture_units: int | None) -> None:
 def forget_usage() -> None:
     UsageEvent.objects.all().delete()
     UsageRollup.objects.all().delete()
+    UsageDailyRollup.objects.all().delete()  # the two levels go together, as only the roll-up writes them
+    UsageDailyZone.objects.all().delete()
     UsageRollupState.objects.all().delete()
 
 

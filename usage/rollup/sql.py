@@ -14,7 +14,8 @@ from functools import cache
 
 from django.db import models
 
-from usage.models import UsageEvent, UsageRollup, UsageStatus
+from orgs.models import Organization
+from usage.models import UsageDailyRollup, UsageDailyZone, UsageEvent, UsageRollup, UsageStatus
 
 KEY = ("organization", "workspace", "user", "tool", "model")
 MEASURES = ("generations", "units", "credits", "held_generations", "held_credits")
@@ -200,4 +201,112 @@ def run_statements(vendor: str) -> RunStatements:
                 AND (%(since)s IS NULL OR e.{_E["created_at"]} >= %(since)s)
             GROUP BY {key_e}, {bucket_e}
         """,
+    )
+
+
+# --- the daily level (PostgreSQL only) ---------------------------------------------------------------------------
+
+DAILY = UsageDailyRollup._meta.db_table
+ZONE = UsageDailyZone._meta.db_table
+ORGANIZATIONS = Organization._meta.db_table
+TOUCHED = "usage_rollup_touched"  # temporary: the (organization, bucket)s of 15-minute rows this run wrote
+REZONED = "usage_rollup_rezoned"  # temporary: the organizations whose days this run cuts again, whole
+_D = {name: column(UsageDailyRollup, name) for name in (*KEY, "day_start", *MEASURES)}
+DAILY_KEY_COLUMNS = [_D[name] for name in KEY]
+DAILY_COLUMNS = [*DAILY_KEY_COLUMNS, _D["day_start"], *(_D[name] for name in MEASURES)]
+_O = {"id": Organization._meta.pk.column, "timezone": column(Organization, "timezone")}
+_Z = {"organization": column(UsageDailyZone, "organization"), "timezone": column(UsageDailyZone, "timezone")}
+
+
+def daily_column(name: str) -> str:
+    return _D[name]
+
+
+def zone_column(name: str) -> str:
+    return _Z[name]
+
+
+@dataclass(frozen=True)
+class DailyStatements:
+    """The statements that keep `UsageDailyRollup` equal to the 15-minute level, run after it in the same
+    transaction (`usage.rollup.run`). Each day row is computed again whole from the 15-minute rows (never added to),
+    so a rerun, a redelivery or a rebuild leaves the same rows."""
+
+    rezoned_table: str
+    touched_drop: str
+    touched_create: str
+    touched_from_changed: str  # the buckets step 2 computed again
+    added_upsert: str  # step 3, also noting the buckets it wrote; answers their number
+    rezoned_drop: str
+    rezoned_create: str  # organizations without days yet, or whose zone changed since their days were cut
+    rezoned_delete: str  # their day rows go...
+    rezoned_insert: str  # ...and are cut again from all their 15-minute rows in the organization's zone now
+    rezoned_zone: str  # ...which is recorded
+    days_delete: str  # the other organizations: every day holding a touched bucket goes...
+    days_insert: str  # ...and is summed again from its 15-minute rows
+    zone_forget: str  # (organization or NULL): a rebuild's scope is cut again by the run that follows it
+
+
+@cache
+def daily_statements(vendor: str) -> DailyStatements | None:
+    if vendor != "postgresql":
+        return None  # SQLite (the demo, little data) reads the 15-minute level only
+    r_key = ", ".join(f"r.{c}" for c in ROLLUP_KEY_COLUMNS)
+    sums = ", ".join(f"SUM(r.{_R[m]})" for m in MEASURES)
+    insert = f"INSERT INTO {DAILY} ({', '.join(DAILY_COLUMNS)})"
+    org, bucket = _R["organization"], _R["bucket_start"]
+    touched, rezoned = f"pg_temp.{TOUCHED}", f"pg_temp.{REZONED}"
+    zone_org, zone_tz = _Z["organization"], _Z["timezone"]
+    local_day = f"date_trunc('day', r.{bucket}, z.timezone)"
+    # The (organization, day)s of the touched buckets, cut in the zone their days are recorded in (the zone row, not
+    # the organization's zone now: a zone changed meanwhile is the next run's rezoning).
+    touched_days = f"""
+        SELECT DISTINCT t.organization, date_trunc('day', t.bucket, z.{zone_tz}) AS day, z.{zone_tz} AS timezone
+        FROM {touched} t JOIN {ZONE} z ON z.{zone_org} = t.organization
+        WHERE t.organization NOT IN (SELECT organization FROM {rezoned})
+    """
+    upsert = run_statements(vendor).added_upsert
+    return DailyStatements(
+        rezoned_table=rezoned,
+        touched_drop=f"DROP TABLE IF EXISTS {touched}",
+        touched_create=f"CREATE TEMPORARY TABLE {TOUCHED} (organization bigint, bucket timestamptz) ON COMMIT DROP",
+        touched_from_changed=f"INSERT INTO {touched} SELECT DISTINCT {org}, {bucket} FROM {CHANGED}",
+        added_upsert=f"""
+            WITH up AS ({upsert} RETURNING {ROLLUP}.{org}, {ROLLUP}.{bucket}),
+            noted AS (INSERT INTO {touched} SELECT DISTINCT {org}, {bucket} FROM up)
+            SELECT COUNT(*) FROM up
+        """,
+        rezoned_drop=f"DROP TABLE IF EXISTS {rezoned}",
+        rezoned_create=f"""
+            CREATE TEMPORARY TABLE {REZONED} ON COMMIT DROP AS
+            SELECT o.{_O["id"]} AS organization, o.{_O["timezone"]} AS timezone
+            FROM {ORGANIZATIONS} o LEFT JOIN {ZONE} z ON z.{zone_org} = o.{_O["id"]}
+            WHERE z.{zone_tz} IS DISTINCT FROM o.{_O["timezone"]}
+        """,
+        rezoned_delete=f"DELETE FROM {DAILY} WHERE {_D['organization']} IN (SELECT organization FROM {rezoned})",
+        rezoned_insert=f"""
+            {insert}
+            SELECT {r_key}, {local_day}, {sums}
+            FROM {ROLLUP} r JOIN {rezoned} z ON z.organization = r.{org}
+            GROUP BY {r_key}, {local_day}
+        """,
+        rezoned_zone=f"""
+            INSERT INTO {ZONE} ({zone_org}, {zone_tz}) SELECT organization, timezone FROM {rezoned}
+            ON CONFLICT ({zone_org}) DO UPDATE SET {zone_tz} = excluded.{zone_tz}
+        """,
+        days_delete=f"""
+            DELETE FROM {DAILY} d USING ({touched_days}) x
+            WHERE d.{_D["organization"]} = x.organization AND d.{_D["day_start"]} = x.day
+        """,
+        days_insert=f"""
+            {insert}
+            SELECT {r_key}, x.day, {sums}
+            FROM ({touched_days}) x
+            JOIN {ROLLUP} r ON r.{org} = x.organization
+                -- a local day is 23 to 25 hours long: the range finds its rows by the index, the zone cuts exactly
+                AND r.{bucket} >= x.day AND r.{bucket} < x.day + INTERVAL '26 hours'
+                AND date_trunc('day', r.{bucket}, x.timezone) = x.day
+            GROUP BY {r_key}, x.day
+        """,
+        zone_forget=f"DELETE FROM {ZONE} WHERE %(organization)s IS NULL OR {zone_org} = %(organization)s",
     )
