@@ -288,21 +288,48 @@ def usage_totals(
         """  # noqa: S608 (names and fragments are the code's; every value is a parameter)
         branches += [fifteen("days_start", "days_end", "NOT (SELECT ok FROM zoned)"), days_rows, days_dirty]
 
-    sql = f"""
-        WITH dirty AS (
-            SELECT DISTINCT {", ".join(f"{c} AS {ro[n]}" for c, n in zip(dims_e, _DIMENSIONS, strict=True))},
-                {d.bucket(f"e.{ev['created_at']}")} AS {bucket}
-            FROM {EVENTS} e
-            WHERE e.{ev["changed_seq"]} >= %(watermark)s AND {where("e", event_column, ev["created_at"])}
-        ){zoned}, c AS (
-            {" UNION ALL ".join(branches)}
-            UNION ALL
+    if d.vendor == "postgresql":
+        # Each dirty bucket's events are fetched once per bucket by the (organization, time) index (LATERAL over the
+        # few distinct buckets; `OFFSET 0` keeps the planner from flattening it, MATERIALIZED from joining the dirty
+        # keys inside the loop), then matched to the dirty keys. Joined key by key instead, PostgreSQL sorted every
+        # event of the organization to merge them (30 s at 10M events, EXPLAIN ANALYZE).
+        recent = f""", recent AS MATERIALIZED (
+            SELECT b.{bucket} AS bucket_of, e.*
+            FROM (SELECT DISTINCT {bucket} FROM dirty) b
+            CROSS JOIN LATERAL (
+                SELECT * FROM {EVENTS} e
+                WHERE e.{ev["organization"]} = %(organization)s AND e.{ev["created_at"]} >= b.{bucket}
+                    AND e.{ev["created_at"]} < {d.bucket_end(f"b.{bucket}")} AND {counted("e")}
+                OFFSET 0
+            ) e
+        )"""  # noqa: S608 (names and fragments are the code's; every value is a parameter)
+        recount = f"""
+            SELECT {", ".join(dims_e)}, e.bucket_of, {", ".join(measures("e"))}
+            FROM recent e
+            JOIN dirty x ON x.{bucket} = e.bucket_of AND {dirty_match_e}
+            GROUP BY {", ".join(dims_e)}, e.bucket_of
+        """  # noqa: S608 (names and fragments are the code's; every value is a parameter)
+    else:
+        recent = ""
+        recount = f"""
             SELECT {", ".join(dims_e)}, x.{bucket}, {", ".join(measures("e"))}
             FROM dirty x
             JOIN {EVENTS} e ON e.{ev["organization"]} = %(organization)s AND {dirty_match_e}
                 AND e.{ev["created_at"]} >= x.{bucket} AND e.{ev["created_at"]} < {d.bucket_end(f"x.{bucket}")}
             WHERE {counted("e")}
             GROUP BY {", ".join(dims_e)}, x.{bucket}
+        """  # noqa: S608 (names and fragments are the code's; every value is a parameter)
+
+    sql = f"""
+        WITH dirty AS (
+            SELECT DISTINCT {", ".join(f"{c} AS {ro[n]}" for c, n in zip(dims_e, _DIMENSIONS, strict=True))},
+                {d.bucket(f"e.{ev['created_at']}")} AS {bucket}
+            FROM {EVENTS} e
+            WHERE e.{ev["changed_seq"]} >= %(watermark)s AND {where("e", event_column, ev["created_at"])}
+        ){zoned}{recent}, c AS (
+            {" UNION ALL ".join(branches)}
+            UNION ALL
+            {recount}
         )
         SELECT {", ".join([*group_columns, sums])}
         FROM c
