@@ -170,13 +170,29 @@ def main() -> None:
     from usage.rollup.sql import DAILY, ROLLUP, ZONE
 
     call_command("migrate", verbosity=0)
+    # Real organizations in five zones: the run also cuts their local days (the daily level), as in production.
+    from orgs.models import User
+    from qolaba.lifecycle import organization_create
+
+    owner = User.objects.create_user("owner@bench-rollup.example.com", None)
+    zones = ("UTC", "Asia/Kolkata", "Asia/Kathmandu", "America/New_York", "Europe/Berlin")[:ORGANIZATIONS]
+    organizations = [
+        organization_create(name=f"Rolled {n}", owner=owner, timezone=zone).pk for n, zone in enumerate(zones)
+    ]
     print(f"load average {os.getloadavg()[0]:.2f}; generating {args.events:,} events ...", flush=True)
     with connection.cursor() as cursor:
         cursor.execute("SELECT setseed(0.42)")
         started = time.perf_counter()
         for first in range(1, args.events + 1, BATCH):
             with transaction.atomic():
-                generate(cursor, first, min(BATCH, args.events - first + 1), days=DAYS, start=START)
+                generate(
+                    cursor,
+                    first,
+                    min(BATCH, args.events - first + 1),
+                    days=DAYS,
+                    start=START,
+                    organizations=organizations,
+                )
         generated_s = time.perf_counter() - started
         cursor.execute("VACUUM ANALYZE usage_usageevent")
         cursor.execute(f"CREATE TABLE {COPY} (LIKE {ROLLUP} INCLUDING ALL)")
@@ -216,7 +232,14 @@ def main() -> None:
             for batch in range(10):  # 10 transactions, as concurrent charges would commit them
                 with transaction.atomic():
                     # The newest day: on top of the buckets the roll-up already holds, and new ones.
-                    generate(cursor, first + batch * (count // 10), count // 10, days=1.0, start="2026-03-07 00:00+00")
+                    generate(
+                        cursor,
+                        first + batch * (count // 10),
+                        count // 10,
+                        days=1.0,
+                        start="2026-03-07 00:00+00",
+                        organizations=organizations,
+                    )
 
     incremental: list[dict[str, Any]] = []
     total = args.events

@@ -47,7 +47,7 @@ from usage.models import (
 )
 from usage.rollup import GROUPS, periods_fold, rollup_rebuild, rollup_state, rollup_update, usage_totals
 from usage.rollup import run as run_module
-from usage.rollup.sql import EVENT_FIELDS_READ, ROLLUP, run_statements
+from usage.rollup.sql import EVENT_FIELDS_READ, ROLLUP, daily_statements, run_statements
 from usage.services import usage_charge, usage_hold_capture, usage_hold_place
 from usage.tasks import rollup_update_run
 
@@ -498,20 +498,25 @@ def test_a_run_killed_midway_leaves_nothing_and_the_next_run_does_its_work(monke
     bound_past_every_event()  # so that the run has work to do
     state_before, table_before = rollup_state(), rollup_table()
 
-    statements = run_statements(connection.vendor)
+    daily_before = daily_table()
+    assert daily_before  # the first run cut days
+    daily = daily_statements(connection.vendor)
+    # The run's last write: the days (PostgreSQL), or the 15-minute upsert (SQLite, no daily level).
+    last = daily.days_insert if daily is not None else run_statements(connection.vendor).added_upsert
     original = run_module._execute
 
-    def dies_after_the_upsert(sql, params=None):
+    def dies_after_the_last_write(sql, params=None):
         result = original(sql, params)
-        if sql == statements.added_upsert:
+        if sql == last:
             raise SystemExit("worker killed")  # what a SIGKILL leaves: a transaction that never commits
         return result
 
-    monkeypatch.setattr(run_module, "_execute", dies_after_the_upsert)
+    monkeypatch.setattr(run_module, "_execute", dies_after_the_last_write)
     with pytest.raises(SystemExit):
         rollup_update()
     assert rollup_state() == state_before
     assert rollup_table() == table_before
+    assert daily_table() == daily_before
     monkeypatch.undo()
     assert_table_exact()
 
