@@ -502,7 +502,7 @@ def test_a_run_killed_midway_leaves_nothing_and_the_next_run_does_its_work(monke
     assert daily_before  # the first run cut days
     daily = daily_statements(connection.vendor)
     # The run's last write: the days (PostgreSQL), or the 15-minute upsert (SQLite, no daily level).
-    last = daily.days_insert if daily is not None else run_statements(connection.vendor).added_upsert
+    last = daily.days_prune if daily is not None else run_statements(connection.vendor).added_upsert
     original = run_module._execute
 
     def dies_after_the_last_write(sql, params=None):

@@ -273,11 +273,16 @@ def usage_totals(
                     AND z.{zone_column("timezone")} = %(days_zone)s
             ) AS ok
         )"""  # noqa: S608 (names are the code's; every value is a parameter)
+        # Summed to what the answer groups by before the union: the fold into periods (a time zone conversion per
+        # row) then sees a few rows per day instead of every key's.
+        days_keep = [f"dr.{dc[name]}" for name in grouped] + ([f"dr.{dc['day_start']}"] if period else [])
         days_rows = f"""
-            SELECT {", ".join(f"dr.{dc[name]}" for name in _DIMENSIONS)}, dr.{dc["day_start"]},
-                {", ".join(f"dr.{dc[name]}" for name in MEASURES)}
+            SELECT {", ".join(f"dr.{dc[name]}" if name in grouped else "NULL" for name in _DIMENSIONS)},
+                {f"dr.{dc['day_start']}" if period else "NULL::timestamptz"},
+                {", ".join(f"SUM(dr.{dc[name]})::bigint" for name in MEASURES)}
             FROM {DAILY} dr
             WHERE {where("dr", daily_column, dc["day_start"], "days_start", "days_end")} AND (SELECT ok FROM zoned)
+            {f"GROUP BY {', '.join(days_keep)}" if days_keep else ""}
         """  # noqa: S608 (names and fragments are the code's; every value is a parameter)
         # A day row holds its dirty buckets' 15-minute rows, which the events recount below: taken out again.
         days_dirty = f"""

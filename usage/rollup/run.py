@@ -12,10 +12,11 @@ before it started):
 3. the rows new since the last run (`prev <= created_seq < cur`) of every other (key, bucket) are summed and added
    to their buckets (an upsert);
 4. `cur` becomes the watermark;
-5. (PostgreSQL) the daily level (`UsageDailyRollup`) follows: every local day of an organization holding a
-   15-minute row written in steps 2-3 is summed again from its 15-minute rows, and an organization without days yet
-   or whose time zone changed since its days were cut (`UsageDailyZone`) gets all its days cut again. So in every
-   committed state a day row is the sum of its 15-minute rows, which is what the live read relies on.
+5. (PostgreSQL) the daily level (`UsageDailyRollup`) follows: what steps 2-3 changed in 15-minute rows (the
+   rows deleted, negated; the rows inserted; the sums added) is added to the local days of organizations whose days
+   are cut in their zone, and an organization without days yet or whose time zone changed since its days were cut
+   (`UsageDailyZone`) gets all its days cut again from its 15-minute rows. So in every committed state a day row is
+   the sum of its 15-minute rows, which is what the live read relies on.
 
 So each event is added exactly once, by the run whose range holds its `created_seq`, and any later change of it
 puts its bucket through step 2 in the run whose range holds its `changed_seq`. A row can be seen in a newer state
@@ -83,16 +84,14 @@ def _state() -> UsageRollupState:
 
 
 def _days(daily: DailyStatements) -> None:
-    """Step 5: the day rows follow the 15-minute rows this run wrote (`touched`), and organizations without days yet
-    or whose zone changed get all their days cut again in their zone now."""
-    _execute(daily.rezoned_drop)
-    _execute(daily.rezoned_create)
+    """Step 5, after the 15-minute rows' changes were noted (`_advance`): the deltas go into the day rows; the
+    organizations without days yet or whose zone changed get all their days cut again."""
+    _execute(daily.days_delta)
+    _execute(daily.days_prune)
     if _scalar(f"SELECT EXISTS (SELECT 1 FROM {daily.rezoned_table})"):  # noqa: S608 (the code's name)
         _execute(daily.rezoned_delete)
         _execute(daily.rezoned_insert)
         _execute(daily.rezoned_zone)
-    _execute(daily.days_delete)
-    _execute(daily.days_insert)
 
 
 def _advance(state: UsageRollupState, statements: RunStatements) -> RollupRun:
@@ -103,22 +102,21 @@ def _advance(state: UsageRollupState, statements: RunStatements) -> RollupRun:
     current = max(int(_scalar(statements.bound)), previous)
     recomputed = added = 0
     if daily is not None:
-        _execute(daily.touched_drop)
-        _execute(daily.touched_create)
+        _execute(daily.delta_drop)
+        _execute(daily.delta_create)
+        _execute(daily.rezoned_drop)
+        _execute(daily.rezoned_create)
     if current > previous:
         bounds = {"prev": previous, "cur": current}
         _execute(statements.changed_drop)
         _execute(statements.changed_create, bounds)
         recomputed = int(_scalar(f"SELECT COUNT(*) FROM {statements.changed_table}"))  # noqa: S608 (the code's name)
         if recomputed:
-            _execute(statements.changed_delete)
-            _execute(statements.changed_insert, bounds)
-            if daily is not None:
-                _execute(daily.touched_from_changed)
+            _execute(daily.changed_delete if daily is not None else statements.changed_delete)
+            _execute(daily.changed_insert if daily is not None else statements.changed_insert, bounds)
+        added = _execute(statements.added_upsert, bounds)
         if daily is not None:
-            added = int(_scalar(daily.added_upsert, bounds))
-        else:
-            added = _execute(statements.added_upsert, bounds)
+            _execute(daily.days_added, bounds)
         _execute(statements.changed_drop)  # SQLite keeps temporary tables past the transaction
     if daily is not None:
         _days(daily)
