@@ -3,7 +3,7 @@
 The script makes its own database (dropped and recreated each run), migrates it (PostgreSQL: the events table is
 partitioned by month) and seeds two organizations through the services — "small" and "large", each with 4
 workspaces, 12 members, an API key per workspace and an organization admin key — then generates their usage events
-straight in SQL (`generate_series`, in transactions of 500,000 rows): `--small` (default 10,000) and `--events`
+straight in SQL (`generate_series`, in transactions of 100,000 rows): `--small` (default 10,000) and `--events`
 (default 10,000,000), over the last 100 days, every tool and model of the price list, 97 % captured, 2 % held,
 1 % released. It runs the roll-up, then adds `--fresh` (default 500) events per organization after its watermark,
 so every read combines the roll-up with raw events as in production, and runs VACUUM ANALYZE.
@@ -21,7 +21,11 @@ the large p95 is ≤ 50 ms, and the number of SQL queries of each request at bot
 last line is one JSON object with every figure.
 
     .venv/bin/python bench/dashboard.py [--events 10000000] [--small 10000] [--repeat 30] [--keep-db]
-        [--pg postgresql://postgres@127.0.0.1:5432]
+        [--pg postgresql://postgres@127.0.0.1:5432] [--generate-only | --reuse-db]
+
+Generating 10M events takes about 20 minutes on this machine: `--generate-only` stops after generating and keeps
+the database; `--reuse-db` measures on a kept one (it migrates, makes new keys for the same tenants, rolls up what is
+new, adds the fresh events and measures), so a code change is measured again in minutes.
 
 Exit status 0 when every request answered 200 and the query counts are equal at both sizes; the timing targets are
 reported, not enforced. The load average is printed: other work on the same two cores skews the timings.
@@ -46,7 +50,7 @@ sys.path.insert(0, str(ROOT))
 from bench.api_charges import database_drop, database_recreate, database_url, django_setup  # noqa: E402
 
 DATABASE = "qolaba_bench_dashboard"
-BATCH = 500_000
+BATCH = 100_000  # short transactions: a roll-up run (and any test on this server) waits for the oldest one
 WORKSPACES, MEMBERS, DAYS = 4, 12, 100
 TARGET_RATIO, TARGET_P95_MS = 1.5, 50.0
 
@@ -90,6 +94,31 @@ def seed(label: str) -> Tenant:
         owner_id=owner.pk,
         workspace_ids=[ws.pk for ws in workspaces],
         user_ids=[user.pk for user in users],
+        workspace_key=workspace_key,
+        admin_key=admin_key,
+    )
+
+
+def load(label: str) -> Tenant:
+    """The tenant `seed(label)` made in a kept database (`--reuse-db`), with new keys (keys are stored hashed)."""
+    from orgs.models import Organization, User
+    from orgs.services import admin_key_create
+    from workspaces.models import Workspace
+    from workspaces.services import api_key_create
+
+    organization = Organization.objects.get(name=f"Bench {label}")
+    owner = User.objects.get(email=f"owner-{label}@bench.example.com")
+    workspaces = list(Workspace.objects.filter(organization=organization).order_by("pk"))[:WORKSPACES]
+    members = [User.objects.get(email=f"member{n}-{label}@bench.example.com") for n in range(MEMBERS - 1)]
+    _, workspace_key = api_key_create(workspace=workspaces[0], actor=owner, name="bench")
+    _, admin_key = admin_key_create(organization=organization, actor=owner, name="bench")
+    return Tenant(
+        label=label,
+        organization_id=organization.pk,
+        slug=organization.slug,
+        owner_id=owner.pk,
+        workspace_ids=[ws.pk for ws in workspaces],
+        user_ids=[owner.pk, *(user.pk for user in members)],
         workspace_key=workspace_key,
         admin_key=admin_key,
     )
@@ -158,10 +187,18 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=30)
     parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432")
     parser.add_argument("--keep-db", action="store_true", help="Leave the benchmark database behind.")
+    parser.add_argument(
+        "--reuse-db",
+        action="store_true",
+        help="Measure on the database a --keep-db run left: migrate, skip seeding and generating (implies --keep-db).",
+    )
+    parser.add_argument("--generate-only", action="store_true", help="Stop after generating (with --keep-db).")
     args = parser.parse_args()
+    args.keep_db = args.keep_db or args.reuse_db or args.generate_only
 
     os.environ.setdefault("LOG_LEVEL", "WARNING")
-    database_recreate(args.pg, DATABASE)
+    if not args.reuse_db:
+        database_recreate(args.pg, DATABASE)
     django_setup(database_url(args.pg, DATABASE), os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/13"))
     from django.conf import settings
     from django.core.management import call_command
@@ -177,23 +214,40 @@ def main() -> None:
 
     settings.ALLOWED_HOSTS = ["*"]
     call_command("migrate", verbosity=0)
-    small, large = seed("small"), seed("large")
-    start = (now() - timedelta(days=DAYS)).isoformat()
-    print(f"load average {os.getloadavg()[0]:.2f}; generating {args.small:,} + {args.events:,} events ...", flush=True)
-    started = time.perf_counter()
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT setseed(0.42)")
-        # One captured event a month first, so that every month of the range gets its own partition before the bulk.
-        with transaction.atomic():
-            generate(cursor, small, 1, 40, start=start, days=DAYS, captured=True)
-        partitions_ensure()
-        number = 41
-        for tenant, count in ((small, args.small - 40), (large, args.events)):
-            for first in range(0, count, BATCH):
-                with transaction.atomic():
-                    generate(cursor, tenant, number, min(BATCH, count - first), start=start, days=DAYS, captured=False)
-                number += min(BATCH, count - first)
-    generated_s = time.perf_counter() - started
+    generated_s = 0.0
+    if args.reuse_db:
+        small, large = load("small"), load("large")
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT COALESCE(MAX(SUBSTRING(idempotency_key FROM '[0-9]+$')::bigint), 0) + 1 FROM usage_usageevent"
+            )
+            (number,) = cursor.fetchone()
+        started = time.perf_counter()
+    else:
+        small, large = seed("small"), seed("large")
+        start = (now() - timedelta(days=DAYS)).isoformat()
+        print(
+            f"load average {os.getloadavg()[0]:.2f}; generating {args.small:,} + {args.events:,} events ...", flush=True
+        )
+        started = time.perf_counter()
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT setseed(0.42)")
+            # One captured event a month first, so that every month of the range gets its own partition before the bulk.
+            with transaction.atomic():
+                generate(cursor, small, 1, 40, start=start, days=DAYS, captured=True)
+            partitions_ensure()
+            number = 41
+            for tenant, count in ((small, args.small - 40), (large, args.events)):
+                for first in range(0, count, BATCH):
+                    with transaction.atomic():
+                        generate(
+                            cursor, tenant, number, min(BATCH, count - first), start=start, days=DAYS, captured=False
+                        )
+                    number += min(BATCH, count - first)
+        generated_s = time.perf_counter() - started
+    if args.generate_only:
+        print(f"generated in {generated_s:.0f} s; kept {DATABASE}", flush=True)
+        return
     print(f"generated in {generated_s:.0f} s; rolling up ...", flush=True)
     wait_for_bound()
     started = time.perf_counter()

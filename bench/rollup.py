@@ -51,8 +51,11 @@ def _columns() -> dict[str, str]:
     return {field.name: field.column for field in UsageEvent._meta.concrete_fields}
 
 
-def generate(cursor: Any, first: int, count: int, *, days: float, start: str) -> None:
-    """`count` usage events numbered from `first`, at random over `days` from `start`, in one statement."""
+def generate(
+    cursor: Any, first: int, count: int, *, days: float, start: str, organizations: list[int] | None = None
+) -> None:
+    """`count` usage events numbered from `first`, at random over `days` from `start`, in one statement; of
+    organizations 1 to ORGANIZATIONS, or of the `organizations` given (ids of real ones, ORGANIZATIONS of them)."""
     from usage.models import UsageEvent, UsageStatus
 
     c = _columns()
@@ -62,7 +65,8 @@ def generate(cursor: Any, first: int, count: int, *, days: float, start: str) ->
         INSERT INTO {UsageEvent._meta.db_table} ({c["organization"]}, {c["workspace"]}, {c["user"]}, {c["tool"]},
             {c["model"]}, {c["units"]}, {c["credits"]}, {c["status"]}, {c["idempotency_key"]},
             {c["ledger_transaction"]}, {c["created_at"]}, {c["settled_at"]})
-        SELECT o, o * 100 + w, o * 1000 + u, (ARRAY[{tools}])[t + 1], 'model-' || m, units,
+        SELECT COALESCE((%(organizations)s::bigint[])[o], o), o * 100 + w, o * 1000 + u, (ARRAY[{tools}])[t + 1],
+            'model-' || m, units,
             CASE WHEN s < 0.01 THEN 0 ELSE units * (t + 2) END,
             CASE WHEN s < 0.01 THEN '{UsageStatus.RELEASED}' WHEN s < 0.06 THEN '{UsageStatus.HELD}'
                  ELSE '{UsageStatus.CAPTURED}' END,
@@ -77,6 +81,7 @@ def generate(cursor: Any, first: int, count: int, *, days: float, start: str) ->
         """,
         {
             "orgs": ORGANIZATIONS,
+            "organizations": organizations,
             "workspaces": WORKSPACES,
             "members": MEMBERS,
             "tools": len(TOOLS),
@@ -162,16 +167,32 @@ def main() -> None:
 
     from usage.models import UsageEvent, UsageRollup, UsageStatus
     from usage.rollup import rollup_update
-    from usage.rollup.sql import ROLLUP
+    from usage.rollup.sql import DAILY, ROLLUP, ZONE
 
     call_command("migrate", verbosity=0)
+    # Real organizations in five zones: the run also cuts their local days (the daily level), as in production.
+    from orgs.models import User
+    from qolaba.lifecycle import organization_create
+
+    owner = User.objects.create_user("owner@bench-rollup.example.com", None)
+    zones = ("UTC", "Asia/Kolkata", "Asia/Kathmandu", "America/New_York", "Europe/Berlin")[:ORGANIZATIONS]
+    organizations = [
+        organization_create(name=f"Rolled {n}", owner=owner, timezone=zone).pk for n, zone in enumerate(zones)
+    ]
     print(f"load average {os.getloadavg()[0]:.2f}; generating {args.events:,} events ...", flush=True)
     with connection.cursor() as cursor:
         cursor.execute("SELECT setseed(0.42)")
         started = time.perf_counter()
         for first in range(1, args.events + 1, BATCH):
             with transaction.atomic():
-                generate(cursor, first, min(BATCH, args.events - first + 1), days=DAYS, start=START)
+                generate(
+                    cursor,
+                    first,
+                    min(BATCH, args.events - first + 1),
+                    days=DAYS,
+                    start=START,
+                    organizations=organizations,
+                )
         generated_s = time.perf_counter() - started
         cursor.execute("VACUUM ANALYZE usage_usageevent")
         cursor.execute(f"CREATE TABLE {COPY} (LIKE {ROLLUP} INCLUDING ALL)")
@@ -179,7 +200,7 @@ def main() -> None:
 
     def reset() -> None:
         with connection.cursor() as cursor:
-            cursor.execute(f"TRUNCATE {ROLLUP}, {COPY}")
+            cursor.execute(f"TRUNCATE {ROLLUP}, {COPY}, {DAILY}, {ZONE}")
             cursor.execute("DELETE FROM usage_rollup_state")
             cursor.execute(f"VACUUM ANALYZE {ROLLUP}")
             cursor.execute(f"VACUUM ANALYZE {COPY}")
@@ -211,7 +232,14 @@ def main() -> None:
             for batch in range(10):  # 10 transactions, as concurrent charges would commit them
                 with transaction.atomic():
                     # The newest day: on top of the buckets the roll-up already holds, and new ones.
-                    generate(cursor, first + batch * (count // 10), count // 10, days=1.0, start="2026-03-07 00:00+00")
+                    generate(
+                        cursor,
+                        first + batch * (count // 10),
+                        count // 10,
+                        days=1.0,
+                        start="2026-03-07 00:00+00",
+                        organizations=organizations,
+                    )
 
     incremental: list[dict[str, Any]] = []
     total = args.events

@@ -29,9 +29,10 @@ from orgs.models import OrganizationRole
 from orgs.services import admin_key_create
 from qolaba.tools import TOOL_GROUP, ReportGroup
 from tests.factories import UserFactory, make_member, make_organization, make_workspace
+from tests.usage.test_rollups import as_dict, expected, raw_events
 from usage.catalog import prices_ensure_defaults
-from usage.models import Price, UsageEvent, UsageStatus
-from usage.rollup import rollup_update
+from usage.models import Price, UsageDailyRollup, UsageDailyZone, UsageEvent, UsageStatus
+from usage.rollup import rollup_update, usage_totals
 from usage.rollup.sql import run_statements
 from usage.services import usage_charge, usage_hold_capture, usage_hold_place, usage_hold_release
 from usage.statements import statement_compute
@@ -233,3 +234,133 @@ def _api(totals: dict[str, int]) -> dict[str, int]:
         "image_speech": totals["image_speech_credits"],
         "total": totals["credits"],
     }
+
+
+# --- the daily level: whole local days from the day rows, the edges and the newest changes from the rest ------------
+
+
+def _rolled_up() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT MAX(changed_seq) FROM usage_usageevent")
+        newest = int(cursor.fetchone()[0])
+    deadline = time.monotonic() + 60
+    while not _bound_passed(newest):
+        assert time.monotonic() < deadline, "a long transaction on the server holds the roll-up back"
+        time.sleep(0.05)
+    rollup_update()
+
+
+def _read_equals_events(org, **query) -> None:
+    """`usage_totals` equals the organization's raw events summed in Python (tests.usage.test_rollups.expected)."""
+    tz = query.pop("tz", org.timezone)
+    actual = as_dict(usage_totals(organization=org, tz=tz, **query).rows)
+    assert actual == expected(raw_events(org.pk), tz=tz, **query), query
+
+
+def _late_changes(world) -> None:
+    """Holds rolled up while held, then captured or released after the watermark, in the middle of whole local days
+    (their buckets are read from the events and taken out of their day rows), one with a new charge beside it."""
+    org, alpha, beta = world["org"], world["alpha"], world["workspaces"][2]
+    ben = world["members"][2]
+    price = {(p.tool, p.model): p for p in Price.objects.active()}
+    with time_machine.travel(datetime(2026, 3, 12, 10, 0, tzinfo=UTC), tick=False):
+        captured = usage_hold_place(
+            workspace=alpha, user=ben, price=price[("image", "flux-pro")], units=3, ttl=timedelta(hours=23),
+            idempotency_key="late-1",
+        ).event  # fmt: skip
+        released = usage_hold_place(
+            workspace=beta, user=ben, price=price[("speech", "whisper")], units=2, ttl=timedelta(hours=23),
+            idempotency_key="late-2",
+        ).event  # fmt: skip
+    _rolled_up()
+    assert UsageDailyZone.objects.get(organization_id=org.pk).timezone == "Asia/Kolkata"
+    assert UsageDailyRollup.objects.filter(organization_id=org.pk).exists()
+    with time_machine.travel(datetime(2026, 3, 12, 10, 5, tzinfo=UTC), tick=False):
+        usage_hold_capture(event=captured, workspace=alpha, units=1)
+        usage_hold_release(event=released)
+        usage_charge(workspace=alpha, user=ben, price=price[("image", "flux-pro")], units=1, idempotency_key="late-3")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_ranges_across_local_midnights_agree_with_the_events(world):
+    """Ranges that start and end on, before and after Kolkata midnights (18:30 UTC), so every read combines partial
+    days at both edges (15-minute rows and events) with whole days (day rows), and changes newer than the watermark
+    inside whole days; every grouping the views use, in days, weeks and months."""
+    org = world["org"]
+    _late_changes(world)
+    starts = [
+        datetime(2026, 2, 28, 18, 30, tzinfo=UTC),  # 1 March, 00:00 in Kolkata
+        datetime(2026, 2, 28, 18, 15, tzinfo=UTC),  # 23:45 the day before
+        datetime(2026, 2, 28, 18, 45, tzinfo=UTC),  # 00:15
+        datetime(2026, 3, 3, 0, 0, tzinfo=UTC),  # 05:30: most of a day
+    ]
+    ends = [
+        datetime(2026, 3, 20, 18, 30, tzinfo=UTC),  # 21 March, 00:00 in Kolkata
+        datetime(2026, 3, 20, 9, 0, tzinfo=UTC),  # now: part of today
+        datetime(2026, 3, 12, 18, 45, tzinfo=UTC),  # 15 minutes into 13 March
+        datetime(2026, 3, 4, 18, 15, tzinfo=UTC),  # 15 minutes short of 5 March: one whole day, the 4th
+    ]
+    shapes = [
+        {},
+        {"group_by": ("tool",), "period": "day"},
+        {"group_by": ("workspace",), "period": "week"},
+        {"group_by": ("user", "model"), "period": "month"},
+        {"group_by": ("workspace", "user", "tool", "model")},
+        {"group_by": ("tool",), "workspace_ids": [world["alpha"].pk], "period": "day"},
+    ]
+    for start in starts:
+        for end in ends:
+            for shape in shapes:
+                _read_equals_events(org, start=start, end=end, **shape)
+    # Hours are never read from days; a read in another zone neither (the days are cut in Kolkata's).
+    _read_equals_events(org, start=starts[0], end=ends[0], group_by=("tool",), period="hour")
+    _read_equals_events(org, start=starts[0], end=ends[0], group_by=("tool",), period="day", tz="Asia/Kathmandu")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_changed_time_zone_is_never_read_from_days_cut_in_the_old_one(world):
+    """The day rows are read only while cut in the organization's zone: right after the zone changes the read sums
+    15-minute rows (exact), and the next roll-up run cuts every day again in the new zone."""
+    org = world["org"]
+    _late_changes(world)
+    march = {"start": datetime(2026, 2, 28, 18, 30, tzinfo=UTC), "end": datetime(2026, 3, 20, 18, 30, tzinfo=UTC)}
+    before = usage_totals(organization=org, **march).rows[0].credits
+    _read_equals_events(org, **march)
+    # A day row with 1,000 credits too many shows in the read: the read takes whole days from the day rows.
+    day = UsageDailyRollup.objects.filter(organization_id=org.pk, day_start__gte=march["start"]).first()
+    assert day is not None
+    UsageDailyRollup.objects.filter(pk=day.pk).update(credits=day.credits + 1000)
+    assert usage_totals(organization=org, **march).rows[0].credits == before + 1000
+
+    org.timezone = "Asia/Kathmandu"  # +05:45: its days start at 18:15 UTC
+    org.save(update_fields=["timezone"])
+    kathmandu = {"start": datetime(2026, 2, 28, 18, 15, tzinfo=UTC), "end": datetime(2026, 3, 20, 18, 15, tzinfo=UTC)}
+    # Before a run: the days cut in Kolkata (the altered one among them) are not read for Kathmandu's days...
+    _read_equals_events(org, **kathmandu, group_by=("tool",), period="day")
+    _read_equals_events(org, **kathmandu)
+    # ...while a read in Kolkata still takes them: they are Kolkata's days (the day rows are keyed by their zone).
+    assert usage_totals(organization=org, tz="Asia/Kolkata", **march).rows[0].credits == before + 1000
+
+    _rolled_up()
+    assert UsageDailyZone.objects.get(organization_id=org.pk).timezone == "Asia/Kathmandu"
+    starts = set(UsageDailyRollup.objects.filter(organization_id=org.pk).values_list("day_start", flat=True))
+    assert starts
+    assert all((at.hour, at.minute) == (18, 15) for at in starts)  # Kathmandu midnights, nothing older
+    for shape in ({}, {"group_by": ("tool",), "period": "day"}, {"group_by": ("workspace", "user", "tool", "model")}):
+        _read_equals_events(org, **kathmandu, **shape)
+    # The usage API answers in the new zone, with the same totals.
+    answer = (
+        Client()
+        .get(
+            "/api/v1/organization/usage?start=2026-03-01&end=2026-03-20&bucket=none",
+            HTTP_AUTHORIZATION=f"Bearer {world['admin_key']}",
+        )
+        .json()
+    )
+    assert answer["timezone"] == "Asia/Kathmandu"
+    total = usage_totals(organization=org, **kathmandu).rows[0]
+    assert answer["totals"]["credits"] == total.credits
+    assert total.credits == sum(
+        e.credits for e in UsageEvent.objects.filter(organization=org, status=UsageStatus.CAPTURED)
+        if kathmandu["start"] <= e.created_at < kathmandu["end"]
+    )  # fmt: skip

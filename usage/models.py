@@ -227,6 +227,64 @@ class UsageRollup(models.Model):
         return f"{self.bucket_start:%Y-%m-%d %H:%M} {self.tool}/{self.model}: {self.credits} credits"
 
 
+class UsageDailyRollup(models.Model):
+    """The 15-minute roll-up summed per local day of the organization's time zone (PostgreSQL only).
+
+    Written only by `usage.rollup` in the same transaction as the 15-minute rows it sums, so in every snapshot a day
+    row equals the sum of that day's 15-minute rows: the live read takes whole local days from here and the partial
+    days at the edges of a range, and the buckets changed since the watermark, from the 15-minute level and the
+    events. The zone the days were cut in is `UsageDailyZone`'s; a day row exists only where a 15-minute row does."""
+
+    organization = models.ForeignKey(
+        "orgs.Organization", on_delete=models.DO_NOTHING, related_name="+", db_constraint=False, db_index=False
+    )
+    workspace = models.ForeignKey(
+        "workspaces.Workspace", on_delete=models.DO_NOTHING, related_name="+", db_constraint=False, db_index=False
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.DO_NOTHING, related_name="+", db_constraint=False, db_index=False
+    )
+    tool = models.CharField(max_length=10, choices=Tool.choices)
+    model = models.CharField(max_length=100)
+    day_start = models.DateTimeField(help_text="Local midnight (in UsageDailyZone's zone) starting the day, as UTC.")
+    generations = models.BigIntegerField()
+    units = models.BigIntegerField()
+    credits = models.BigIntegerField()
+    held_generations = models.BigIntegerField()
+    held_credits = models.BigIntegerField()
+
+    class Meta:
+        db_table = "usage_rollup_daily"
+        constraints = [
+            # Its column order serves the organization-wide reads over a range of days.
+            models.UniqueConstraint(
+                fields=["organization", "day_start", "workspace", "user", "tool", "model"],
+                name="usage_rollup_daily_unique_key",
+            ),
+        ]
+        indexes = [models.Index(fields=["workspace", "day_start"], name="usage_rollup_daily_ws_time")]
+
+    def __str__(self) -> str:
+        return f"{self.day_start:%Y-%m-%d %H:%M} {self.tool}/{self.model}: {self.credits} credits"
+
+
+class UsageDailyZone(models.Model):
+    """The time zone an organization's `UsageDailyRollup` days were cut in. The live read uses the day rows only
+    when this is the zone it cuts in; when the organization's zone changes, the next roll-up run cuts its days again
+    (and until then the read sums 15-minute rows, exact but slower)."""
+
+    organization = models.OneToOneField(
+        "orgs.Organization", on_delete=models.DO_NOTHING, related_name="+", db_constraint=False, primary_key=True
+    )
+    timezone = models.CharField(max_length=64)
+
+    class Meta:
+        db_table = "usage_rollup_daily_zone"
+
+    def __str__(self) -> str:
+        return f"{self.organization_id}: days in {self.timezone}"
+
+
 class UsageRollupState(models.Model):
     """The roll-up's progress: one row (id 1). Every usage event written by a transaction numbered below the
     watermark is in the roll-up (in the state the run saw; later changes have changed_seq >= watermark)."""

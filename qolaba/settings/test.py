@@ -1,14 +1,14 @@
 """The test suite: real PostgreSQL and Redis (the defaults point at the local services)."""
 
 from .base import *  # noqa: F403
-from .base import BASE_DIR, STORAGES, env
+from .base import BASE_DIR, STORAGES, _without_jit, env
 
 SECRET_KEY = "test-only-secret-key"  # noqa: S105
 DEBUG = False
 ALLOWED_HOSTS = ["localhost", "127.0.0.1", "testserver"]
 
 DATABASES = {"default": env.db("DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/qolaba")}
-DATABASES["default"]["OPTIONS"] = {"prepare_threshold": 1_000_000}
+DATABASES["default"]["OPTIONS"] = {"prepare_threshold": 1_000_000, "options": _without_jit(None)}  # as base
 DATABASES["default"]["TEST"] = {"NAME": env.str("TEST_DATABASE_NAME", default="test_qolaba")}
 # The read replica as production configures it from DATABASE_REPLICA_URL, mirroring default in tests (the same test
 # database through a second connection): what the router sends there is visible in that connection's queries.

@@ -17,22 +17,28 @@ from celery.result import AsyncResult
 from django.db import connection
 
 from bench.rollup import generate
+from tests.factories import make_organization
 from tests.test_celery_worker import (  # noqa: F401 - fixtures used below
     RESULT_TIMEOUT,
     celery_worker_process,
     worker_start,
 )
-from usage.models import UsageRollupState
+from usage.models import UsageDailyRollup, UsageRollupState
 from usage.rollup.run import _LOCK_SPACE
 from usage.rollup.sql import (
+    DAILY,
+    DAILY_COLUMNS,
     EVENT_KEY_COLUMNS,
     EVENTS,
     ROLLUP,
     ROLLUP_COLUMNS,
+    ROLLUP_KEY_COLUMNS,
+    ZONE,
     Dialect,
     counted,
     measures,
     run_statements,
+    zone_column,
 )
 from usage.tasks import rollup_update_run
 
@@ -80,6 +86,29 @@ def _rollup_mismatches() -> int:
     return int(missing) + int(extra)
 
 
+def _daily_mismatches() -> int:
+    """Day rows that differ from the 15-minute rows summed per local day of their organization's zone (both ways),
+    and organizations with 15-minute rows but no days cut in their zone."""
+    key = ", ".join(f"r.{column}" for column in ROLLUP_KEY_COLUMNS)
+    day = f"date_trunc('day', r.bucket_start, z.{zone_column('timezone')})"
+    sums = ", ".join(f"SUM(r.{column})" for column in ROLLUP_COLUMNS[len(ROLLUP_KEY_COLUMNS) + 1 :])
+    expected = f"""SELECT {key}, {day}, {sums} FROM {ROLLUP} r
+        JOIN {ZONE} z ON z.{zone_column("organization")} = r.organization_id GROUP BY {key}, {day}"""  # noqa: S608
+    actual = f"SELECT {', '.join(DAILY_COLUMNS)} FROM {DAILY}"  # noqa: S608
+    unzoned = f"""SELECT COUNT(DISTINCT r.organization_id) FROM {ROLLUP} r
+        JOIN orgs_organization o ON o.id = r.organization_id
+        LEFT JOIN {ZONE} z ON z.{zone_column("organization")} = o.id
+        WHERE z.{zone_column("timezone")} IS DISTINCT FROM o.timezone"""  # noqa: S608
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT COUNT(*) FROM (({expected}) EXCEPT ({actual})) a")  # noqa: S608
+        missing = cursor.fetchone()[0]
+        cursor.execute(f"SELECT COUNT(*) FROM (({actual}) EXCEPT ({expected})) b")  # noqa: S608
+        extra = cursor.fetchone()[0]
+        cursor.execute(unzoned)
+        stale = cursor.fetchone()[0]
+    return int(missing) + int(extra) + int(stale)
+
+
 def _events_count() -> int:
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT COUNT(*) FROM {EVENTS}")  # noqa: S608
@@ -98,8 +127,11 @@ def _bound_passed_the_events() -> bool:
 @pytest.mark.django_db(transaction=True)
 def test_a_worker_killed_mid_rollup_leaves_exact_totals_after_redelivery(celery_worker_process, tmp_path):  # noqa: F811
     worker = celery_worker_process
+    # Real organizations in zones whose days start at 00:00, 18:30 and 18:15 UTC, so the run cuts their days too.
+    zones = ["UTC", "Asia/Kolkata", "Asia/Kathmandu", "America/New_York", "Europe/Berlin"]
+    organizations = [make_organization(name=f"Rolled {n}", timezone=zone).pk for n, zone in enumerate(zones)]
     with connection.cursor() as cursor:
-        generate(cursor, 1, EVENTS_COUNT, days=7, start="2026-03-01 00:00:00+00")
+        generate(cursor, 1, EVENTS_COUNT, days=7, start="2026-03-01 00:00:00+00", organizations=organizations)
     assert _events_count() == EVENTS_COUNT
     _wait(_bound_passed_the_events, 120, "Every transaction older than the events ending", worker.log)
 
@@ -116,6 +148,8 @@ def test_a_worker_killed_mid_rollup_leaves_exact_totals_after_redelivery(celery_
     assert UsageRollupState.objects.filter(pk=1, watermark__gt=0).count() == 0
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT COUNT(*) FROM {ROLLUP}")  # noqa: S608
+        assert cursor.fetchone()[0] == 0, "nothing of the killed run may remain"
+        cursor.execute(f"SELECT COUNT(*) FROM {DAILY}")  # noqa: S608
         assert cursor.fetchone()[0] == 0, "nothing of the killed run may remain"
 
     restarted = worker_start(
@@ -134,12 +168,15 @@ def test_a_worker_killed_mid_rollup_leaves_exact_totals_after_redelivery(celery_
         assert state.watermark == redelivered["watermark"]
 
         assert _rollup_mismatches() == 0
+        assert _daily_mismatches() == 0
+        assert UsageDailyRollup.objects.filter(organization_id__in=organizations).count() > 0
         # A run after it (beat's next one) finds nothing to do and changes nothing.
         again = rollup_update_run.delay().get(timeout=RESULT_TIMEOUT)
         assert again["ran"] is True
         assert again["added"] == 0
         assert again["recomputed"] == 0
         assert _rollup_mismatches() == 0
+        assert _daily_mismatches() == 0
         AsyncResult(first.id).forget()
     finally:
         restarted.stop()

@@ -32,13 +32,22 @@ from hypothesis import HealthCheck, example, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
+from orgs.models import Organization
 from tests.concurrency import run_together
 from tests.factories import make_organization
 from tests.usage.conftest import make_metered_workspace
-from usage.models import Price, UsageEvent, UsageRollup, UsageRollupState, UsageStatus
+from usage.models import (
+    Price,
+    UsageDailyRollup,
+    UsageDailyZone,
+    UsageEvent,
+    UsageRollup,
+    UsageRollupState,
+    UsageStatus,
+)
 from usage.rollup import GROUPS, periods_fold, rollup_rebuild, rollup_state, rollup_update, usage_totals
 from usage.rollup import run as run_module
-from usage.rollup.sql import EVENT_FIELDS_READ, ROLLUP, run_statements
+from usage.rollup.sql import EVENT_FIELDS_READ, ROLLUP, daily_statements, run_statements
 from usage.services import usage_charge, usage_hold_capture, usage_hold_place
 from usage.tasks import rollup_update_run
 
@@ -212,9 +221,34 @@ def rollup_caught_up():
     return rollup_update()
 
 
+def daily_table() -> dict[tuple[Any, ...], tuple[int, ...]]:
+    return {
+        (row["organization_id"], row["workspace_id"], row["user_id"], row["tool"], row["model"], row["day_start"]): (
+            tuple(row[name] for name in MEASURES)
+        )
+        for row in UsageDailyRollup.objects.values()
+    }
+
+
+def expected_daily_table() -> dict[tuple[Any, ...], tuple[int, ...]]:
+    """The 15-minute rows summed per local day of the zone each organization's days are recorded in, which is the
+    organization's zone once a run has seen it."""
+    zones = dict(UsageDailyZone.objects.values_list("organization_id", "timezone"))
+    table: dict[tuple[Any, ...], list[int]] = {}
+    for key, sums in rollup_table().items():
+        day = local_period_start(key[-1], "day", ZoneInfo(zones[key[0]]))
+        row = table.setdefault((*key[:-1], day), [0] * len(MEASURES))
+        for index, value in enumerate(sums):
+            row[index] += value
+    return {key: tuple(row) for key, row in table.items()}
+
+
 def assert_table_exact() -> None:
     rollup_caught_up()
     assert rollup_table() == expected_table()
+    zones = dict(UsageDailyZone.objects.values_list("organization_id", "timezone"))
+    assert zones == dict(Organization.objects.values_list("pk", "timezone"))
+    assert daily_table() == expected_daily_table()
 
 
 # --- writing events as the services do, fast -----------------------------------------------------------------------
@@ -271,6 +305,8 @@ def settle(event_id: int, *, capture_units: int | None) -> None:
 def forget_usage() -> None:
     UsageEvent.objects.all().delete()
     UsageRollup.objects.all().delete()
+    UsageDailyRollup.objects.all().delete()  # the two levels go together, as only the roll-up writes them
+    UsageDailyZone.objects.all().delete()
     UsageRollupState.objects.all().delete()
 
 
@@ -462,20 +498,25 @@ def test_a_run_killed_midway_leaves_nothing_and_the_next_run_does_its_work(monke
     bound_past_every_event()  # so that the run has work to do
     state_before, table_before = rollup_state(), rollup_table()
 
-    statements = run_statements(connection.vendor)
+    daily_before = daily_table()
+    assert daily_before  # the first run cut days
+    daily = daily_statements(connection.vendor)
+    # The run's last write: the days (PostgreSQL), or the 15-minute upsert (SQLite, no daily level).
+    last = daily.days_prune if daily is not None else run_statements(connection.vendor).added_upsert
     original = run_module._execute
 
-    def dies_after_the_upsert(sql, params=None):
+    def dies_after_the_last_write(sql, params=None):
         result = original(sql, params)
-        if sql == statements.added_upsert:
+        if sql == last:
             raise SystemExit("worker killed")  # what a SIGKILL leaves: a transaction that never commits
         return result
 
-    monkeypatch.setattr(run_module, "_execute", dies_after_the_upsert)
+    monkeypatch.setattr(run_module, "_execute", dies_after_the_last_write)
     with pytest.raises(SystemExit):
         rollup_update()
     assert rollup_state() == state_before
     assert rollup_table() == table_before
+    assert daily_table() == daily_before
     monkeypatch.undo()
     assert_table_exact()
 

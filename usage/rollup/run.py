@@ -11,7 +11,12 @@ before it started):
    *and* by the next run);
 3. the rows new since the last run (`prev <= created_seq < cur`) of every other (key, bucket) are summed and added
    to their buckets (an upsert);
-4. `cur` becomes the watermark.
+4. `cur` becomes the watermark;
+5. (PostgreSQL) the daily level (`UsageDailyRollup`) follows: what steps 2-3 changed in 15-minute rows (the
+   rows deleted, negated; the rows inserted; the sums added) is added to the local days of organizations whose days
+   are cut in their zone, and an organization without days yet or whose time zone changed since its days were cut
+   (`UsageDailyZone`) gets all its days cut again from its 15-minute rows. So in every committed state a day row is
+   the sum of its 15-minute rows, which is what the live read relies on.
 
 So each event is added exactly once, by the run whose range holds its `created_seq`, and any later change of it
 puts its bucket through step 2 in the run whose range holds its `changed_seq`. A row can be seen in a newer state
@@ -37,7 +42,7 @@ from django.utils.timezone import now
 
 from orgs.models import Organization
 from usage.models import UsageRollupState
-from usage.rollup.sql import RunStatements, run_statements
+from usage.rollup.sql import DailyStatements, RunStatements, daily_statements, run_statements
 
 _LOCK_SPACE = 0x51C1  # advisory-lock namespace of the roll-up (billing's account debit lock is 0x51C0)
 
@@ -78,22 +83,43 @@ def _state() -> UsageRollupState:
     return state
 
 
+def _days(daily: DailyStatements) -> None:
+    """Step 5, after the 15-minute rows' changes were noted (`_advance`): the deltas go into the day rows; the
+    organizations without days yet or whose zone changed get all their days cut again."""
+    _execute(daily.days_delta)
+    _execute(daily.days_prune)
+    if _scalar(f"SELECT EXISTS (SELECT 1 FROM {daily.rezoned_table})"):  # noqa: S608 (the code's name)
+        _execute(daily.rezoned_delete)
+        _execute(daily.rezoned_insert)
+        _execute(daily.rezoned_zone)
+
+
 def _advance(state: UsageRollupState, statements: RunStatements) -> RollupRun:
-    """Steps 1 (the bound) to 4 of the module's docstring, from `state`'s watermark."""
+    """Steps 1 (the bound) to 5 of the module's docstring, from `state`'s watermark."""
     previous, at = state.watermark, now()
+    daily = daily_statements(connection.vendor)
     # Before any write of this transaction (which would give it a number of its own).
     current = max(int(_scalar(statements.bound)), previous)
     recomputed = added = 0
+    if daily is not None:
+        _execute(daily.delta_drop)
+        _execute(daily.delta_create)
+        _execute(daily.rezoned_drop)
+        _execute(daily.rezoned_create)
     if current > previous:
         bounds = {"prev": previous, "cur": current}
         _execute(statements.changed_drop)
         _execute(statements.changed_create, bounds)
         recomputed = int(_scalar(f"SELECT COUNT(*) FROM {statements.changed_table}"))  # noqa: S608 (the code's name)
         if recomputed:
-            _execute(statements.changed_delete)
-            _execute(statements.changed_insert, bounds)
+            _execute(daily.changed_delete if daily is not None else statements.changed_delete)
+            _execute(daily.changed_insert if daily is not None else statements.changed_insert, bounds)
         added = _execute(statements.added_upsert, bounds)
+        if daily is not None:
+            _execute(daily.days_added, bounds)
         _execute(statements.changed_drop)  # SQLite keeps temporary tables past the transaction
+    if daily is not None:
+        _days(daily)
     state.watermark, state.ran_at = current, at
     state.save(update_fields=["watermark", "ran_at"])
     return RollupRun(ran=True, previous=previous, watermark=current, recomputed=recomputed, added=added)
@@ -129,4 +155,7 @@ def rollup_rebuild(*, organization: Organization | None = None) -> RollupRun:
         }
         _execute(statements.scope_delete, scope)
         _execute(statements.scope_insert, scope)
+        daily = daily_statements(connection.vendor)
+        if daily is not None:  # the scope's days are cut again from its new 15-minute rows by the run below
+            _execute(daily.zone_forget, {"organization": scope["organization"]})
         return _advance(state, statements)

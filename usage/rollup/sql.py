@@ -14,7 +14,8 @@ from functools import cache
 
 from django.db import models
 
-from usage.models import UsageEvent, UsageRollup, UsageStatus
+from orgs.models import Organization
+from usage.models import UsageDailyRollup, UsageDailyZone, UsageEvent, UsageRollup, UsageStatus
 
 KEY = ("organization", "workspace", "user", "tool", "model")
 MEASURES = ("generations", "units", "credits", "held_generations", "held_credits")
@@ -200,4 +201,140 @@ def run_statements(vendor: str) -> RunStatements:
                 AND (%(since)s IS NULL OR e.{_E["created_at"]} >= %(since)s)
             GROUP BY {key_e}, {bucket_e}
         """,
+    )
+
+
+# --- the daily level (PostgreSQL only) ---------------------------------------------------------------------------
+
+DAILY = UsageDailyRollup._meta.db_table
+ZONE = UsageDailyZone._meta.db_table
+ORGANIZATIONS = Organization._meta.db_table
+TOUCHED = "usage_rollup_delta"  # temporary: the changes this run made to 15-minute rows, as rows to add
+REZONED = "usage_rollup_rezoned"  # temporary: the organizations whose days this run cuts again, whole
+_D = {name: column(UsageDailyRollup, name) for name in (*KEY, "day_start", *MEASURES)}
+DAILY_KEY_COLUMNS = [_D[name] for name in KEY]
+DAILY_COLUMNS = [*DAILY_KEY_COLUMNS, _D["day_start"], *(_D[name] for name in MEASURES)]
+_O = {"id": Organization._meta.pk.column, "timezone": column(Organization, "timezone")}
+_Z = {"organization": column(UsageDailyZone, "organization"), "timezone": column(UsageDailyZone, "timezone")}
+
+
+def daily_column(name: str) -> str:
+    return _D[name]
+
+
+def zone_column(name: str) -> str:
+    return _Z[name]
+
+
+@dataclass(frozen=True)
+class DailyStatements:
+    """The statements that keep `UsageDailyRollup` equal to the 15-minute level, in the same transaction as the
+    run (`usage.rollup.run`). Every change the run makes to 15-minute rows is noted as a delta (the rows a
+    recomputation deletes, negated, and the rows it inserts; the sums it adds for new events) and the deltas are
+    added to the day rows of the organizations whose days are cut in their zone; an organization without days yet
+    or whose zone changed gets all its days cut again from its 15-minute rows instead. So a day row is always the
+    sum of its 15-minute rows: a rerun adds nothing, a killed run rolls back with the rest."""
+
+    rezoned_table: str
+    delta_drop: str
+    delta_create: str
+    changed_delete: str  # step 2's delete, its rows noted negated
+    changed_insert: str  # (cur): step 2's insert, its rows noted
+    days_added: str  # (prev, cur): step 3's new events summed per local day and added to the days
+    rezoned_drop: str
+    rezoned_create: str  # organizations without days yet, or whose zone changed since their days were cut
+    days_delta: str  # the noted deltas added to the days of the other organizations...
+    days_prune: str  # ...and the days left with no usage deleted (a day row exists only where 15-minute rows do)
+    rezoned_delete: str  # the rezoned organizations' day rows go...
+    rezoned_insert: str  # ...and are cut again from all their 15-minute rows in the organization's zone now
+    rezoned_zone: str  # ...which is recorded
+    zone_forget: str  # (organization or NULL): a rebuild's scope is cut again by the run that follows it
+
+
+@cache
+def daily_statements(vendor: str) -> DailyStatements | None:
+    if vendor != "postgresql":
+        return None  # SQLite (the demo, little data) reads the 15-minute level only
+    d = Dialect(vendor)
+    runs = run_statements(vendor)
+    r_key = ", ".join(f"r.{c}" for c in ROLLUP_KEY_COLUMNS)
+    e_key = ", ".join(f"e.{c}" for c in EVENT_KEY_COLUMNS)
+    sums = ", ".join(f"SUM(r.{_R[m]})" for m in MEASURES)
+    columns = ", ".join(ROLLUP_COLUMNS)
+    negated = ", ".join([*ROLLUP_KEY_COLUMNS, _R["bucket_start"], *(f"-{_R[m]}" for m in MEASURES)])
+    add = ", ".join(f"{c} = {DAILY}.{c} + excluded.{c}" for c in (_D[m] for m in MEASURES))
+    conflict = ", ".join([DAILY_KEY_COLUMNS[0], _D["day_start"], *DAILY_KEY_COLUMNS[1:]])
+    insert = f"INSERT INTO {DAILY} ({', '.join(DAILY_COLUMNS)})"
+    org, bucket = _R["organization"], _R["bucket_start"]
+    delta, rezoned = f"pg_temp.{TOUCHED}", f"pg_temp.{REZONED}"
+    zone_org, zone_tz = _Z["organization"], _Z["timezone"]
+    local_day = f"date_trunc('day', r.{bucket}, z.timezone)"
+    # Organizations whose days are cut in their zone (the others are cut again whole by the rezoning).
+    zoned = (
+        f"JOIN {ZONE} z ON z.{zone_org} = {{alias}}.{{column}}"
+        f" AND {{alias}}.{{column}} NOT IN (SELECT organization FROM {rezoned})"
+    )
+    bucket_e = d.bucket(f"e.{_E['created_at']}")
+    created_seq, changed_seq = f"e.{_E['created_seq']}", f"e.{_E['changed_seq']}"
+    in_changed = same_key("c", "e", left_columns=ROLLUP_KEY_COLUMNS, right_columns=EVENT_KEY_COLUMNS)
+    return DailyStatements(
+        rezoned_table=rezoned,
+        delta_drop=f"DROP TABLE IF EXISTS {delta}",
+        delta_create=f"CREATE TEMPORARY TABLE {TOUCHED} ON COMMIT DROP AS SELECT {columns} FROM {ROLLUP} LIMIT 0",
+        changed_delete=f"""
+            WITH gone AS ({runs.changed_delete} RETURNING {columns})
+            INSERT INTO {delta} ({columns}) SELECT {negated} FROM gone
+        """,
+        changed_insert=f"""
+            WITH made AS ({runs.changed_insert} RETURNING {columns})
+            INSERT INTO {delta} ({columns}) SELECT {columns} FROM made
+        """,
+        # The same events and sums as step 3 (`added_upsert`), by local day instead of bucket.
+        days_added=f"""
+            {insert}
+            SELECT {e_key}, date_trunc('day', {bucket_e}, z.{zone_tz}), {", ".join(measures("e"))}
+            FROM {EVENTS} e {zoned.format(alias="e", column=_E["organization"])}
+            WHERE {changed_seq} >= %(prev)s AND {created_seq} >= %(prev)s AND {created_seq} < %(cur)s
+                AND {counted("e")}
+                AND NOT EXISTS (
+                    SELECT 1 FROM {d.changed_table} c
+                    WHERE {in_changed} AND c.{_R["bucket_start"]} = {bucket_e}
+                )
+            GROUP BY {e_key}, date_trunc('day', {bucket_e}, z.{zone_tz})
+            ON CONFLICT ({conflict}) DO UPDATE SET {add}
+        """,
+        rezoned_drop=f"DROP TABLE IF EXISTS {rezoned}",
+        rezoned_create=f"""
+            CREATE TEMPORARY TABLE {REZONED} ON COMMIT DROP AS
+            SELECT o.{_O["id"]} AS organization, o.{_O["timezone"]} AS timezone
+            FROM {ORGANIZATIONS} o LEFT JOIN {ZONE} z ON z.{zone_org} = o.{_O["id"]}
+            WHERE z.{zone_tz} IS DISTINCT FROM o.{_O["timezone"]}
+        """,
+        days_delta=f"""
+            {insert}
+            SELECT {r_key}, date_trunc('day', r.{bucket}, z.{zone_tz}), {sums}
+            FROM {delta} r {zoned.format(alias="r", column=org)}
+            GROUP BY {r_key}, date_trunc('day', r.{bucket}, z.{zone_tz})
+            ON CONFLICT ({conflict}) DO UPDATE SET {add}
+        """,
+        days_prune=f"""
+            DELETE FROM {DAILY} dr USING (
+                SELECT DISTINCT r.{org} AS organization, date_trunc('day', r.{bucket}, z.{zone_tz}) AS day
+                FROM {delta} r JOIN {ZONE} z ON z.{zone_org} = r.{org}
+            ) x
+            WHERE dr.{_D["organization"]} = x.organization AND dr.{_D["day_start"]} = x.day
+                AND dr.{_D["generations"]} = 0 AND dr.{_D["held_generations"]} = 0
+        """,
+        rezoned_delete=f"DELETE FROM {DAILY} WHERE {_D['organization']} IN (SELECT organization FROM {rezoned})",
+        rezoned_insert=f"""
+            {insert}
+            SELECT {r_key}, {local_day}, {sums}
+            FROM {ROLLUP} r JOIN {rezoned} z ON z.organization = r.{org}
+            GROUP BY {r_key}, {local_day}
+        """,
+        rezoned_zone=f"""
+            INSERT INTO {ZONE} ({zone_org}, {zone_tz}) SELECT organization, timezone FROM {rezoned}
+            ON CONFLICT ({zone_org}) DO UPDATE SET {zone_tz} = excluded.{zone_tz}
+        """,
+        zone_forget=f"DELETE FROM {ZONE} WHERE %(organization)s IS NULL OR {zone_org} = %(organization)s",
     )
