@@ -101,6 +101,13 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # filter) but costs at plan time, so its estimate passes jit_above_cost and compiling took 4-8 s of a query that
     # runs in 30 ms (EXPLAIN ANALYZE at 10M events). The app's queries are all short; none gains from JIT.
     DATABASES["default"]["OPTIONS"]["options"] = _without_jit(DATABASES["default"]["OPTIONS"].get("options"))
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The embedded demo runs long Studio jobs in threads beside requests: a transaction takes the write lock when it
+    # begins (IMMEDIATE) and waits for it, instead of failing with "database is locked" when a read turns into a
+    # write while another thread writes; WAL lets pages read while a job writes its progress.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {"transaction_mode": "IMMEDIATE", "timeout": 20, "init_command": "PRAGMA journal_mode=WAL;"}
+    )
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=0)
 # A read replica (streaming replication of the same database): dashboards and exports read from it, explicitly
 # (qolaba.routers); every write and every read inside a transaction stays on default.
