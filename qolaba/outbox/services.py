@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import time
 from collections.abc import Iterator, Sequence
@@ -70,16 +71,20 @@ def outbox_relay(*, limit: int = 200) -> int:
     return sent
 
 
-_tasks_loaded = False
-
-
 def _task(name: str) -> Task:
-    """The registered task called `name`. The services name their tasks instead of importing them, so the first
-    relay in a process imports every app's tasks module (Celery's autodiscovery) before looking one up."""
-    global _tasks_loaded
-    if not _tasks_loaded:
-        current_app.loader.import_default_modules()
-        _tasks_loaded = True
+    """The registered task called `name`. The services name their tasks instead of importing them, so a process that
+    never imported the task's module (a web process: the demo runs tasks in-process) imports it here; a task's name is
+    its module and function (`orgs.tasks.invitation_email_send`).
+
+    Only that module: Celery's `loader.import_default_modules()` (what this did before) also sends `import_modules`,
+    and Celery's Django fix-up answers it by setting Django up again, which in a prefork worker's child cut it off
+    from its parent: the first task a child ran that enqueued another (a credit alert fired by beat) never reported
+    back, and that worker ran nothing more."""
+    if name not in current_app.tasks:
+        try:
+            importlib.import_module(name.rpartition(".")[0])
+        except ImportError:
+            raise LookupError(f"No task is called {name!r}.") from None
     try:
         return current_app.tasks[name]
     except NotRegistered:
