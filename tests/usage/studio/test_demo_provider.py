@@ -13,7 +13,7 @@ from pathlib import Path
 import av
 import pytest
 from PIL import Image
-from playwright.sync_api import sync_playwright
+from playwright.sync_api import Browser
 
 from usage.studio.providers import (
     IMAGE_SIZES,
@@ -318,7 +318,7 @@ def test_music_refuses_lengths_not_offered():
 
 
 @pytest.mark.e2e
-def test_chromium_plays_the_demo_video_and_audio():
+def test_chromium_plays_the_demo_video_and_audio(browser: Browser):
     """The files as a member's browser gets them: Debian's Chromium decodes the video's frames and plays the WAVs."""
     provider = DemoProvider(delay=0)
     files = {
@@ -330,40 +330,37 @@ def test_chromium_plays_the_demo_video_and_audio():
         '<video id="video" src="http://media.test/video" muted></video>'
         '<audio id="speech" src="http://media.test/speech"></audio><audio id="music" src="http://media.test/music"></audio>'
     )
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path="/usr/bin/chromium",
-            args=["--no-sandbox", "--headless", "--disable-gpu", "--autoplay-policy=no-user-gesture-required"],
+    # The suite's own browser (pytest-playwright): a second sync Playwright inside its event loop is refused. The
+    # video is muted, so it may play without a gesture.
+    page = browser.new_page()
+    try:
+        page.route(
+            "http://media.test/*",
+            lambda route: route.fulfill(
+                body=files[route.request.url.rsplit("/", 1)[1]].content,
+                content_type=files[route.request.url.rsplit("/", 1)[1]].content_type,
+            ),
         )
-        try:
-            page = browser.new_page()
-            page.route(
-                "http://media.test/*",
-                lambda route: route.fulfill(
-                    body=files[route.request.url.rsplit("/", 1)[1]].content,
-                    content_type=files[route.request.url.rsplit("/", 1)[1]].content_type,
-                ),
-            )
-            page.route("http://page.test/", lambda route: route.fulfill(body=page_html, content_type="text/html"))
-            page.goto("http://page.test/")
-            page.wait_for_function(
-                "['video', 'speech', 'music'].every(id => { const e = document.getElementById(id);"
-                " return e.readyState >= 1 || e.error; })",
-                timeout=15_000,
-            )
-            loaded = page.evaluate(
-                "['video', 'speech', 'music'].map(id => { const e = document.getElementById(id);"
-                " return [e.error && e.error.code, e.duration]; })"
-            )
-            assert [error for error, _ in loaded] == [None, None, None]
-            assert [duration for _, duration in loaded] == [2, pytest.approx(1.9, abs=0.5), 3]
-            assert page.evaluate("(e => [e.videoWidth, e.videoHeight])(document.getElementById('video'))") == [640, 360]
-            page.evaluate("document.getElementById('video').play()")
-            # Decoded and shown, not only parsed. Waited for rather than sampled: on a busy machine playback lags.
-            page.wait_for_function(
-                "document.getElementById('video').getVideoPlaybackQuality().totalVideoFrames > 10", timeout=30_000
-            )
-            frames = page.evaluate("document.getElementById('video').getVideoPlaybackQuality().totalVideoFrames")
-            assert frames > 10
-        finally:
-            browser.close()
+        page.route("http://page.test/", lambda route: route.fulfill(body=page_html, content_type="text/html"))
+        page.goto("http://page.test/")
+        page.wait_for_function(
+            "['video', 'speech', 'music'].every(id => { const e = document.getElementById(id);"
+            " return e.readyState >= 1 || e.error; })",
+            timeout=15_000,
+        )
+        loaded = page.evaluate(
+            "['video', 'speech', 'music'].map(id => { const e = document.getElementById(id);"
+            " return [e.error && e.error.code, e.duration]; })"
+        )
+        assert [error for error, _ in loaded] == [None, None, None]
+        assert [duration for _, duration in loaded] == [2, pytest.approx(1.9, abs=0.5), 3]
+        assert page.evaluate("(e => [e.videoWidth, e.videoHeight])(document.getElementById('video'))") == [640, 360]
+        page.evaluate("document.getElementById('video').play()")
+        # Decoded and shown, not only parsed. Waited for rather than sampled: on a busy machine playback lags.
+        page.wait_for_function(
+            "document.getElementById('video').getVideoPlaybackQuality().totalVideoFrames > 10", timeout=30_000
+        )
+        frames = page.evaluate("document.getElementById('video').getVideoPlaybackQuality().totalVideoFrames")
+        assert frames > 10
+    finally:
+        page.close()
