@@ -84,7 +84,9 @@ def test_member_generates_cancels_and_viewer_reads(live_server, browser: Browser
     expect(job).to_contain_text("8 credits")
     assert before - _balance(page) == 8
     # The pictures load (served through the permission-checked view).
-    page.wait_for_function("[...document.querySelectorAll('.studio-image-grid img')].every(i => i.naturalWidth > 0)")
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.studio-image-grid img')].every(i => i.naturalWidth > 0)"
+    )
     screenshot(page, "member-desktop-images")
 
     job.get_by_role("link", name="In History").click()
@@ -177,7 +179,7 @@ def test_member_generates_cancels_and_viewer_reads(live_server, browser: Browser
     done = page.locator(".studio-job").first
     expect(done).to_have_attribute("data-status", "done", timeout=30_000)
     expect(done.locator("video")).to_be_attached()
-    page.wait_for_function("document.querySelector('.studio-job video').readyState >= 1", timeout=10_000)
+    page.wait_for_function("() => document.querySelector('.studio-job video').readyState >= 1", timeout=10_000)
     screenshot(page, "owner-desktop-video-done")
     page.set_viewport_size(PHONE)
     page.reload()
