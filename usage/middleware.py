@@ -1,12 +1,12 @@
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from functools import lru_cache
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
+from qolaba.keys import key_secret_hash
 from qolaba.ratelimit import Rate, Verdict, rate_hit, rate_parse
 from usage.api.errors import error_response
 from usage.api.parser import MAX_BODY_BYTES
@@ -76,7 +76,7 @@ def _key_rate_hit(request: HttpRequest) -> Verdict | None:
     token = header[7:].strip()
     if not token:
         return None
-    return rate_hit(scope="api-key", key=hashlib.sha256(token.encode()).hexdigest()[:40], rate=rate)
+    return rate_hit(scope="api-key", key=key_secret_hash(token)[:40], rate=rate)
 
 
 def _with_rate_headers(response: HttpResponse, verdict: Verdict) -> HttpResponse:

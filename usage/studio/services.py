@@ -471,9 +471,11 @@ class _Progress:
             return
         self.checked_at = moment
         if percent != self.written:
-            StudioJob.objects.filter(pk=self.job.pk).update(progress=percent)
+            # One statement both writes the progress and sees a Cancel (no row updated: it was pressed).
+            if not StudioJob.objects.filter(pk=self.job.pk, cancel_requested=False).update(progress=percent):
+                raise GenerationCancelled
             self.written = percent
-        if StudioJob.objects.filter(pk=self.job.pk, cancel_requested=True).exists():
+        elif StudioJob.objects.filter(pk=self.job.pk, cancel_requested=True).exists():
             raise GenerationCancelled
 
 
